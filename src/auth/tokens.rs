@@ -1,0 +1,155 @@
+//! Access tokens (JWT, HS256 pinned server-side; `exp`, `iss`, `aud`, `sub` required) and
+//! opaque refresh tokens (256 random bits, stored only as their SHA-256).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::Role;
+use crate::config::AuthConfig;
+use crate::error::Error;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    role: Role,
+    iss: String,
+    aud: String,
+    iat: u64,
+    exp: u64,
+}
+
+/// What a verified access token says.
+#[derive(Debug, Clone, Copy)]
+pub struct AccessClaims {
+    pub user_id: Uuid,
+    pub role: Role,
+}
+
+/// Issues and verifies access tokens.
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    issuer: String,
+    audience: String,
+    pub access_ttl_secs: u64,
+    pub refresh_ttl_secs: u64,
+}
+
+impl TokenKeys {
+    pub fn new(config: &AuthConfig, secret: &[u8]) -> Self {
+        // The algorithm comes from here, never from the token's header.
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[&config.issuer]);
+        validation.set_audience(&[&config.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = 30;
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+            access_ttl_secs: config.access_token_ttl_secs,
+            refresh_ttl_secs: config.refresh_token_ttl_secs,
+        }
+    }
+
+    /// A signed access token for `user_id` with `role`, valid for `access_ttl_secs`.
+    pub fn issue_access(&self, user_id: Uuid, role: Role) -> anyhow::Result<String> {
+        let now = unix_now();
+        let claims = Claims {
+            sub: user_id.to_string(),
+            role,
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            iat: now,
+            exp: now + self.access_ttl_secs,
+        };
+        Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?)
+    }
+
+    /// Verifies signature, algorithm, expiry, issuer and audience.
+    pub fn verify_access(&self, token: &str) -> Result<AccessClaims, Error> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|_| Error::InvalidToken)?;
+        let user_id = Uuid::parse_str(&data.claims.sub).map_err(|_| Error::InvalidToken)?;
+        Ok(AccessClaims { user_id, role: data.claims.role })
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// A new opaque token: 32 random bytes, base64url without padding.
+pub fn new_opaque_token() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// How an opaque token is stored: its SHA-256, hex. The token itself is never stored.
+pub fn hash_token(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> TokenKeys {
+        let cfg = crate::config::Config::default().auth;
+        TokenKeys::new(&cfg, &[7u8; 32])
+    }
+
+    #[test]
+    fn an_issued_token_verifies() {
+        let k = keys();
+        let id = Uuid::now_v7();
+        let t = k.issue_access(id, Role::Staff).unwrap();
+        let c = k.verify_access(&t).unwrap();
+        assert_eq!((c.user_id, c.role), (id, Role::Staff));
+    }
+
+    #[test]
+    fn tokens_with_another_algorithm_key_or_audience_are_rejected() {
+        let k = keys();
+        let now = unix_now();
+        let claims = Claims {
+            sub: Uuid::now_v7().to_string(),
+            role: Role::Admin,
+            iss: "orderly".into(),
+            aud: "orderly-api".into(),
+            iat: now,
+            exp: now + 60,
+        };
+        let hs512 = jsonwebtoken::encode(&Header::new(Algorithm::HS512), &claims, &EncodingKey::from_secret(&[7u8; 32])).unwrap();
+        assert!(k.verify_access(&hs512).is_err(), "algorithm must be pinned");
+        let other_key = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(&[8u8; 32])).unwrap();
+        assert!(k.verify_access(&other_key).is_err());
+        let wrong_aud = Claims { aud: "someone-else".into(), ..claims };
+        let t = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &wrong_aud, &EncodingKey::from_secret(&[7u8; 32])).unwrap();
+        assert!(k.verify_access(&t).is_err());
+        let expired = Claims { aud: "orderly-api".into(), exp: now - 3600, ..wrong_aud };
+        let t = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &expired, &EncodingKey::from_secret(&[7u8; 32])).unwrap();
+        assert!(k.verify_access(&t).is_err());
+    }
+
+    #[test]
+    fn opaque_tokens_are_random_and_stored_hashed() {
+        let a = new_opaque_token().unwrap();
+        let b = new_opaque_token().unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 43);
+        assert_eq!(hash_token(&a).len(), 64);
+        assert_ne!(hash_token(&a), a);
+    }
+}

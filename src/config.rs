@@ -1,0 +1,353 @@
+//! Typed configuration: built-in defaults, then `orderly.toml`, then `ORDERLY_*` environment
+//! variables. Invalid configuration stops start-up with a message naming the key.
+//!
+//! Environment names map onto keys by their first word: `ORDERLY_DATABASE_URL` is
+//! `database.url`, `ORDERLY_HTTP_ADDR` is `http.addr`, `ORDERLY_DATA_DIR` is `data_dir`.
+//! Every key is listed in `docs/OPERATIONS.md`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Sections whose keys are reachable as `ORDERLY_<SECTION>_<KEY>`.
+const SECTIONS: &[&str] = &[
+    "http",
+    "database",
+    "auth",
+    "checkout",
+    "payments",
+    "dashboard",
+    "log",
+];
+
+/// A value that must never be printed: `Debug` and `Serialize` show `"[redacted]"`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The secret itself; call only where it is used, never to log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0.is_empty() { s.serialize_str("") } else { s.serialize_str("[redacted]") }
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Secret)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable on a terminal, JSON lines otherwise.
+    Auto,
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `production` refuses to start with a generated or short JWT secret.
+    pub mode: Mode,
+    /// Holds the SQLite file and local files.
+    pub data_dir: PathBuf,
+    pub http: HttpConfig,
+    pub database: DatabaseConfig,
+    pub auth: AuthConfig,
+    pub checkout: CheckoutConfig,
+    pub payments: PaymentsConfig,
+    pub dashboard: DashboardConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    pub addr: SocketAddr,
+    /// Largest accepted request body, streamed or not.
+    pub max_body_bytes: u64,
+    /// A request that takes longer is answered 503.
+    pub request_timeout_ms: u64,
+    /// How long in-flight requests may finish after SIGTERM/SIGINT.
+    pub shutdown_grace_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `postgres://…` for PostgreSQL; empty for the SQLite file `<data_dir>/orderly.db`;
+    /// `sqlite://…` for another SQLite file.
+    pub url: Secret,
+    pub max_connections: u32,
+    pub min_connections: u32,
+    pub acquire_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// HS256 key, at least 32 bytes. Empty in development: one is generated and kept in
+    /// `<data_dir>/jwt-secret`.
+    pub jwt_secret: Secret,
+    pub issuer: String,
+    pub audience: String,
+    pub access_token_ttl_secs: u64,
+    pub refresh_token_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckoutConfig {
+    /// How long an unpaid order holds its stock.
+    pub reservation_ttl_secs: u64,
+    /// How often expired reservations are released.
+    pub expiry_interval_ms: u64,
+    /// How often interrupted sagas are looked for and resumed.
+    pub recovery_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentsConfig {
+    /// How long one gateway call may take; a saga stuck in `charging` twice this long is
+    /// taken over by the recovery worker.
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DashboardConfig {
+    /// Overall deadline; sources not done by then are reported in `missing`.
+    pub deadline_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// `tracing_subscriber::EnvFilter` syntax; `RUST_LOG` wins when set.
+    pub filter: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Development,
+            data_dir: PathBuf::from("./data"),
+            http: HttpConfig {
+                addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+                max_body_bytes: 1024 * 1024,
+                request_timeout_ms: 30_000,
+                shutdown_grace_ms: 10_000,
+            },
+            database: DatabaseConfig {
+                url: Secret::default(),
+                max_connections: 16,
+                min_connections: 1,
+                acquire_timeout_ms: 5_000,
+            },
+            auth: AuthConfig {
+                jwt_secret: Secret::default(),
+                issuer: "orderly".into(),
+                audience: "orderly-api".into(),
+                access_token_ttl_secs: 15 * 60,
+                refresh_token_ttl_secs: 30 * 24 * 3600,
+            },
+            checkout: CheckoutConfig {
+                reservation_ttl_secs: 15 * 60,
+                expiry_interval_ms: 10_000,
+                recovery_interval_ms: 5_000,
+            },
+            payments: PaymentsConfig { timeout_ms: 10_000 },
+            dashboard: DashboardConfig { deadline_ms: 2_000 },
+            log: LogConfig { format: LogFormat::Auto, filter: "info".into() },
+        }
+    }
+}
+
+/// A configuration that cannot be used; the message names the key.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Loads defaults, then `file` (if it exists; `orderly.toml` when `None`), then the
+    /// process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let path = file.unwrap_or(Path::new("orderly.toml"));
+        if file.is_some() && !path.exists() {
+            return Err(ConfigError(format!("config file {} does not exist", path.display())));
+        }
+        Self::from_figment(
+            Figment::from(Serialized::defaults(Config::default()))
+                .merge(Toml::file(path))
+                .merge(env_provider()),
+        )
+    }
+
+    /// Defaults overlaid with the given `(key, value)` pairs (dotted keys); for tests and
+    /// embedding.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, String)>) -> Result<Self, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        for (k, v) in pairs {
+            fig = fig.merge(Serialized::global(k, v));
+        }
+        Self::from_figment(fig)
+    }
+
+    fn from_figment(fig: Figment) -> Result<Self, ConfigError> {
+        let cfg: Config = fig.extract().map_err(|e| {
+            let msgs: Vec<String> = e.into_iter().map(|e| e.to_string()).collect();
+            ConfigError(msgs.join("; "))
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, why: &str| Err(ConfigError(format!("`{key}` {why}")));
+        let url = self.database.url.expose();
+        if !(url.is_empty()
+            || url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return bad("database.url", "must start with postgres://, postgresql:// or sqlite:");
+        }
+        if self.database.max_connections == 0 {
+            return bad("database.max_connections", "must be at least 1");
+        }
+        if self.database.min_connections > self.database.max_connections {
+            return bad("database.min_connections", "must not exceed database.max_connections");
+        }
+        if self.http.max_body_bytes < 1024 {
+            return bad("http.max_body_bytes", "must be at least 1024");
+        }
+        if self.auth.access_token_ttl_secs == 0 || self.auth.refresh_token_ttl_secs == 0 {
+            return bad("auth.access_token_ttl_secs", "and auth.refresh_token_ttl_secs must be positive");
+        }
+        let secret = self.auth.jwt_secret.expose();
+        if !secret.is_empty() && secret.len() < 32 {
+            return bad("auth.jwt_secret", "must be at least 32 bytes");
+        }
+        if self.mode == Mode::Production && secret.is_empty() {
+            return bad("auth.jwt_secret", "must be set in production mode (at least 32 bytes)");
+        }
+        if self.checkout.reservation_ttl_secs == 0 {
+            return bad("checkout.reservation_ttl_secs", "must be positive");
+        }
+        if self.payments.timeout_ms == 0 {
+            return bad("payments.timeout_ms", "must be positive");
+        }
+        Ok(())
+    }
+
+    /// The database URL to connect to, defaulting to the SQLite file under `data_dir`.
+    pub fn database_url(&self) -> String {
+        let url = self.database.url.expose();
+        if url.is_empty() {
+            format!("sqlite://{}?mode=rwc", self.data_dir.join("orderly.db").display())
+        } else {
+            url.to_owned()
+        }
+    }
+}
+
+/// `ORDERLY_*` variables, mapped to dotted keys by their first word. `ORDERLY_TEST_*` belongs
+/// to the test suite, not to the service.
+fn env_provider() -> Env {
+    Env::prefixed("ORDERLY_")
+        .filter(|k| !k.as_str().to_ascii_lowercase().starts_with("test_"))
+        .map(|k| {
+            let k = k.as_str().to_ascii_lowercase();
+            for s in SECTIONS {
+                if let Some(rest) = k.strip_prefix(s).and_then(|r| r.strip_prefix('_')) {
+                    return format!("{s}.{rest}").into();
+                }
+            }
+            k.into()
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(Config::default().validate().is_ok());
+    }
+
+    #[test]
+    fn a_short_jwt_secret_is_rejected_naming_the_key() {
+        let err = Config::from_pairs([("auth.jwt_secret", "short".to_string())]).unwrap_err();
+        assert!(err.to_string().contains("auth.jwt_secret"), "{err}");
+    }
+
+    #[test]
+    fn production_without_a_secret_is_rejected() {
+        let err = Config::from_pairs([("mode", "production".to_string())]).unwrap_err();
+        assert!(err.to_string().contains("auth.jwt_secret"), "{err}");
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_key() {
+        let err = Config::from_pairs([("database.max_connections", "many".to_string())]).unwrap_err();
+        assert!(err.to_string().contains("max_connections"), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_redacted_when_printed() {
+        let cfg = Config::from_pairs([("auth.jwt_secret", "x".repeat(40))]).unwrap();
+        let shown = format!("{cfg:?} {}", serde_json::to_string(&cfg).unwrap());
+        assert!(!shown.contains(&"x".repeat(40)));
+        assert!(shown.contains("[redacted]"));
+    }
+
+    #[test]
+    fn environment_names_map_to_sections() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ORDERLY_HTTP_ADDR", "127.0.0.1:9999");
+            jail.set_env("ORDERLY_DATABASE_MAX_CONNECTIONS", "3");
+            jail.set_env("ORDERLY_DATA_DIR", "/tmp/x");
+            jail.set_env("ORDERLY_TEST_DATABASE_URL", "postgres://ignored");
+            let cfg = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(cfg.http.addr.port(), 9999);
+            assert_eq!(cfg.database.max_connections, 3);
+            assert_eq!(cfg.data_dir, PathBuf::from("/tmp/x"));
+            assert!(cfg.database.url.is_empty());
+            Ok(())
+        });
+    }
+}

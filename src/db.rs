@@ -1,0 +1,206 @@
+//! The database: one `AnyPool` over SQLite (default) or PostgreSQL, migrations, and the
+//! portable-schema helpers (timestamps as fixed-width RFC 3339 text, ids as text).
+//!
+//! Why `AnyPool` and not two typed pools: every query is written once in the portable
+//! subset (`$N` placeholders, `RETURNING`, `ON CONFLICT`), so both backends run the same
+//! code and the same tests; a branch exists only where PostgreSQL needs its own SQL.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{Any, AnyPool, Transaction};
+
+use crate::config::Config;
+
+pub type Tx = Transaction<'static, Any>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The connection pool and which backend it talks to. Cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+impl Db {
+    /// Connects with the pool settings in `config.database`; creates the data directory for
+    /// the default SQLite file.
+    pub async fn connect(config: &Config) -> anyhow::Result<Self> {
+        install_default_drivers();
+        let url = config.database_url();
+        let backend = if url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
+        if backend == Backend::Sqlite && config.database.url.is_empty() {
+            std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+                anyhow::anyhow!("cannot create data_dir {}: {e}", config.data_dir.display())
+            })?;
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(config.database.max_connections)
+            .min_connections(config.database.min_connections)
+            .acquire_timeout(Duration::from_millis(config.database.acquire_timeout_ms))
+            .after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+                        // WAL lets readers run beside the one writer; busy_timeout makes a
+                        // second writer wait for the lock instead of failing at once.
+                        for pragma in [
+                            "PRAGMA journal_mode = WAL",
+                            "PRAGMA synchronous = NORMAL",
+                            "PRAGMA foreign_keys = ON",
+                            "PRAGMA busy_timeout = 10000",
+                        ] {
+                            sqlx::query(pragma).execute(&mut *conn).await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot connect to the database: {e}"))?;
+        Ok(Self { pool, backend })
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Applies pending migrations. Safe to run from several processes at once.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Begins a transaction that will write. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`), so two writers queue on `busy_timeout` instead of one failing
+    /// with SQLITE_BUSY when it upgrades a read lock.
+    pub async fn begin_write(&self) -> Result<Tx, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
+    /// One round trip, for readiness probes.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Formats a timestamp the way every timestamp column stores it:
+/// `2026-11-22T10:00:00.000000Z` (fixed width, so text order is time order).
+pub fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// The current time, formatted by [`ts`].
+pub fn now() -> String {
+    ts(Utc::now())
+}
+
+/// Parses a timestamp column written by [`ts`].
+pub fn parse_ts(s: &str) -> Result<DateTime<Utc>, sqlx::Error> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| sqlx::Error::Decode(format!("bad timestamp {s:?}: {e}").into()))
+}
+
+/// Parses an id column (UUID text).
+pub fn parse_id(s: &str) -> Result<uuid::Uuid, sqlx::Error> {
+    uuid::Uuid::from_str(s).map_err(|e| sqlx::Error::Decode(format!("bad id {s:?}: {e}").into()))
+}
+
+/// A new time-ordered id (UUID v7).
+pub fn new_id() -> uuid::Uuid {
+    uuid::Uuid::now_v7()
+}
+
+/// Whether `err` is a unique-constraint violation on a constraint or column whose name
+/// contains `hint` (PostgreSQL names the constraint, SQLite the column).
+pub fn is_unique_violation(err: &sqlx::Error, hint: &str) -> bool {
+    match err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            db.constraint().is_some_and(|c| c.contains(hint)) || db.message().contains(hint)
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_fixed_width_and_round_trip() {
+        let t = DateTime::parse_from_rfc3339("2016-11-08T00:00:00Z").unwrap().with_timezone(&Utc);
+        let s = ts(t);
+        assert_eq!(s, "2016-11-08T00:00:00.000000Z");
+        assert_eq!(parse_ts(&s).unwrap(), t);
+    }
+}
+
+/// A value bound into SQL assembled at run time.
+#[derive(Debug, Clone)]
+pub enum Arg {
+    Text(String),
+    Int(i64),
+}
+
+/// SQL assembled at run time from fixed fragments, with `$N` placeholders numbered as
+/// values are added: user input only ever travels as bound values.
+#[derive(Debug, Default)]
+pub struct SqlBuilder {
+    sql: String,
+    args: Vec<Arg>,
+}
+
+impl SqlBuilder {
+    pub fn new(sql: &str) -> Self {
+        Self { sql: sql.to_owned(), args: Vec::new() }
+    }
+
+    /// Appends a fixed fragment.
+    pub fn push(&mut self, fragment: &str) -> &mut Self {
+        self.sql.push_str(fragment);
+        self
+    }
+
+    /// Binds `arg` and returns its placeholder (`$3`), to be used in a fragment.
+    pub fn arg(&mut self, arg: Arg) -> String {
+        self.args.push(arg);
+        format!("${}", self.args.len())
+    }
+
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
+
+    /// The query with every value bound.
+    pub fn build(&self) -> sqlx::query::Query<'_, Any, sqlx::any::AnyArguments> {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(self.sql.clone()));
+        for a in &self.args {
+            q = match a {
+                Arg::Text(s) => q.bind(s.as_str()),
+                Arg::Int(i) => q.bind(*i),
+            };
+        }
+        q
+    }
+}

@@ -1,0 +1,220 @@
+//! `/categories`, `/products`, and product inventory.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::extract::{Json, Query};
+use crate::app::AppState;
+use crate::auth::{AuthUser, MaybeAuthUser, parse_name};
+use crate::catalog::categories::{self, Category};
+use crate::catalog::products::{self, NewProduct, Product, ProductFilter, ProductPatch};
+use crate::catalog::{ProductStatus, Sku};
+use crate::error::{Error, FieldError, Problem, Result};
+use crate::inventory::{self, Inventory};
+use crate::money::Currency;
+use crate::pagination::Page;
+use crate::validate;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_categories, create_category))
+        .routes(routes!(list_products, create_product))
+        .routes(routes!(get_product, update_product))
+        .routes(routes!(get_inventory))
+        .routes(routes!(adjust_inventory))
+}
+
+/// Every category; `parent_id` links the tree.
+#[utoipa::path(get, path = "/categories", tag = "catalog", responses((status = 200, body = Vec<Category>)))]
+async fn list_categories(State(state): State<AppState>) -> Result<Json<Vec<Category>>> {
+    Ok(Json(categories::list(&state.db).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCategoryRequest {
+    name: String,
+    parent_id: Option<Uuid>,
+}
+
+/// Create a category (staff).
+#[utoipa::path(post, path = "/categories", tag = "catalog", security(("bearer" = [])), request_body = CreateCategoryRequest,
+    responses((status = 201, body = Category), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn create_category(State(state): State<AppState>, caller: AuthUser, Json(body): Json<CreateCategoryRequest>) -> Result<(StatusCode, Json<Category>)> {
+    caller.require_staff()?;
+    validate! { name <- "name" => parse_name(&body.name); }
+    Ok((StatusCode::CREATED, Json(categories::create(&state.db, &name, body.parent_id).await?)))
+}
+
+/// List products: filters, sort (`created_at`, `price`, `name`; `-` for descending) and
+/// cursor pages. Anonymous callers and customers see active products only.
+#[utoipa::path(get, path = "/products", tag = "catalog", params(ProductFilter),
+    responses((status = 200, body = Page<Product>), (status = 422, body = Problem)))]
+async fn list_products(State(state): State<AppState>, caller: MaybeAuthUser, Query(filter): Query<ProductFilter>) -> Result<Json<Page<Product>>> {
+    let staff = caller.0.is_some_and(|c| c.is_staff());
+    Ok(Json(products::list(&state.db, &filter, staff).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProductRequest {
+    sku: String,
+    name: String,
+    #[serde(default)]
+    description: String,
+    /// Minor units of `currency`, ≥ 0.
+    price_minor: i64,
+    /// ISO 4217.
+    currency: String,
+    category_id: Option<Uuid>,
+    /// Default `active`.
+    status: Option<ProductStatus>,
+    /// Units on hand to start with (default 0).
+    #[serde(default)]
+    initial_stock: i64,
+}
+
+fn check_price(p: i64) -> Result<i64, String> {
+    if p >= 0 { Ok(p) } else { Err("must not be negative".into()) }
+}
+
+fn check_description(d: &str) -> Result<String, String> {
+    if d.chars().count() <= 10_000 { Ok(d.to_owned()) } else { Err("must be at most 10000 characters".into()) }
+}
+
+/// Create a product and its inventory (staff).
+#[utoipa::path(post, path = "/products", tag = "catalog", security(("bearer" = [])), request_body = CreateProductRequest,
+    responses((status = 201, body = Product), (status = 409, description = "SKU taken", body = Problem), (status = 422, body = Problem)))]
+async fn create_product(State(state): State<AppState>, caller: AuthUser, Json(body): Json<CreateProductRequest>) -> Result<Response> {
+    caller.require_staff()?;
+    validate! {
+        sku <- "sku" => Sku::parse(&body.sku);
+        name <- "name" => parse_name(&body.name);
+        description <- "description" => check_description(&body.description);
+        price_minor <- "price_minor" => check_price(body.price_minor);
+        currency <- "currency" => Currency::parse(&body.currency);
+        initial_stock <- "initial_stock" => check_price(body.initial_stock);
+    }
+    let product = products::create(
+        &state.db,
+        NewProduct {
+            sku,
+            name,
+            description,
+            price_minor,
+            currency,
+            status: body.status.unwrap_or(ProductStatus::Active),
+            category_id: body.category_id,
+            initial_stock,
+        },
+    )
+    .await?;
+    Ok(with_etag(StatusCode::CREATED, product))
+}
+
+fn etag(p: &Product) -> String {
+    format!("\"{}\"", p.version)
+}
+
+fn with_etag(status: StatusCode, p: Product) -> Response {
+    let tag = etag(&p);
+    let mut res = (status, Json(p)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&tag) {
+        res.headers_mut().insert(header::ETAG, v);
+    }
+    res
+}
+
+/// One product. Sends an `ETag`; `If-None-Match` with it answers 304.
+#[utoipa::path(get, path = "/products/{id}", tag = "catalog",
+    responses((status = 200, body = Product), (status = 304, description = "not modified"), (status = 404, body = Problem)))]
+async fn get_product(State(state): State<AppState>, caller: MaybeAuthUser, Path(id): Path<Uuid>, headers: HeaderMap) -> Result<Response> {
+    let staff = caller.0.is_some_and(|c| c.is_staff());
+    let product = products::get(&state.db, id, staff).await?;
+    let tag = etag(&product);
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"));
+    if matches {
+        let mut res = StatusCode::NOT_MODIFIED.into_response();
+        if let Ok(v) = HeaderValue::from_str(&tag) {
+            res.headers_mut().insert(header::ETAG, v);
+        }
+        return Ok(res);
+    }
+    Ok(with_etag(StatusCode::OK, product))
+}
+
+/// Fields to change; omitted fields stay as they are. `sku` cannot change.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateProductRequest {
+    name: Option<String>,
+    description: Option<String>,
+    price_minor: Option<i64>,
+    currency: Option<String>,
+    status: Option<ProductStatus>,
+    category_id: Option<Uuid>,
+}
+
+/// Update a product (staff). With `If-Match: "<version>"`, only if unchanged since (412).
+#[utoipa::path(patch, path = "/products/{id}", tag = "catalog", security(("bearer" = [])), request_body = UpdateProductRequest,
+    responses((status = 200, body = Product), (status = 404, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)))]
+async fn update_product(State(state): State<AppState>, caller: AuthUser, Path(id): Path<Uuid>, headers: HeaderMap, Json(body): Json<UpdateProductRequest>) -> Result<Response> {
+    caller.require_staff()?;
+    let if_version = match headers.get(header::IF_MATCH) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().trim_start_matches("W/").trim_matches('"').parse::<i64>().ok())
+                .ok_or_else(|| Error::Validation(vec![FieldError::new("If-Match", "must be an ETag returned by this API")]))?,
+        ),
+    };
+    validate! {
+        name <- "name" => body.name.as_deref().map(parse_name).transpose();
+        description <- "description" => body.description.as_deref().map(check_description).transpose();
+        price_minor <- "price_minor" => body.price_minor.map(check_price).transpose();
+        currency <- "currency" => body.currency.as_deref().map(Currency::parse).transpose();
+    }
+    let patch = ProductPatch { name, description, price_minor, currency, status: body.status, category_id: body.category_id };
+    Ok(with_etag(StatusCode::OK, products::update(&state.db, id, patch, if_version).await?))
+}
+
+/// Stock of a product (staff).
+#[utoipa::path(get, path = "/products/{id}/inventory", tag = "inventory", security(("bearer" = [])),
+    responses((status = 200, body = Inventory), (status = 404, body = Problem)))]
+async fn get_inventory(State(state): State<AppState>, caller: AuthUser, Path(id): Path<Uuid>) -> Result<Json<Inventory>> {
+    caller.require_staff()?;
+    Ok(Json(inventory::get(&state.db, id).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdjustmentRequest {
+    /// Units to add to on-hand stock; negative to remove. Non-zero.
+    delta: i64,
+    /// Why (e.g. `restock`, `damaged`, `count correction`).
+    reason: String,
+}
+
+/// Adjust on-hand stock by a relative amount (staff). 409 if it would leave less than is
+/// reserved.
+#[utoipa::path(post, path = "/products/{id}/inventory/adjustments", tag = "inventory", security(("bearer" = [])),
+    request_body = AdjustmentRequest,
+    responses((status = 200, body = Inventory), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn adjust_inventory(State(state): State<AppState>, caller: AuthUser, Path(id): Path<Uuid>, Json(body): Json<AdjustmentRequest>) -> Result<Json<Inventory>> {
+    caller.require_staff()?;
+    validate! {
+        delta <- "delta" => if body.delta == 0 || body.delta.abs() > 1_000_000_000 { Err("must be non-zero and at most 1e9 in size".to_string()) } else { Ok(body.delta) };
+        reason <- "reason" => parse_name(&body.reason);
+    }
+    Ok(Json(inventory::adjust(&state.db, id, delta, &reason).await?))
+}

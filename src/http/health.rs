@@ -1,0 +1,50 @@
+//! `/healthz`: the process is alive. `/readyz`: it can serve (database reachable, not
+//! draining for shutdown), for load balancers and Kubernetes probes.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Serialize;
+
+use crate::app::AppState;
+
+#[derive(Serialize)]
+pub struct Health {
+    status: &'static str,
+}
+
+pub async fn live() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+#[derive(Serialize)]
+pub struct Readiness {
+    status: &'static str,
+    checks: Vec<Check>,
+}
+
+#[derive(Serialize)]
+pub struct Check {
+    name: &'static str,
+    status: &'static str,
+    latency_ms: f64,
+}
+
+pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
+    let started = Instant::now();
+    let db_ok = state.db.ping().await.is_ok();
+    let mut checks = vec![Check {
+        name: "database",
+        status: if db_ok { "ok" } else { "unavailable" },
+        latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+    }];
+    let draining = state.is_draining();
+    if draining {
+        checks.push(Check { name: "shutdown", status: "draining", latency_ms: 0.0 });
+    }
+    let ok = db_ok && !draining;
+    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(Readiness { status: if ok { "ready" } else { "unready" }, checks }))
+}

@@ -1,0 +1,24 @@
+//! orderly: a commerce backend. Customers, a product catalog with inventory, and orders with
+//! a checkout saga, over a JSON REST API. See docs/ARCHITECTURE.md for the map.
+
+pub mod app;
+pub mod auth;
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod dashboard;
+pub mod db;
+pub mod error;
+pub mod events;
+pub mod http;
+pub mod imports;
+pub mod inventory;
+pub mod money;
+pub mod orders;
+pub mod pagination;
+pub mod payments;
+pub mod telemetry;
+
+pub use app::{App, AppState, Application, Overrides};
+pub use config::Config;
+pub use error::{Error, Result};

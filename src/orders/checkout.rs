@@ -1,0 +1,344 @@
+//! The checkout saga.
+//!
+//! 1. Validate and price the cart from the catalog (client prices and totals are never used).
+//! 2. In one transaction: reserve stock (conditional decrement), insert the order and its
+//!    line items, record `order.placed`. With a card, the order starts in saga state
+//!    `charging` with a deadline, so a crash from here on is recoverable.
+//! 3. Charge through the [`PaymentGateway`] with the order id as idempotency key.
+//! 4. Mark paid (`order.paid`). If the gateway declines or fails: compensate — release the
+//!    reservation, mark the order `failed` (`order.failed`); if the order was cancelled or
+//!    expired while the charge ran, void the charge.
+//!
+//! Without a card the order waits in `awaiting_payment` until paid (`pay`) or until its
+//! reservation expires.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::json;
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::{Order, OrderStatus};
+use crate::app::App;
+use crate::auth::AuthUser;
+use crate::catalog::Sku;
+use crate::db::{self, Arg, SqlBuilder};
+use crate::error::{Error, FieldError, Result};
+use crate::events;
+use crate::inventory::{self, StockLine};
+use crate::payments::{CardNumber, ChargeOutcome, ChargeRequest, GatewayError, PaymentRecord};
+
+/// Largest quantity of one SKU in one order.
+pub const MAX_QUANTITY: i64 = 1_000;
+/// Most distinct line items in one order.
+pub const MAX_LINES: usize = 100;
+
+/// A validated cart line.
+#[derive(Debug, Clone)]
+pub struct CartLine {
+    pub sku: Sku,
+    pub quantity: i64,
+}
+
+#[derive(Debug)]
+pub struct CheckoutRequest {
+    pub lines: Vec<CartLine>,
+    pub card: Option<CardNumber>,
+    pub shipping_address: Option<serde_json::Value>,
+}
+
+struct PricedLine {
+    product_id: Uuid,
+    sku: String,
+    name: String,
+    unit_price_minor: i64,
+    quantity: i64,
+}
+
+/// Step 1: merges repeated SKUs and prices every line from the catalog.
+async fn price(app: &App, lines: &[CartLine]) -> Result<(Vec<PricedLine>, String)> {
+    let mut merged: Vec<(String, i64, usize)> = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        match merged.iter_mut().find(|(s, _, _)| s == l.sku.as_str()) {
+            Some(m) => m.1 += l.quantity,
+            None => merged.push((l.sku.as_str().to_owned(), l.quantity, i)),
+        }
+    }
+    let mut b = SqlBuilder::new("SELECT id, sku, name, price_minor, currency, status FROM products WHERE sku IN (");
+    for (i, (sku, _, _)) in merged.iter().enumerate() {
+        let a = b.arg(Arg::Text(sku.clone()));
+        b.push(if i == 0 { "" } else { ", " }).push(&a);
+    }
+    b.push(")");
+    let rows = b.build().fetch_all(app.db.pool()).await?;
+    let mut by_sku = HashMap::with_capacity(rows.len());
+    for r in &rows {
+        by_sku.insert(r.try_get::<String, _>("sku")?, r);
+    }
+    let mut errors = Vec::new();
+    let mut priced = Vec::with_capacity(merged.len());
+    let mut currency: Option<String> = None;
+    for (sku, quantity, i) in &merged {
+        let field = format!("line_items[{i}].sku");
+        let Some(r) = by_sku.get(sku) else {
+            errors.push(FieldError::new(field, format!("no product has SKU {sku}")));
+            continue;
+        };
+        if r.try_get::<String, _>("status")? != "active" {
+            errors.push(FieldError::new(field, format!("{sku} is not for sale")));
+            continue;
+        }
+        if *quantity > MAX_QUANTITY {
+            errors.push(FieldError::new(format!("line_items[{i}].quantity"), format!("at most {MAX_QUANTITY} of one SKU")));
+            continue;
+        }
+        let cur: String = r.try_get("currency")?;
+        match &currency {
+            Some(c) if *c != cur => {
+                errors.push(FieldError::new(field, format!("is priced in {cur}; one order has one currency ({c})")));
+                continue;
+            }
+            None => currency = Some(cur),
+            _ => {}
+        }
+        priced.push(PricedLine {
+            product_id: db::parse_id(&r.try_get::<String, _>("id")?)?,
+            sku: sku.clone(),
+            name: r.try_get("name")?,
+            unit_price_minor: r.try_get("price_minor")?,
+            quantity: *quantity,
+        });
+    }
+    if !errors.is_empty() {
+        return Err(Error::Validation(errors));
+    }
+    Ok((priced, currency.unwrap_or_default()))
+}
+
+/// A new human-facing order number: `OL-` and 12 hex digits of the id's random part.
+fn order_number(id: Uuid) -> String {
+    let hex = id.simple().to_string().to_uppercase();
+    format!("OL-{}", &hex[20..])
+}
+
+/// Places an order for `customer` and, if a card is given, pays it. Returns the order in
+/// its resulting state; a declined payment is `Error::PaymentDeclined` (the order exists,
+/// `failed`, its stock released).
+#[tracing::instrument(skip_all, fields(customer.id = %customer.id, order.id))]
+pub async fn place_order(app: &App, customer: &AuthUser, req: CheckoutRequest) -> Result<Order> {
+    if req.lines.is_empty() {
+        return Err(Error::Validation(vec![FieldError::new("line_items", "must not be empty")]));
+    }
+    if req.lines.len() > MAX_LINES {
+        return Err(Error::Validation(vec![FieldError::new("line_items", format!("at most {MAX_LINES} lines"))]));
+    }
+    let (lines, currency) = price(app, &req.lines).await?;
+    let subtotal: i64 = lines.iter().map(|l| l.unit_price_minor * l.quantity).sum();
+    let id = db::new_id();
+    tracing::Span::current().record("order.id", tracing::field::display(id));
+    let now = Utc::now();
+    let reserved_until = now + chrono::Duration::seconds(i64::try_from(app.config.checkout.reservation_ttl_secs).unwrap_or(900));
+    let charging = req.card.is_some();
+
+    let stock: Vec<StockLine> = lines
+        .iter()
+        .map(|l| StockLine { product_id: l.product_id, sku: l.sku.clone(), quantity: l.quantity })
+        .collect();
+    let mut tx = app.db.begin_write().await?;
+    inventory::reserve(&mut tx, &stock).await?;
+    sqlx::query(
+        "INSERT INTO orders (id, number, customer_id, status, currency, subtotal_minor, discount_minor, total_minor, \
+         saga_state, saga_deadline, reserved_until, payment_last4, shipping_address, placed_at, updated_at) \
+         VALUES ($1, $2, $3, 'pending_payment', $4, $5, 0, $5, $6, $7, $8, $9, $10, $11, $11)",
+    )
+    .bind(id.to_string())
+    .bind(order_number(id))
+    .bind(customer.id.to_string())
+    .bind(&currency)
+    .bind(subtotal)
+    .bind(if charging { "charging" } else { "awaiting_payment" })
+    .bind(charging.then(|| db::ts(now + saga_lease(app))))
+    .bind(db::ts(reserved_until))
+    .bind(req.card.as_ref().map(|c| c.last4().to_owned()))
+    .bind(req.shipping_address.as_ref().map(|a| a.to_string()))
+    .bind(db::ts(now))
+    .execute(&mut *tx)
+    .await?;
+    let mut b = SqlBuilder::new(
+        "INSERT INTO order_lines (order_id, line_no, product_id, sku, name, unit_price_minor, quantity, \
+         discount_minor, line_total_minor) VALUES ",
+    );
+    for (i, l) in lines.iter().enumerate() {
+        let vals = [
+            b.arg(Arg::Text(id.to_string())),
+            b.arg(Arg::Int(i as i64 + 1)),
+            b.arg(Arg::Text(l.product_id.to_string())),
+            b.arg(Arg::Text(l.sku.clone())),
+            b.arg(Arg::Text(l.name.clone())),
+            b.arg(Arg::Int(l.unit_price_minor)),
+            b.arg(Arg::Int(l.quantity)),
+            b.arg(Arg::Int(l.unit_price_minor * l.quantity)),
+        ];
+        let [o, n, p, s, nm, u, q, t] = &vals;
+        b.push(if i == 0 { "" } else { ", " });
+        b.push(&format!("({o}, {n}, {p}, {s}, {nm}, {u}, {q}, 0, {t})"));
+    }
+    b.build().execute(&mut *tx).await?;
+    events::record(&mut tx, "order.placed", id, &json!({ "order_id": id, "total_minor": subtotal, "currency": currency }))
+        .await?;
+    let products: Vec<Uuid> = stock.iter().map(|l| l.product_id).collect();
+    inventory::record_if_low(&mut tx, &products).await?;
+    tx.commit().await?;
+
+    if let Some(card) = req.card {
+        charge(app, id, subtotal, currency, card).await?;
+    }
+    super::get(&app.db, customer, id).await
+}
+
+/// Pays an order waiting for payment. 409 if it is not waiting (already paid, being paid,
+/// cancelled, …).
+#[tracing::instrument(skip_all, fields(order.id = %id))]
+pub async fn pay(app: &App, caller: &AuthUser, id: Uuid, card: CardNumber) -> Result<Order> {
+    let order = super::get(&app.db, caller, id).await?;
+    let deadline = db::ts(Utc::now() + saga_lease(app));
+    let claimed = sqlx::query(
+        "UPDATE orders SET saga_state = 'charging', saga_deadline = $1, payment_last4 = $2, updated_at = $3 \
+         WHERE id = $4 AND status = 'pending_payment' AND saga_state = 'awaiting_payment'",
+    )
+    .bind(&deadline)
+    .bind(card.last4())
+    .bind(db::now())
+    .bind(id.to_string())
+    .execute(app.db.pool())
+    .await?
+    .rows_affected();
+    if claimed == 0 {
+        return Err(if order.status == OrderStatus::PendingPayment {
+            Error::conflict("payment-in-progress", "a payment for this order is already in progress")
+        } else {
+            Error::InvalidTransition { from: order.status.as_str(), to: OrderStatus::Paid.as_str() }
+        });
+    }
+    charge(app, id, order.total_minor, order.currency, card).await?;
+    super::get(&app.db, caller, id).await
+}
+
+/// How long a saga may sit in `charging` before recovery takes it over: twice the gateway
+/// timeout, so the original attempt has certainly given up.
+fn saga_lease(app: &App) -> chrono::Duration {
+    chrono::Duration::milliseconds(i64::try_from(app.config.payments.timeout_ms.saturating_mul(2)).unwrap_or(i64::MAX))
+}
+
+/// Step 3 and 4 (or compensation). An unknown outcome (gateway timeout) leaves the saga in
+/// `charging` for the recovery worker, and the order is returned as `pending_payment`.
+async fn charge(app: &App, id: Uuid, amount_minor: i64, currency: String, card: CardNumber) -> Result<()> {
+    let req = ChargeRequest { idempotency_key: id.to_string(), amount_minor, currency, card };
+    let timeout = Duration::from_millis(app.config.payments.timeout_ms);
+    let outcome = match tokio::time::timeout(timeout, app.payments.charge(req)).await {
+        Ok(r) => r,
+        Err(_) => Err(GatewayError::Unavailable("timed out".into())),
+    };
+    match outcome {
+        Ok(ChargeOutcome::Succeeded { payment_id }) => finish_paid(app, id, &payment_id).await,
+        Ok(ChargeOutcome::Declined { code, .. }) => {
+            fail(app, id, &code).await?;
+            Err(Error::PaymentDeclined { order_id: id, decline_code: code })
+        }
+        Err(GatewayError::Rejected(why)) => {
+            tracing::warn!(order.id = %id, reason = %why, "payment rejected by the gateway");
+            fail(app, id, "payment_rejected").await?;
+            Err(Error::PaymentDeclined { order_id: id, decline_code: "payment_rejected".into() })
+        }
+        Err(GatewayError::Unavailable(why)) => {
+            tracing::warn!(order.id = %id, reason = %why, "payment outcome unknown; recovery will resolve it");
+            Ok(())
+        }
+    }
+}
+
+/// Resolves a saga whose charge outcome was unknown, from what the gateway remembers.
+pub(crate) async fn resolve_from_gateway(app: &App, id: Uuid) -> Result<()> {
+    let record = app.payments.lookup(id.to_string()).await.map_err(|e| Error::Internal(e.into()))?;
+    match record {
+        Some(PaymentRecord::Succeeded { payment_id }) => finish_paid(app, id, &payment_id).await,
+        Some(PaymentRecord::Declined { code, .. }) => fail(app, id, &code).await,
+        Some(PaymentRecord::Reversed { .. }) | None => fail(app, id, "payment_interrupted").await,
+    }
+}
+
+/// Step 4: paid. If the order stopped waiting meanwhile (cancelled, expired), the charge is
+/// voided instead: compensation.
+async fn finish_paid(app: &App, id: Uuid, payment_id: &str) -> Result<()> {
+    let now = db::now();
+    let mut tx = app.db.begin_write().await?;
+    let n = sqlx::query(
+        "UPDATE orders SET status = 'paid', saga_state = 'completed', saga_deadline = NULL, reserved_until = NULL, \
+         payment_id = $1, paid_at = $2, updated_at = $2 WHERE id = $3 AND status = 'pending_payment'",
+    )
+    .bind(payment_id)
+    .bind(&now)
+    .bind(id.to_string())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if n == 1 {
+        events::record(&mut tx, "order.paid", id, &json!({ "order_id": id })).await?;
+        tx.commit().await?;
+        return Ok(());
+    }
+    let status = super::status_of(&mut tx, id).await?;
+    sqlx::query("UPDATE orders SET saga_state = 'compensated', saga_deadline = NULL WHERE id = $1 AND saga_state = 'charging'")
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    if status != OrderStatus::Paid {
+        tracing::warn!(order.id = %id, order.status = status.as_str(), "charged an order that stopped waiting; voiding");
+        app.payments.void(payment_id.to_owned()).await.map_err(|e| Error::Internal(e.into()))?;
+    }
+    Ok(())
+}
+
+/// Compensation: the order fails and its reservation is released, once.
+async fn fail(app: &App, id: Uuid, reason: &str) -> Result<()> {
+    let now = db::now();
+    let mut tx = app.db.begin_write().await?;
+    let n = sqlx::query(
+        "UPDATE orders SET status = 'failed', saga_state = 'compensated', saga_deadline = NULL, reserved_until = NULL, \
+         failure_reason = $1, closed_at = $2, updated_at = $2 WHERE id = $3 AND status = 'pending_payment'",
+    )
+    .bind(reason)
+    .bind(&now)
+    .bind(id.to_string())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if n == 1 {
+        let lines = super::stock_lines(&mut tx, id).await?;
+        inventory::release(&mut tx, &lines).await?;
+        events::record(&mut tx, "order.failed", id, &json!({ "order_id": id, "reason": reason })).await?;
+    } else {
+        sqlx::query("UPDATE orders SET saga_state = 'compensated', saga_deadline = NULL WHERE id = $1 AND saga_state = 'charging'")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_numbers_are_short_and_distinct() {
+        let a = order_number(Uuid::now_v7());
+        let b = order_number(Uuid::now_v7());
+        assert!(a.starts_with("OL-") && a.len() == 15, "{a}");
+        assert_ne!(a, b);
+    }
+}

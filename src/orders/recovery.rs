@@ -1,0 +1,126 @@
+//! Background workers that keep orders moving without a client:
+//! - **saga recovery**: a saga left in `charging` past its deadline (its process crashed or
+//!   lost the gateway) is resolved from what the gateway remembers: paid, or compensated.
+//! - **reservation expiry**: an unpaid order past `reserved_until` is cancelled with reason
+//!   `reservation_expired` and its stock released.
+//!
+//! Every replica may run both: each order is claimed with a conditional UPDATE, so no two
+//! workers act on the same one.
+
+use std::time::Duration;
+
+use serde_json::json;
+use sqlx::Row;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::app::App;
+use crate::db;
+use crate::error::Result;
+use crate::events;
+use crate::inventory;
+
+const BATCH: i64 = 100;
+
+/// Resumes interrupted sagas; returns how many were resolved.
+pub async fn recover_interrupted_sagas(app: &App) -> Result<usize> {
+    let now = db::now();
+    let rows = sqlx::query(
+        "SELECT id, saga_deadline FROM orders WHERE saga_state = 'charging' AND saga_deadline < $1 \
+         ORDER BY saga_deadline LIMIT $2",
+    )
+    .bind(&now)
+    .bind(BATCH)
+    .fetch_all(app.db.pool())
+    .await?;
+    let lease = chrono::Duration::milliseconds(i64::try_from(app.config.payments.timeout_ms.saturating_mul(2)).unwrap_or(60_000));
+    let mut resolved = 0;
+    for r in rows {
+        let id: String = r.try_get("id")?;
+        let old: String = r.try_get("saga_deadline")?;
+        // Claim: extend the deadline only if nobody else did first.
+        let claimed = sqlx::query("UPDATE orders SET saga_deadline = $1 WHERE id = $2 AND saga_state = 'charging' AND saga_deadline = $3")
+            .bind(db::ts(chrono::Utc::now() + lease))
+            .bind(&id)
+            .bind(&old)
+            .execute(app.db.pool())
+            .await?
+            .rows_affected();
+        if claimed == 0 {
+            continue;
+        }
+        let order_id: Uuid = db::parse_id(&id)?;
+        match super::checkout::resolve_from_gateway(app, order_id).await {
+            Ok(()) => {
+                resolved += 1;
+                tracing::info!(order.id = %order_id, "interrupted checkout saga resolved");
+            }
+            Err(e) => tracing::warn!(order.id = %order_id, error = %e, "saga recovery will retry"),
+        }
+    }
+    Ok(resolved)
+}
+
+/// Cancels unpaid orders whose reservation expired; returns how many.
+pub async fn expire_reservations(app: &App) -> Result<usize> {
+    let now = db::now();
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM orders WHERE status = 'pending_payment' AND saga_state = 'awaiting_payment' \
+         AND reserved_until < $1 ORDER BY reserved_until LIMIT $2",
+    )
+    .bind(&now)
+    .bind(BATCH)
+    .fetch_all(app.db.pool())
+    .await?;
+    let mut expired = 0;
+    for id in ids {
+        let mut tx = app.db.begin_write().await?;
+        let n = sqlx::query(
+            "UPDATE orders SET status = 'cancelled', saga_state = 'compensated', reserved_until = NULL, \
+             failure_reason = 'reservation_expired', closed_at = $1, updated_at = $1 \
+             WHERE id = $2 AND status = 'pending_payment' AND saga_state = 'awaiting_payment' AND reserved_until < $1",
+        )
+        .bind(&now)
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 1 {
+            let order_id = db::parse_id(&id)?;
+            let lines = super::stock_lines(&mut tx, order_id).await?;
+            inventory::release(&mut tx, &lines).await?;
+            events::record(&mut tx, "order.cancelled", order_id, &json!({ "order_id": order_id, "reason": "reservation_expired" }))
+                .await?;
+            expired += 1;
+        }
+        tx.commit().await?;
+    }
+    if expired > 0 {
+        tracing::info!(orders.expired = expired, "released expired reservations");
+    }
+    Ok(expired)
+}
+
+/// Runs both workers until `shutdown` turns true. Recovery runs once at start, so a
+/// restarted process finishes what a crashed one left as soon as the leases allow.
+pub async fn run_workers(app: std::sync::Arc<App>, mut shutdown: watch::Receiver<bool>) {
+    let mut recovery = tokio::time::interval(Duration::from_millis(app.config.checkout.recovery_interval_ms.max(10)));
+    let mut expiry = tokio::time::interval(Duration::from_millis(app.config.checkout.expiry_interval_ms.max(10)));
+    recovery.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            _ = recovery.tick() => {
+                if let Err(e) = recover_interrupted_sagas(&app).await {
+                    tracing::warn!(error = %e, "saga recovery pass failed");
+                }
+            }
+            _ = expiry.tick() => {
+                if let Err(e) = expire_reservations(&app).await {
+                    tracing::warn!(error = %e, "reservation expiry pass failed");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! The payment gateway seam. The checkout saga talks only to [`PaymentGateway`]; the
+//! default is the built-in [`sandbox::SandboxGateway`].
+//!
+//! Semantics follow Stripe's: a charge carries an idempotency key (the order id), and
+//! repeating a charge with the same key returns the first outcome instead of charging again
+//! (<https://docs.stripe.com/api/idempotent_requests>).
+
+pub mod sandbox;
+
+use std::fmt;
+
+use futures_util::future::BoxFuture;
+
+/// A card number, kept only in memory for the length of one charge; never stored, logged
+/// or serialized. 12 to 19 digits.
+#[derive(Clone)]
+pub struct CardNumber(String);
+
+impl CardNumber {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let digits: String = raw.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
+        if (12..=19).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(Self(digits))
+        } else {
+            Err("must be a card number of 12 to 19 digits".into())
+        }
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn last4(&self) -> &str {
+        &self.0[self.0.len() - 4..]
+    }
+}
+
+impl fmt::Debug for CardNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CardNumber(****{})", self.last4())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ChargeRequest {
+    /// One key per order: retries of the same charge never charge twice.
+    pub idempotency_key: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub card: CardNumber,
+}
+
+/// What the gateway decided about a charge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChargeOutcome {
+    Succeeded { payment_id: String },
+    /// The card was declined; no money moved. `code` follows Stripe's decline codes
+    /// (`card_declined`, `insufficient_funds`, `processing_error`, …).
+    Declined { payment_id: String, code: String },
+}
+
+/// A charge as the gateway remembers it, found by idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentRecord {
+    Succeeded { payment_id: String },
+    Declined { payment_id: String, code: String },
+    /// Voided or refunded: no money is held any more.
+    Reversed { payment_id: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The outcome is unknown (timeout, connection lost): ask again later with `lookup`.
+    #[error("payment gateway unavailable: {0}")]
+    Unavailable(String),
+    /// The request was refused outright (e.g. a mismatched idempotent retry).
+    #[error("payment gateway rejected the request: {0}")]
+    Rejected(String),
+}
+
+/// A payment provider. Every method is safe to retry.
+pub trait PaymentGateway: Send + Sync + 'static {
+    /// Charges a card once per idempotency key.
+    fn charge(&self, req: ChargeRequest) -> BoxFuture<'_, Result<ChargeOutcome, GatewayError>>;
+    /// The charge made with `idempotency_key`, if the gateway ever received it.
+    fn lookup(&self, idempotency_key: String) -> BoxFuture<'_, Result<Option<PaymentRecord>, GatewayError>>;
+    /// Cancels a successful charge before settlement (compensation).
+    fn void(&self, payment_id: String) -> BoxFuture<'_, Result<(), GatewayError>>;
+    /// Returns the money of a settled charge.
+    fn refund(&self, payment_id: String) -> BoxFuture<'_, Result<(), GatewayError>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn card_numbers_never_print_in_full() {
+        let c = CardNumber::parse("4242 4242 4242 4242").unwrap();
+        assert_eq!(c.last4(), "4242");
+        assert_eq!(format!("{c:?}"), "CardNumber(****4242)");
+        assert!(CardNumber::parse("4242").is_err());
+        assert!(CardNumber::parse("4242x4242x4242x4242").is_err());
+    }
+}

@@ -1,0 +1,164 @@
+//! The built-in sandbox gateway: deterministic test cards, no network, its ledger in the
+//! `sandbox_payments` table so idempotency survives restarts like a real gateway's.
+//!
+//! | card number          | outcome                                   |
+//! |----------------------|-------------------------------------------|
+//! | `4242424242424242`   | succeeds                                  |
+//! | `4000000000000002`   | declined, `card_declined`                 |
+//! | `4000000000009995`   | declined, `insufficient_funds`            |
+//! | `4000000000000119`   | declined, `processing_error` (gateway-side failure) |
+//! | other Luhn-valid     | succeeds                                  |
+//! | not Luhn-valid       | declined, `incorrect_number`              |
+//!
+//! The numbers are Stripe's test cards (<https://docs.stripe.com/testing>).
+
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use sqlx::Row;
+
+use super::{ChargeOutcome, ChargeRequest, GatewayError, PaymentGateway, PaymentRecord};
+use crate::db::{self, Db};
+
+pub struct SandboxGateway {
+    db: Db,
+}
+
+impl SandboxGateway {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+}
+
+/// The sandbox's decision for a card number: `None` succeeds, `Some(code)` declines.
+pub fn decide(card: &str) -> Option<&'static str> {
+    match card {
+        "4242424242424242" => None,
+        "4000000000000002" => Some("card_declined"),
+        "4000000000009995" => Some("insufficient_funds"),
+        "4000000000000119" => Some("processing_error"),
+        n if luhn_valid(n) => None,
+        _ => Some("incorrect_number"),
+    }
+}
+
+/// The Luhn checksum (ISO/IEC 7812-1 annex B).
+pub fn luhn_valid(number: &str) -> bool {
+    let mut sum = 0u32;
+    for (i, b) in number.bytes().rev().enumerate() {
+        if !b.is_ascii_digit() {
+            return false;
+        }
+        let mut d = u32::from(b - b'0');
+        if i % 2 == 1 {
+            d *= 2;
+            if d > 9 {
+                d -= 9;
+            }
+        }
+        sum += d;
+    }
+    !number.is_empty() && sum % 10 == 0
+}
+
+fn unavailable(e: sqlx::Error) -> GatewayError {
+    GatewayError::Unavailable(e.to_string())
+}
+
+impl SandboxGateway {
+    async fn find(&self, key: &str) -> Result<Option<(String, String, Option<String>, i64)>, GatewayError> {
+        let row = sqlx::query("SELECT id, status, decline_code, amount_minor FROM sandbox_payments WHERE idempotency_key = $1")
+            .bind(key)
+            .fetch_optional(self.db.pool())
+            .await
+            .map_err(unavailable)?;
+        row.map(|r| -> Result<_, sqlx::Error> {
+            Ok((r.try_get("id")?, r.try_get("status")?, r.try_get("decline_code")?, r.try_get("amount_minor")?))
+        })
+        .transpose()
+        .map_err(unavailable)
+    }
+
+    async fn set_status(&self, payment_id: &str, from: &str, to: &str) -> Result<(), GatewayError> {
+        let n = sqlx::query("UPDATE sandbox_payments SET status = $1, updated_at = $2 WHERE id = $3 AND status IN ($4, $1)")
+            .bind(to)
+            .bind(db::now())
+            .bind(payment_id)
+            .bind(from)
+            .execute(self.db.pool())
+            .await
+            .map_err(unavailable)?
+            .rows_affected();
+        if n == 1 { Ok(()) } else { Err(GatewayError::Rejected(format!("payment {payment_id} is not {from}"))) }
+    }
+}
+
+impl PaymentGateway for SandboxGateway {
+    fn charge(&self, req: ChargeRequest) -> BoxFuture<'_, Result<ChargeOutcome, GatewayError>> {
+        async move {
+            let decline = decide(req.card.expose());
+            let now = db::now();
+            sqlx::query(
+                "INSERT INTO sandbox_payments (id, idempotency_key, amount_minor, currency, status, decline_code, \
+                 last4, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
+                 ON CONFLICT (idempotency_key) DO NOTHING",
+            )
+            .bind(format!("pay_{}", db::new_id().simple()))
+            .bind(&req.idempotency_key)
+            .bind(req.amount_minor)
+            .bind(&req.currency)
+            .bind(if decline.is_some() { "declined" } else { "succeeded" })
+            .bind(decline)
+            .bind(req.card.last4())
+            .bind(&now)
+            .execute(self.db.pool())
+            .await
+            .map_err(unavailable)?;
+            // Whatever was stored first under this key is the answer, as with Stripe.
+            let Some((id, status, code, amount)) = self.find(&req.idempotency_key).await? else {
+                return Err(GatewayError::Unavailable("charge not recorded".into()));
+            };
+            if amount != req.amount_minor {
+                return Err(GatewayError::Rejected("idempotency key reused with another amount".into()));
+            }
+            Ok(match status.as_str() {
+                "declined" => ChargeOutcome::Declined { payment_id: id, code: code.unwrap_or_default() },
+                _ => ChargeOutcome::Succeeded { payment_id: id },
+            })
+        }
+        .boxed()
+    }
+
+    fn lookup(&self, idempotency_key: String) -> BoxFuture<'_, Result<Option<PaymentRecord>, GatewayError>> {
+        async move {
+            Ok(self.find(&idempotency_key).await?.map(|(id, status, code, _)| match status.as_str() {
+                "succeeded" => PaymentRecord::Succeeded { payment_id: id },
+                "declined" => PaymentRecord::Declined { payment_id: id, code: code.unwrap_or_default() },
+                _ => PaymentRecord::Reversed { payment_id: id },
+            }))
+        }
+        .boxed()
+    }
+
+    fn void(&self, payment_id: String) -> BoxFuture<'_, Result<(), GatewayError>> {
+        async move { self.set_status(&payment_id, "succeeded", "voided").await }.boxed()
+    }
+
+    fn refund(&self, payment_id: String) -> BoxFuture<'_, Result<(), GatewayError>> {
+        async move { self.set_status(&payment_id, "succeeded", "refunded").await }.boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_cards_are_deterministic() {
+        assert_eq!(decide("4242424242424242"), None);
+        assert_eq!(decide("4000000000000002"), Some("card_declined"));
+        assert_eq!(decide("4000000000009995"), Some("insufficient_funds"));
+        assert_eq!(decide("4000000000000119"), Some("processing_error"));
+        assert_eq!(decide("5555555555554444"), None);
+        assert_eq!(decide("4242424242424241"), Some("incorrect_number"));
+    }
+}
