@@ -216,12 +216,13 @@ impl Config {
         )
     }
 
-    /// Defaults overlaid with the given `(key, value)` pairs (dotted keys); for tests and
-    /// embedding.
+    /// Defaults overlaid with the given `(key, value)` pairs (dotted keys); values are parsed
+    /// as environment variables are (`"100"` is a number). For tests and embedding.
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, String)>) -> Result<Self, ConfigError> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         for (k, v) in pairs {
-            fig = fig.merge(Serialized::global(k, v));
+            let value: figment::value::Value = v.parse().unwrap_or_else(|_| v.clone().into());
+            fig = fig.merge(Serialized::default(k, value));
         }
         Self::from_figment(fig)
     }
