@@ -8,7 +8,6 @@ use std::ops::Deref;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -19,6 +18,8 @@ use crate::config::Config;
 use crate::dashboard::{DashboardSources, SqlSources};
 use crate::db::Db;
 use crate::payments::PaymentGateway;
+use crate::payments::http::HttpGateway;
+use crate::payments::instrumented::Instrumented;
 use crate::payments::sandbox::SandboxGateway;
 
 /// Everything a request handler or worker needs; shared behind one `Arc`.
@@ -28,6 +29,12 @@ pub struct App {
     pub tokens: TokenKeys,
     pub payments: Arc<dyn PaymentGateway>,
     pub dashboard: Arc<dyn DashboardSources>,
+    /// Runtime feature flags (shared by replicas through the database).
+    pub flags: crate::flags::Flags,
+    /// Rate limits and the login lockout (in-process, or shared through Redis).
+    pub limits: crate::ratelimit::Limits,
+    /// Throttles `last_used_at` writes of API keys.
+    pub api_key_usage: crate::auth::api_keys::UsageTracker,
     draining: AtomicBool,
 }
 
@@ -60,6 +67,8 @@ pub struct Application {
     app: Arc<App>,
     listener: TcpListener,
     addr: SocketAddr,
+    admin: TcpListener,
+    admin_addr: SocketAddr,
 }
 
 impl Application {
@@ -72,19 +81,51 @@ impl Application {
         db.migrate().await.context("applying migrations")?;
         let secret = jwt_secret(&config)?;
         let tokens = TokenKeys::new(&config.auth, secret.as_bytes());
-        let payments = overrides.payments.unwrap_or_else(|| Arc::new(SandboxGateway::new(db.clone())));
+        crate::metrics::install();
+        let payments: Arc<dyn PaymentGateway> = match overrides.payments {
+            Some(p) => p,
+            None if config.payments.url.is_empty() => Arc::new(SandboxGateway::new(db.clone())),
+            None => {
+                let timeout = std::time::Duration::from_millis(config.payments.timeout_ms);
+                Arc::new(HttpGateway::new(&config.payments.url, timeout)?)
+            }
+        };
+        let payments = Arc::new(Instrumented::new(payments));
         let dashboard = overrides.dashboard.unwrap_or_else(|| Arc::new(SqlSources::new(db.clone())));
         let listener = TcpListener::bind(config.http.addr)
             .await
             .with_context(|| format!("binding http.addr {}", config.http.addr))?;
         let addr = listener.local_addr()?;
-        let app = Arc::new(App { config, db, tokens, payments, dashboard, draining: AtomicBool::new(false) });
-        Ok(Self { app, listener, addr })
+        let admin = TcpListener::bind(config.admin.addr)
+            .await
+            .with_context(|| format!("binding admin.addr {}", config.admin.addr))?;
+        let admin_addr = admin.local_addr()?;
+        let flags = crate::flags::Flags::default();
+        flags.refresh(&db).await.context("loading feature flags")?;
+        let limits = crate::ratelimit::Limits::new(&config)?;
+        let api_key_usage = Default::default();
+        let app = Arc::new(App {
+            config,
+            db,
+            tokens,
+            payments,
+            dashboard,
+            flags,
+            limits,
+            api_key_usage,
+            draining: AtomicBool::new(false),
+        });
+        Ok(Self { app, listener, addr, admin, admin_addr })
     }
 
     /// The address the HTTP listener is bound to (its real port when configured with 0).
     pub fn http_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address the admin listener (`/metrics`, `/debug/pprof`) is bound to.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
     }
 
     pub fn app(&self) -> Arc<App> {
@@ -95,29 +136,22 @@ impl Application {
     /// accepting, lets in-flight requests finish for up to `http.shutdown_grace_ms`, stops
     /// the workers and closes the pool.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Self { app, listener, addr } = self;
+        let Self { app, listener, addr, admin, admin_addr } = self;
+        let _admin = AbortOnDrop(tokio::spawn(crate::admin::serve(admin, AppState(app.clone()))));
+        tracing::info!(admin.addr = %admin_addr, "admin listener: /metrics, /debug/pprof/profile");
         let (stop_tx, stop_rx) = watch::channel(false);
-        let workers = AbortOnDrop(tokio::spawn(crate::orders::recovery::run_workers(app.clone(), stop_rx.clone())));
+        let _flags = AbortOnDrop(tokio::spawn(crate::flags::run_refresher(app.clone(), stop_rx.clone())));
+        let workers = AbortOnDrop(tokio::spawn(crate::orders::recovery::run_workers(app.clone(), stop_rx)));
         let router = crate::http::router(AppState(app.clone()));
-        let draining = app.clone();
-        let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                draining.draining.store(true, Ordering::Relaxed);
-                tracing::info!("shutting down: draining in-flight requests");
-                let _ = stop_tx.send(true);
-            });
         tracing::info!(http.addr = %addr, db.backend = ?app.db.backend(), "orderly is serving");
-        let grace = Duration::from_millis(app.config.http.shutdown_grace_ms);
-        let mut stopped = stop_rx;
-        let deadline = async move {
-            let _ = stopped.wait_for(|s| *s).await;
-            tokio::time::sleep(grace).await;
-        };
-        tokio::select! {
-            r = server => r.context("http server")?,
-            () = deadline => tracing::warn!(grace_ms = grace.as_millis() as u64, "grace period over; closing remaining connections"),
-        }
+        let draining = app.clone();
+        crate::http::server::serve(listener, router, &app.config.http, async move {
+            shutdown.await;
+            draining.draining.store(true, Ordering::Relaxed);
+            tracing::info!("shutting down: draining in-flight requests");
+            let _ = stop_tx.send(true);
+        })
+        .await;
         drop(workers);
         app.db.close().await;
         tracing::info!("stopped");

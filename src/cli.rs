@@ -86,7 +86,6 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    crate::telemetry::init(&config.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -94,7 +93,15 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command, config)) {
+    {
+        // The OTLP exporter is built here and needs the runtime.
+        let _in_runtime = runtime.enter();
+        crate::telemetry::init(&config.log);
+    }
+    let result = runtime.block_on(run(cli.command, config));
+    // Flush the last spans while the runtime still drives the exporter's connection.
+    crate::telemetry::shutdown();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("orderly: {e:#}");
@@ -142,7 +149,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Config(ConfigCommand::Check) => {
             let shown = toml::to_string_pretty(&config).context("printing the configuration")?;
-            print!("{shown}");
+            // The one command whose output is data for stdout, not a log line.
+            std::io::Write::write_all(&mut std::io::stdout(), shown.as_bytes()).context("writing to stdout")?;
             eprintln!("configuration is valid");
             Ok(())
         }

@@ -13,6 +13,9 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+mod limits;
+pub use self::limits::{RateLimitConfig, RedisConfig};
+
 /// Sections whose keys are reachable as `ORDERLY_<SECTION>_<KEY>`.
 const SECTIONS: &[&str] = &[
     "http",
@@ -22,6 +25,10 @@ const SECTIONS: &[&str] = &[
     "payments",
     "dashboard",
     "log",
+    "flags",
+    "admin",
+    "ratelimit",
+    "redis",
 ];
 
 /// A value that must never be printed: `Debug` and `Serialize` show `"[redacted]"`.
@@ -89,6 +96,10 @@ pub struct Config {
     pub payments: PaymentsConfig,
     pub dashboard: DashboardConfig,
     pub log: LogConfig,
+    pub flags: FlagsConfig,
+    pub admin: AdminConfig,
+    pub ratelimit: RateLimitConfig,
+    pub redis: RedisConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -101,6 +112,21 @@ pub struct HttpConfig {
     pub request_timeout_ms: u64,
     /// How long in-flight requests may finish after SIGTERM/SIGINT.
     pub shutdown_grace_ms: u64,
+    /// A client must send its whole request head within this time (slowloris defence).
+    pub header_read_timeout_ms: u64,
+    /// Largest request head (request line + headers) accepted.
+    pub max_header_bytes: u64,
+    /// Origins allowed by CORS, e.g. `["https://shop.example"]` (env: comma-separated).
+    /// Empty: no CORS headers. `["*"]`: any origin, only without credentials.
+    #[serde(deserialize_with = "string_or_list")]
+    pub cors_allowed_origins: Vec<String>,
+    /// Whether CORS allows credentials (cookies, Authorization) from the listed origins.
+    pub cors_allow_credentials: bool,
+    /// `Strict-Transport-Security: max-age=<this>` when positive; set it when served over
+    /// HTTPS (behind a TLS-terminating proxy). 0 = no HSTS header.
+    pub hsts_max_age_secs: u64,
+    /// Responses smaller than this are not compressed.
+    pub compression_min_bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -143,6 +169,23 @@ pub struct PaymentsConfig {
     /// How long one gateway call may take; a saga stuck in `charging` twice this long is
     /// taken over by the recovery worker.
     pub timeout_ms: u64,
+    /// Base URL of an HTTP payment gateway (`http://host:port[/prefix]`, protocol in
+    /// `src/payments/http.rs`); empty: the built-in sandbox.
+    pub url: String,
+}
+
+/// The admin listener: `/metrics` and `/debug/pprof/profile`, kept off the public port.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Bind address; port 0 picks a free port (reported by `Application::admin_addr`).
+    pub addr: SocketAddr,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self { addr: SocketAddr::from(([127, 0, 0, 1], 9464)) }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -150,6 +193,13 @@ pub struct PaymentsConfig {
 pub struct DashboardConfig {
     /// Overall deadline; sources not done by then are reported in `missing`.
     pub deadline_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlagsConfig {
+    /// How often each process reloads feature flags changed by another replica.
+    pub refresh_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -170,6 +220,12 @@ impl Default for Config {
                 max_body_bytes: 1024 * 1024,
                 request_timeout_ms: 30_000,
                 shutdown_grace_ms: 10_000,
+                header_read_timeout_ms: 10_000,
+                max_header_bytes: 64 * 1024,
+                cors_allowed_origins: Vec::new(),
+                cors_allow_credentials: false,
+                hsts_max_age_secs: 0,
+                compression_min_bytes: 1024,
             },
             database: DatabaseConfig {
                 url: Secret::default(),
@@ -189,9 +245,13 @@ impl Default for Config {
                 expiry_interval_ms: 10_000,
                 recovery_interval_ms: 5_000,
             },
-            payments: PaymentsConfig { timeout_ms: 10_000 },
+            payments: PaymentsConfig { timeout_ms: 10_000, url: String::new() },
             dashboard: DashboardConfig { deadline_ms: 2_000 },
             log: LogConfig { format: LogFormat::Auto, filter: "info".into() },
+            flags: FlagsConfig { refresh_interval_ms: 5_000 },
+            admin: AdminConfig::default(),
+            ratelimit: RateLimitConfig::default(),
+            redis: RedisConfig::default(),
         }
     }
 }
@@ -252,6 +312,15 @@ impl Config {
         if self.database.min_connections > self.database.max_connections {
             return bad("database.min_connections", "must not exceed database.max_connections");
         }
+        if self.http.cors_allow_credentials && self.http.cors_allowed_origins.iter().any(|o| o == "*") {
+            return bad("http.cors_allowed_origins", "must list origins, not \"*\", when http.cors_allow_credentials is true");
+        }
+        if self.http.header_read_timeout_ms == 0 {
+            return bad("http.header_read_timeout_ms", "must be positive");
+        }
+        if self.http.max_header_bytes < 8192 {
+            return bad("http.max_header_bytes", "must be at least 8192");
+        }
         if self.http.max_body_bytes < 1024 {
             return bad("http.max_body_bytes", "must be at least 1024");
         }
@@ -271,6 +340,11 @@ impl Config {
         if self.payments.timeout_ms == 0 {
             return bad("payments.timeout_ms", "must be positive");
         }
+        if !(self.payments.url.is_empty() || self.payments.url.starts_with("http://")) {
+            return bad("payments.url", "must be empty (sandbox) or an http:// URL (https:// is not built in)");
+        }
+        self.ratelimit.check()?;
+        self.redis.check()?;
         Ok(())
     }
 
@@ -285,11 +359,28 @@ impl Config {
     }
 }
 
+/// Accepts a list, or a comma-separated string as environment variables give it.
+fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Raw::deserialize(d)? {
+        Raw::One(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        Raw::Many(v) => v,
+    })
+}
+
 /// `ORDERLY_*` variables, mapped to dotted keys by their first word. `ORDERLY_TEST_*` belongs
-/// to the test suite, not to the service.
+/// to the test suite, and `ORDERLY_ADMIN_PASSWORD` to `user create-admin`, not to the service.
 fn env_provider() -> Env {
     Env::prefixed("ORDERLY_")
-        .filter(|k| !k.as_str().to_ascii_lowercase().starts_with("test_"))
+        .filter(|k| {
+            let k = k.as_str().to_ascii_lowercase();
+            !k.starts_with("test_") && k != "admin_password"
+        })
         .map(|k| {
             let k = k.as_str().to_ascii_lowercase();
             for s in SECTIONS {
@@ -329,6 +420,18 @@ mod tests {
     }
 
     #[test]
+    fn cors_lists_come_from_comma_separated_env_and_never_wildcard_with_credentials() {
+        let cfg = Config::from_pairs([("http.cors_allowed_origins", "https://a.example, https://b.example".to_string())]).unwrap();
+        assert_eq!(cfg.http.cors_allowed_origins, vec!["https://a.example", "https://b.example"]);
+        let err = Config::from_pairs([
+            ("http.cors_allowed_origins", "*".to_string()),
+            ("http.cors_allow_credentials", "true".to_string()),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("http.cors_allowed_origins"), "{err}");
+    }
+
+    #[test]
     fn secrets_are_redacted_when_printed() {
         let cfg = Config::from_pairs([("auth.jwt_secret", "x".repeat(40))]).unwrap();
         let shown = format!("{cfg:?} {}", serde_json::to_string(&cfg).unwrap());
@@ -337,14 +440,18 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature, not ours
     fn environment_names_map_to_sections() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("ORDERLY_HTTP_ADDR", "127.0.0.1:9999");
             jail.set_env("ORDERLY_DATABASE_MAX_CONNECTIONS", "3");
             jail.set_env("ORDERLY_DATA_DIR", "/tmp/x");
             jail.set_env("ORDERLY_TEST_DATABASE_URL", "postgres://ignored");
+            jail.set_env("ORDERLY_ADMIN_ADDR", "127.0.0.1:9999");
+            jail.set_env("ORDERLY_ADMIN_PASSWORD", "not configuration");
             let cfg = Config::load(None).map_err(|e| e.to_string())?;
             assert_eq!(cfg.http.addr.port(), 9999);
+            assert_eq!(cfg.admin.addr.port(), 9999);
             assert_eq!(cfg.database.max_connections, 3);
             assert_eq!(cfg.data_dir, PathBuf::from("/tmp/x"));
             assert!(cfg.database.url.is_empty());

@@ -77,6 +77,15 @@ pub enum Error {
     PaymentDeclined { order_id: uuid::Uuid, decline_code: String },
     #[error("the resource changed since it was read; fetch it again")]
     PreconditionFailed,
+    /// A rate limit or the login lockout; `policy` names which (see docs/OPERATIONS.md).
+    #[error("too many requests for the `{policy}` limit; retry after {retry_after_secs} s")]
+    RateLimited { policy: &'static str, retry_after_secs: u64 },
+    /// An API key without the scope the action needs (`"session"`: no API key may do it).
+    #[error("{}", insufficient_scope_detail(.0))]
+    InsufficientScope(&'static str),
+    /// A dependency the request cannot go without is down (e.g. Redis for login).
+    #[error("{0}")]
+    Unavailable(&'static str),
     #[error("internal error")]
     Database(#[from] sqlx::Error),
     #[error("internal error")]
@@ -107,6 +116,9 @@ impl Error {
             }
             Error::PaymentDeclined { .. } => StatusCode::PAYMENT_REQUIRED,
             Error::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::InsufficientScope(_) => StatusCode::FORBIDDEN,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -129,6 +141,9 @@ impl Error {
             Error::InsufficientStock { .. } => "insufficient-stock",
             Error::PaymentDeclined { .. } => "payment-declined",
             Error::PreconditionFailed => "precondition-failed",
+            Error::RateLimited { .. } => "rate-limited",
+            Error::InsufficientScope(_) => "insufficient-scope",
+            Error::Unavailable(_) => "unavailable",
             Error::Database(_) | Error::Internal(_) => "internal-error",
         }
     }
@@ -148,6 +163,14 @@ impl Error {
             Error::PaymentDeclined { order_id, decline_code } => {
                 m.insert("order_id".into(), order_id.to_string().into());
                 m.insert("decline_code".into(), decline_code.clone().into());
+            }
+            Error::RateLimited { policy, retry_after_secs } => {
+                // `violated-policies` as in draft-ietf-httpapi-ratelimit-headers-10 §5.1.
+                m.insert("violated-policies".into(), vec![Value::from(*policy)].into());
+                m.insert("retry_after".into(), (*retry_after_secs).into());
+            }
+            Error::InsufficientScope(scope) => {
+                m.insert("required_scope".into(), (*scope).into());
             }
             _ => {}
         }
@@ -180,7 +203,24 @@ impl IntoResponse for Error {
             Error::Internal(e) => tracing::error!(error = format!("{e:#}"), "internal error"),
             _ => {}
         }
-        problem_response(self.status(), &self.to_problem())
+        let mut res = problem_response(self.status(), &self.to_problem());
+        let retry_after = match &self {
+            Error::RateLimited { retry_after_secs, .. } => Some((*retry_after_secs).max(1)),
+            Error::Unavailable(_) => Some(1),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        res
+    }
+}
+
+fn insufficient_scope_detail(scope: &str) -> String {
+    if scope == "session" {
+        "API keys cannot do this; it needs a user logged in".to_owned()
+    } else {
+        format!("this API key lacks the `{scope}` scope")
     }
 }
 

@@ -2,27 +2,34 @@
 //! one middleware stack, and problem+json for every error, including the ones axum and
 //! tower-http produce themselves (404, 405, 413, timeouts, panics).
 
+mod api_keys;
 mod auth;
 mod catalog;
 mod dashboard;
 pub mod extract;
+mod flags;
 mod health;
 mod orders;
+pub mod server;
 mod users;
 
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::{HeaderName, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{map_request, map_response};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, Predicate, SizeAbove};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use tracing::field::Empty;
@@ -32,9 +39,69 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::app::AppState;
+use crate::config::HttpConfig;
 use crate::error::{Error, PROBLEM_JSON, Problem, problem_response};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+
+/// A client-sent `X-Request-Id` is kept only if well-formed (1–128 characters of
+/// `A–Z a–z 0–9 - _ . :`), so ids are safe to log and echo; otherwise one is generated.
+async fn sanitize_request_id(mut req: Request) -> Request {
+    let valid = req.headers().get(REQUEST_ID).map(|v| {
+        let b = v.as_bytes();
+        (1..=128).contains(&b.len()) && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'))
+    });
+    if valid == Some(false) {
+        req.headers_mut().remove(REQUEST_ID);
+    }
+    req
+}
+
+fn hsts(config: &HttpConfig) -> Option<SetResponseHeaderLayer<HeaderValue>> {
+    (config.hsts_max_age_secs > 0).then(|| {
+        let value = format!("max-age={}; includeSubDomains", config.hsts_max_age_secs);
+        SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("max-age=31536000")),
+        )
+    })
+}
+
+/// CORS from `http.cors_allowed_origins`; none configured means no CORS headers at all.
+fn cors(config: &HttpConfig) -> Option<CorsLayer> {
+    if config.cors_allowed_origins.is_empty() {
+        return None;
+    }
+    let origins = if config.cors_allowed_origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(config.cors_allowed_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(origins)
+            .allow_credentials(config.cors_allow_credentials)
+            .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::PUT, Method::DELETE])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::IF_MATCH,
+                header::IF_NONE_MATCH,
+                REQUEST_ID,
+                X_API_KEY,
+                HeaderName::from_static("idempotency-key"),
+            ])
+            .expose_headers([
+                header::ETAG,
+                header::RETRY_AFTER,
+                REQUEST_ID,
+                crate::ratelimit::RATELIMIT,
+                crate::ratelimit::RATELIMIT_POLICY,
+            ])
+            .max_age(std::time::Duration::from_secs(600)),
+    )
+}
 
 #[derive(OpenApi)]
 #[openapi(
@@ -58,6 +125,16 @@ impl Modify for BearerAuth {
                 "bearer",
                 SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
             );
+            // Machine clients: `X-Api-Key: ok_…` (or the key as a bearer token), see docs/API.md.
+            c.add_security_scheme(
+                "api_key",
+                SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Header(
+                    utoipa::openapi::security::ApiKeyValue::with_description(
+                        "X-Api-Key",
+                        "An API key `ok_<prefix>_<secret>` created by an admin; limited to its scopes.",
+                    ),
+                )),
+            );
         }
     }
 }
@@ -72,21 +149,45 @@ pub fn router(state: AppState) -> Router {
                 .merge(users::routes())
                 .merge(catalog::routes())
                 .merge(orders::routes())
-                .merge(dashboard::routes()),
+                .merge(dashboard::routes())
+                .merge(flags::routes())
+                .merge(api_keys::routes()),
         )
+        // Checks credentials once and applies the route's rate limit (src/ratelimit.rs).
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::ratelimit::middleware::enforce))
         .route_layer(map_request(record_route))
         .split_for_parts();
 
     let config = &state.config.http;
     let body_limit = usize::try_from(config.max_body_bytes).unwrap_or(usize::MAX);
     let middleware = ServiceBuilder::new()
-        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]))
+        // Security headers go on every response, errors and early rejections included.
+        .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("frame-ancestors 'none'"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+        // Nothing is cacheable unless its handler says so (public catalog reads do).
+        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .option_layer(hsts(config))
+        .option_layer(cors(config))
+        .layer(
+            CompressionLayer::new()
+                .compress_when(DefaultPredicate::new().and(SizeAbove::new(config.compression_min_bytes))),
+        )
+        .layer(map_request(sanitize_request_id))
+        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE, X_API_KEY]))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {
                     let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
-                    tracing::info_span!("http", method = %req.method(), route = Empty, request_id = %id, status = Empty, duration_ms = Empty)
+                    let span = tracing::info_span!("http", method = %req.method(), route = Empty, request_id = %id, user.id = Empty, status = Empty, duration_ms = Empty);
+                    // Continue the caller's trace (W3C `traceparent`), if it sent one.
+                    crate::telemetry::set_remote_parent(&span, req.headers());
+                    span
                 })
                 .on_request(())
                 .on_response(|res: &Response, latency: Duration, span: &tracing::Span| {
@@ -96,6 +197,8 @@ pub fn router(state: AppState) -> Router {
                 })
                 .on_failure(()),
         )
+        // Counts every answer, including the timeout's, the panic catcher's and the body limit's.
+        .layer(axum::middleware::from_fn(crate::metrics::track_http))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(map_response(problem_for_bare_errors))
         .layer(CatchPanicLayer::custom(|_| Error::Internal(anyhow::anyhow!("handler panicked")).into_response()))
@@ -110,7 +213,12 @@ pub fn router(state: AppState) -> Router {
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
-        .fallback(|| async { Error::NotFound("route") })
+        // Hands the route template to the metrics middleware; routes added later go unlabelled.
+        .route_layer(axum::middleware::from_fn(crate::metrics::tag_route))
+        .fallback(|method: Method| async move {
+            // TRACE echoes requests back (cross-site tracing); no route of ours accepts it.
+            if method == Method::TRACE { StatusCode::METHOD_NOT_ALLOWED.into_response() } else { Error::NotFound("route").into_response() }
+        })
         // Our own limit covers every body, streamed or not; axum's default would cap at 2 MiB.
         .layer(DefaultBodyLimit::disable())
         .layer(middleware)

@@ -1,6 +1,7 @@
 //! orderly: a commerce backend. Customers, a product catalog with inventory, and orders with
 //! a checkout saga, over a JSON REST API. See docs/ARCHITECTURE.md for the map.
 
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod catalog;
@@ -10,13 +11,16 @@ pub mod dashboard;
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod flags;
 pub mod http;
 pub mod imports;
 pub mod inventory;
+pub mod metrics;
 pub mod money;
 pub mod orders;
 pub mod pagination;
 pub mod payments;
+pub mod ratelimit;
 pub mod telemetry;
 
 pub use app::{App, AppState, Application, Overrides};

@@ -1,10 +1,13 @@
 //! The payment gateway seam. The checkout saga talks only to [`PaymentGateway`]; the
-//! default is the built-in [`sandbox::SandboxGateway`].
+//! default is the built-in [`sandbox::SandboxGateway`], [`http::HttpGateway`] when
+//! `payments.url` is set. Either is wrapped in [`instrumented::Instrumented`] (spans, metrics).
 //!
 //! Semantics follow Stripe's: a charge carries an idempotency key (the order id), and
 //! repeating a charge with the same key returns the first outcome instead of charging again
 //! (<https://docs.stripe.com/api/idempotent_requests>).
 
+pub mod http;
+pub mod instrumented;
 pub mod sandbox;
 
 use std::fmt;

@@ -1,14 +1,30 @@
-//! Logging: one `tracing` subscriber, human-readable on a terminal and JSON lines elsewhere
-//! (or as `log.format` says). `RUST_LOG` overrides `log.filter`.
+//! Telemetry in one place: the global `tracing` subscriber, with
+//! - logs: human-readable on a terminal and JSON lines elsewhere (or as `log.format` says);
+//!   `RUST_LOG` overrides `log.filter`;
+//! - traces: an OpenTelemetry layer (see [`otel`]) that continues incoming W3C `traceparent`
+//!   headers, injects them into outbound calls, and exports spans over OTLP when
+//!   `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+//!
+//! Metrics live in `crate::metrics`. Span fields use dotted names with units
+//! (`order.id`, `duration_ms`); secrets (tokens, passwords, card numbers) are never fields.
+
+pub mod otel;
 
 use std::io::IsTerminal;
 
-use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use crate::config::{LogConfig, LogFormat};
 
+pub use otel::{inject_context, set_remote_parent, shutdown};
+
 /// Installs the global subscriber; later calls are no-ops (tests build many apps).
+///
+/// Call it inside the tokio runtime (e.g. under `Runtime::enter`) so the OTLP exporter can
+/// be built; call [`shutdown`] before the runtime goes away to flush the last spans.
 pub fn init(config: &LogConfig) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.filter));
     let json = match config.format {
@@ -16,10 +32,22 @@ pub fn init(config: &LogConfig) {
         LogFormat::Pretty => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_span_events(FmtSpan::NONE);
-    let _ = if json {
-        builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init()
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_span_events(FmtSpan::NONE);
+    let fmt: Box<dyn Layer<Registry> + Send + Sync> = if json {
+        fmt.json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_filter(filter)
+            .boxed()
     } else {
-        builder.compact().try_init()
+        fmt.compact().with_filter(filter).boxed()
     };
+    // The log filter applies to the log layer only: spans the log level hides still carry
+    // the trace context to outbound calls and to the exporter.
+    let mut layers = vec![fmt];
+    layers.extend(otel::layer());
+    let _ = tracing_subscriber::registry().with(layers).try_init();
 }

@@ -12,6 +12,7 @@ use crate::app::AppState;
 use crate::auth::users::{self, Session, User};
 use crate::auth::{AuthUser, Email, Password, Role, parse_name};
 use crate::error::{Problem, Result};
+use crate::ratelimit::client_ip::ClientIp;
 use crate::validate;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -59,9 +60,12 @@ pub struct LoginRequest {
 
 /// Log in with email and password.
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
-    responses((status = 200, body = Session), (status = 401, description = "wrong email or password", body = Problem)))]
-async fn login(State(state): State<AppState>, Json(body): Json<LoginRequest>) -> Result<Json<Session>> {
-    let user = users::authenticate(&state.db, &body.email, &body.password).await?;
+    responses((status = 200, body = Session), (status = 401, description = "wrong email or password", body = Problem),
+              (status = 429, description = "too many failed logins for this account or address", body = Problem)))]
+async fn login(State(state): State<AppState>, ClientIp(ip): ClientIp, Json(body): Json<LoginRequest>) -> Result<Json<Session>> {
+    // Brute-force lockout per account and per IP (src/ratelimit/lockout.rs).
+    let attempt = users::authenticate(&state.db, &body.email, &body.password);
+    let user = state.limits.guard_login(ip, &body.email, attempt).await?;
     Ok(Json(users::start_session(&state.db, &state.tokens, user).await?))
 }
 
@@ -123,6 +127,7 @@ pub struct UpdateMeRequest {
 #[utoipa::path(patch, path = "/me", tag = "auth", security(("bearer" = [])), request_body = UpdateMeRequest,
     responses((status = 200, body = User), (status = 422, body = Problem)))]
 async fn update_me(State(state): State<AppState>, caller: AuthUser, Json(body): Json<UpdateMeRequest>) -> Result<Json<User>> {
+    caller.require_session()?;
     validate! {
         name <- "name" => body.name.as_deref().map(parse_name).transpose();
         password <- "password" => body.password.as_deref().map(Password::parse).transpose();

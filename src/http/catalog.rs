@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::extract::{Json, Query};
 use crate::app::AppState;
+use crate::auth::scopes::Scope;
 use crate::auth::{AuthUser, MaybeAuthUser, parse_name};
 use crate::catalog::categories::{self, Category};
 use crate::catalog::products::{self, NewProduct, Product, ProductFilter, ProductPatch};
@@ -44,9 +45,10 @@ pub struct CreateCategoryRequest {
 }
 
 /// Create a category (staff).
-#[utoipa::path(post, path = "/categories", tag = "catalog", security(("bearer" = [])), request_body = CreateCategoryRequest,
+#[utoipa::path(post, path = "/categories", tag = "catalog", security(("bearer" = []), ("api_key" = ["catalog:write"])), request_body = CreateCategoryRequest,
     responses((status = 201, body = Category), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn create_category(State(state): State<AppState>, caller: AuthUser, Json(body): Json<CreateCategoryRequest>) -> Result<(StatusCode, Json<Category>)> {
+    caller.require_scope(Scope::CatalogWrite)?;
     caller.require_staff()?;
     validate! { name <- "name" => parse_name(&body.name); }
     Ok((StatusCode::CREATED, Json(categories::create(&state.db, &name, body.parent_id).await?)))
@@ -54,11 +56,18 @@ async fn create_category(State(state): State<AppState>, caller: AuthUser, Json(b
 
 /// List products: filters, sort (`created_at`, `price`, `name`; `-` for descending) and
 /// cursor pages. Anonymous callers and customers see active products only.
-#[utoipa::path(get, path = "/products", tag = "catalog", params(ProductFilter),
+#[utoipa::path(get, path = "/products", tag = "catalog", security((), ("bearer" = []), ("api_key" = ["catalog:read"])), params(ProductFilter),
     responses((status = 200, body = Page<Product>), (status = 422, body = Problem)))]
-async fn list_products(State(state): State<AppState>, caller: MaybeAuthUser, Query(filter): Query<ProductFilter>) -> Result<Json<Page<Product>>> {
+async fn list_products(State(state): State<AppState>, caller: MaybeAuthUser, Query(filter): Query<ProductFilter>) -> Result<Response> {
+    if let Some(c) = caller.0 {
+        c.require_scope(Scope::CatalogRead)?;
+    }
     let staff = caller.0.is_some_and(|c| c.is_staff());
-    Ok(Json(products::list(&state.db, &filter, staff).await?))
+    let mut res = Json(products::list(&state.db, &filter, staff).await?).into_response();
+    if caller.0.is_none() {
+        public_revalidate(&mut res);
+    }
+    Ok(res)
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -89,9 +98,10 @@ fn check_description(d: &str) -> Result<String, String> {
 }
 
 /// Create a product and its inventory (staff).
-#[utoipa::path(post, path = "/products", tag = "catalog", security(("bearer" = [])), request_body = CreateProductRequest,
+#[utoipa::path(post, path = "/products", tag = "catalog", security(("bearer" = []), ("api_key" = ["catalog:write"])), request_body = CreateProductRequest,
     responses((status = 201, body = Product), (status = 409, description = "SKU taken", body = Problem), (status = 422, body = Problem)))]
 async fn create_product(State(state): State<AppState>, caller: AuthUser, Json(body): Json<CreateProductRequest>) -> Result<Response> {
+    caller.require_scope(Scope::CatalogWrite)?;
     caller.require_staff()?;
     validate! {
         sku <- "sku" => Sku::parse(&body.sku);
@@ -133,8 +143,11 @@ fn with_etag(status: StatusCode, p: Product) -> Response {
 
 /// One product. Sends an `ETag`; `If-None-Match` with it answers 304.
 #[utoipa::path(get, path = "/products/{id}", tag = "catalog",
-    responses((status = 200, body = Product), (status = 304, description = "not modified"), (status = 404, body = Problem)))]
+    security((), ("bearer" = []), ("api_key" = ["catalog:read"])), responses((status = 200, body = Product), (status = 304, description = "not modified"), (status = 404, body = Problem)))]
 async fn get_product(State(state): State<AppState>, caller: MaybeAuthUser, Path(id): Path<Uuid>, headers: HeaderMap) -> Result<Response> {
+    if let Some(c) = caller.0 {
+        c.require_scope(Scope::CatalogRead)?;
+    }
     let staff = caller.0.is_some_and(|c| c.is_staff());
     let product = products::get(&state.db, id, staff).await?;
     let tag = etag(&product);
@@ -149,7 +162,18 @@ async fn get_product(State(state): State<AppState>, caller: MaybeAuthUser, Path(
         }
         return Ok(res);
     }
-    Ok(with_etag(StatusCode::OK, product))
+    let mut res = with_etag(StatusCode::OK, product);
+    if caller.0.is_none() {
+        public_revalidate(&mut res);
+    }
+    Ok(res)
+}
+
+/// Anonymous catalog reads may be stored by browsers and proxies, revalidated with the ETag
+/// each time; everything else keeps the stack's default `Cache-Control: no-store`.
+fn public_revalidate(res: &mut Response) {
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    res.headers_mut().insert(header::VARY, HeaderValue::from_static("authorization, x-api-key"));
 }
 
 /// Fields to change; omitted fields stay as they are. `sku` cannot change.
@@ -165,9 +189,10 @@ pub struct UpdateProductRequest {
 }
 
 /// Update a product (staff). With `If-Match: "<version>"`, only if unchanged since (412).
-#[utoipa::path(patch, path = "/products/{id}", tag = "catalog", security(("bearer" = [])), request_body = UpdateProductRequest,
+#[utoipa::path(patch, path = "/products/{id}", tag = "catalog", security(("bearer" = []), ("api_key" = ["catalog:write"])), request_body = UpdateProductRequest,
     responses((status = 200, body = Product), (status = 404, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)))]
 async fn update_product(State(state): State<AppState>, caller: AuthUser, Path(id): Path<Uuid>, headers: HeaderMap, Json(body): Json<UpdateProductRequest>) -> Result<Response> {
+    caller.require_scope(Scope::CatalogWrite)?;
     caller.require_staff()?;
     let if_version = match headers.get(header::IF_MATCH) {
         None => None,
@@ -189,9 +214,10 @@ async fn update_product(State(state): State<AppState>, caller: AuthUser, Path(id
 }
 
 /// Stock of a product (staff).
-#[utoipa::path(get, path = "/products/{id}/inventory", tag = "inventory", security(("bearer" = [])),
+#[utoipa::path(get, path = "/products/{id}/inventory", tag = "inventory", security(("bearer" = []), ("api_key" = ["catalog:read"])),
     responses((status = 200, body = Inventory), (status = 404, body = Problem)))]
 async fn get_inventory(State(state): State<AppState>, caller: AuthUser, Path(id): Path<Uuid>) -> Result<Json<Inventory>> {
+    caller.require_scope(Scope::CatalogRead)?;
     caller.require_staff()?;
     Ok(Json(inventory::get(&state.db, id).await?))
 }
@@ -207,10 +233,11 @@ pub struct AdjustmentRequest {
 
 /// Adjust on-hand stock by a relative amount (staff). 409 if it would leave less than is
 /// reserved.
-#[utoipa::path(post, path = "/products/{id}/inventory/adjustments", tag = "inventory", security(("bearer" = [])),
+#[utoipa::path(post, path = "/products/{id}/inventory/adjustments", tag = "inventory", security(("bearer" = []), ("api_key" = ["catalog:write"])),
     request_body = AdjustmentRequest,
     responses((status = 200, body = Inventory), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn adjust_inventory(State(state): State<AppState>, caller: AuthUser, Path(id): Path<Uuid>, Json(body): Json<AdjustmentRequest>) -> Result<Json<Inventory>> {
+    caller.require_scope(Scope::CatalogWrite)?;
     caller.require_staff()?;
     validate! {
         delta <- "delta" => if body.delta == 0 || body.delta.abs() > 1_000_000_000 { Err("must be non-zero and at most 1e9 in size".to_string()) } else { Ok(body.delta) };

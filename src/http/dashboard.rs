@@ -12,6 +12,7 @@ use utoipa_axum::routes;
 use super::extract::{Json, Query};
 use crate::app::AppState;
 use crate::auth::AuthUser;
+use crate::auth::scopes::Scope;
 use crate::dashboard::{self, Dashboard, Period};
 use crate::error::{Error, FieldError, Problem, Result};
 
@@ -31,9 +32,10 @@ pub struct DashboardParams {
 
 /// Sales, orders by status, top products, low stock and new customers for a period
 /// (staff). Sections that miss the deadline are `null` and listed in `missing`.
-#[utoipa::path(get, path = "/dashboard", tag = "dashboard", security(("bearer" = [])), params(DashboardParams),
+#[utoipa::path(get, path = "/dashboard", tag = "dashboard", security(("bearer" = []), ("api_key" = ["dashboard:read"])), params(DashboardParams),
     responses((status = 200, body = Dashboard), (status = 403, body = Problem), (status = 422, body = Problem)))]
 async fn get_dashboard(State(state): State<AppState>, caller: AuthUser, Query(q): Query<DashboardParams>) -> Result<Json<Dashboard>> {
+    caller.require_scope(Scope::DashboardRead)?;
     caller.require_staff()?;
     let to = q.to.unwrap_or_else(|| Utc::now().date_naive());
     let from = q.from.unwrap_or_else(|| to - chrono::Duration::days(29));

@@ -23,6 +23,8 @@ pub async fn live() -> Json<Health> {
 pub struct Readiness {
     status: &'static str,
     checks: Vec<Check>,
+    /// Feature flags in force in this process (key → on/off).
+    flags: std::collections::BTreeMap<&'static str, bool>,
 }
 
 #[derive(Serialize)]
@@ -40,11 +42,20 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness
         status: if db_ok { "ok" } else { "unavailable" },
         latency_ms: started.elapsed().as_secs_f64() * 1000.0,
     }];
+    if let Some(redis) = state.limits.redis() {
+        // Reported, but not a reason to turn unready: without Redis, limits fall back to
+        // each process and only login refuses (docs/OPERATIONS.md, "Rate limits").
+        let started = Instant::now();
+        let up = redis.ping().await.is_ok();
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        checks.push(Check { name: "redis", status: if up { "ok" } else { "unavailable" }, latency_ms });
+    }
     let draining = state.is_draining();
     if draining {
         checks.push(Check { name: "shutdown", status: "draining", latency_ms: 0.0 });
     }
     let ok = db_ok && !draining;
     let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(Readiness { status: if ok { "ready" } else { "unready" }, checks }))
+    let flags = state.flags.snapshot().into_iter().map(|f| (f.key, f.enabled)).collect();
+    (status, Json(Readiness { status: if ok { "ready" } else { "unready" }, checks, flags }))
 }

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::extract::{Json, Query};
 use crate::app::AppState;
 use crate::auth::AuthUser;
+use crate::auth::scopes::Scope;
 use crate::catalog::Sku;
 use crate::error::{Error, FieldError, Problem, Result};
 use crate::orders::checkout::{self, CartLine, CheckoutRequest};
@@ -69,9 +70,10 @@ fn check_quantity(q: i64) -> Result<i64, String> {
 /// it. 201 with the order (`paid`, or `pending_payment`); 402 `payment-declined` when the
 /// card is declined (the order exists as `failed`, its stock released); 409
 /// `insufficient-stock`.
-#[utoipa::path(post, path = "/orders", tag = "orders", security(("bearer" = [])), request_body = PlaceOrderRequest,
+#[utoipa::path(post, path = "/orders", tag = "orders", security(("bearer" = []), ("api_key" = ["orders:write"])), request_body = PlaceOrderRequest,
     responses((status = 201, body = Order), (status = 402, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn place_order(State(state): State<AppState>, caller: AuthUser, Json(body): Json<PlaceOrderRequest>) -> Result<(StatusCode, Json<Order>)> {
+    caller.require_scope(Scope::OrdersWrite)?;
     let mut errors = Vec::new();
     let mut lines = Vec::with_capacity(body.line_items.len());
     for (i, l) in body.line_items.iter().enumerate() {
@@ -107,51 +109,58 @@ async fn place_order(State(state): State<AppState>, caller: AuthUser, Json(body)
 
 /// Orders, newest first. Customers see their own; staff see all and may filter by
 /// customer.
-#[utoipa::path(get, path = "/orders", tag = "orders", security(("bearer" = [])), params(OrderFilter),
+#[utoipa::path(get, path = "/orders", tag = "orders", security(("bearer" = []), ("api_key" = ["orders:read"])), params(OrderFilter),
     responses((status = 200, body = Page<Order>), (status = 422, body = Problem)))]
 async fn list_orders(State(state): State<AppState>, caller: AuthUser, Query(filter): Query<OrderFilter>) -> Result<Json<Page<Order>>> {
+    caller.require_scope(Scope::OrdersRead)?;
     Ok(Json(orders::list(&state.db, &caller, &filter).await?))
 }
 
 /// One order. Another customer's order is 404.
-#[utoipa::path(get, path = "/orders/{id}", tag = "orders", security(("bearer" = [])),
+#[utoipa::path(get, path = "/orders/{id}", tag = "orders", security(("bearer" = []), ("api_key" = ["orders:read"])),
     responses((status = 200, body = Order), (status = 404, body = Problem)))]
 async fn get_order(State(state): State<AppState>, caller: AuthUser, Path(id): Path<Uuid>) -> Result<Json<Order>> {
+    caller.require_scope(Scope::OrdersRead)?;
     Ok(Json(orders::get(&state.db, &caller, id).await?))
 }
 
 /// Pay an order that is waiting for payment.
-#[utoipa::path(post, path = "/orders/{id}/pay", tag = "orders", security(("bearer" = [])), request_body = PaymentRequest,
+#[utoipa::path(post, path = "/orders/{id}/pay", tag = "orders", security(("bearer" = []), ("api_key" = ["orders:write"])), request_body = PaymentRequest,
     responses((status = 200, body = Order), (status = 402, body = Problem), (status = 409, body = Problem)))]
 async fn pay_order(State(state): State<AppState>, caller: AuthUser, Path(id): Path<Uuid>, Json(body): Json<PaymentRequest>) -> Result<Json<Order>> {
+    caller.require_scope(Scope::OrdersWrite)?;
     let card = CardNumber::parse(&body.card_number).map_err(|m| Error::Validation(vec![FieldError::new("card_number", m)]))?;
     Ok(Json(checkout::pay(&state, &caller, id, card).await?))
 }
 
 /// Cancel an unpaid order (its customer or staff); its stock is released.
-#[utoipa::path(post, path = "/orders/{id}/cancel", tag = "orders", security(("bearer" = [])),
+#[utoipa::path(post, path = "/orders/{id}/cancel", tag = "orders", security(("bearer" = []), ("api_key" = ["orders:write"])),
     responses((status = 200, body = Order), (status = 404, body = Problem), (status = 409, body = Problem)))]
 async fn cancel_order(State(state): State<AppState>, caller: AuthUser, Path(id): Path<Uuid>) -> Result<Json<Order>> {
+    caller.require_scope(Scope::OrdersWrite)?;
     Ok(Json(lifecycle::transition(&state, &caller, id, OrderStatus::Cancelled).await?))
 }
 
 /// Mark a paid order shipped (staff); its reserved stock leaves on-hand.
-#[utoipa::path(post, path = "/orders/{id}/ship", tag = "orders", security(("bearer" = [])),
+#[utoipa::path(post, path = "/orders/{id}/ship", tag = "orders", security(("bearer" = []), ("api_key" = ["orders:write"])),
     responses((status = 200, body = Order), (status = 403, body = Problem), (status = 409, body = Problem)))]
 async fn ship_order(State(state): State<AppState>, caller: AuthUser, Path(id): Path<Uuid>) -> Result<Json<Order>> {
+    caller.require_scope(Scope::OrdersWrite)?;
     Ok(Json(lifecycle::transition(&state, &caller, id, OrderStatus::Shipped).await?))
 }
 
 /// Mark a shipped order delivered (staff).
-#[utoipa::path(post, path = "/orders/{id}/deliver", tag = "orders", security(("bearer" = [])),
+#[utoipa::path(post, path = "/orders/{id}/deliver", tag = "orders", security(("bearer" = []), ("api_key" = ["orders:write"])),
     responses((status = 200, body = Order), (status = 403, body = Problem), (status = 409, body = Problem)))]
 async fn deliver_order(State(state): State<AppState>, caller: AuthUser, Path(id): Path<Uuid>) -> Result<Json<Order>> {
+    caller.require_scope(Scope::OrdersWrite)?;
     Ok(Json(lifecycle::transition(&state, &caller, id, OrderStatus::Delivered).await?))
 }
 
 /// Refund a paid, unshipped order (staff): the payment is refunded and the stock released.
-#[utoipa::path(post, path = "/orders/{id}/refund", tag = "orders", security(("bearer" = [])),
+#[utoipa::path(post, path = "/orders/{id}/refund", tag = "orders", security(("bearer" = []), ("api_key" = ["orders:write"])),
     responses((status = 200, body = Order), (status = 403, body = Problem), (status = 409, body = Problem)))]
 async fn refund_order(State(state): State<AppState>, caller: AuthUser, Path(id): Path<Uuid>) -> Result<Json<Order>> {
+    caller.require_scope(Scope::OrdersWrite)?;
     Ok(Json(lifecycle::transition(&state, &caller, id, OrderStatus::Refunded).await?))
 }

@@ -37,6 +37,7 @@ pub struct ListParams {
 #[utoipa::path(get, path = "/users", tag = "users", security(("bearer" = [])), params(ListParams),
     responses((status = 200, body = Page<User>), (status = 403, body = Problem)))]
 async fn list_users(State(state): State<AppState>, caller: AuthUser, Query(q): Query<ListParams>) -> Result<Json<Page<User>>> {
+    caller.require_session()?;
     caller.require_admin()?;
     let page = PageRequest::parse(q.limit, q.cursor.as_deref(), "-created_at").map_err(Error::Validation)?;
     Ok(Json(users::list(&state.db, &page).await?))
@@ -56,6 +57,7 @@ pub struct CreateUserRequest {
 #[utoipa::path(post, path = "/users", tag = "users", security(("bearer" = [])), request_body = CreateUserRequest,
     responses((status = 201, body = User), (status = 403, body = Problem), (status = 409, body = Problem)))]
 async fn create_user(State(state): State<AppState>, caller: AuthUser, Json(body): Json<CreateUserRequest>) -> Result<(StatusCode, Json<User>)> {
+    caller.require_session()?;
     caller.require_admin()?;
     validate! {
         email <- "email" => Email::parse(&body.email);
@@ -70,6 +72,7 @@ async fn create_user(State(state): State<AppState>, caller: AuthUser, Json(body)
 #[utoipa::path(get, path = "/users/{id}", tag = "users", security(("bearer" = [])),
     responses((status = 200, body = User), (status = 404, body = Problem)))]
 async fn get_user(State(state): State<AppState>, caller: AuthUser, Path(id): Path<Uuid>) -> Result<Json<User>> {
+    caller.require_session()?;
     caller.require_admin()?;
     Ok(Json(users::get(&state.db, id).await?))
 }
@@ -84,6 +87,7 @@ pub struct UpdateUserRequest {
 #[utoipa::path(patch, path = "/users/{id}", tag = "users", security(("bearer" = [])), request_body = UpdateUserRequest,
     responses((status = 200, body = User), (status = 403, body = Problem), (status = 404, body = Problem)))]
 async fn update_user(State(state): State<AppState>, caller: AuthUser, Path(id): Path<Uuid>, Json(body): Json<UpdateUserRequest>) -> Result<Json<User>> {
+    caller.require_session()?;
     caller.require_admin()?;
     Ok(Json(users::set_role(&state.db, caller.id, id, body.role).await?))
 }
@@ -99,6 +103,7 @@ pub struct PasswordResetToken {
 #[utoipa::path(post, path = "/users/{id}/password-reset", tag = "users", security(("bearer" = [])),
     responses((status = 201, body = PasswordResetToken), (status = 404, body = Problem)))]
 async fn issue_password_reset(State(state): State<AppState>, caller: AuthUser, Path(id): Path<Uuid>) -> Result<(StatusCode, Json<PasswordResetToken>)> {
+    caller.require_session()?;
     caller.require_admin()?;
     let (token, expires_at) = users::create_password_reset(&state.db, id).await?;
     Ok((StatusCode::CREATED, Json(PasswordResetToken { token, expires_at })))

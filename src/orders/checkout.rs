@@ -58,6 +58,7 @@ struct PricedLine {
 }
 
 /// Step 1: merges repeated SKUs and prices every line from the catalog.
+#[tracing::instrument(name = "checkout.price", skip_all, fields(order.lines = lines.len()))]
 async fn price(app: &App, lines: &[CartLine]) -> Result<(Vec<PricedLine>, String)> {
     let mut merged: Vec<(String, i64, usize)> = Vec::new();
     for (i, l) in lines.iter().enumerate() {
@@ -134,10 +135,34 @@ pub async fn place_order(app: &App, customer: &AuthUser, req: CheckoutRequest) -
     if req.lines.len() > MAX_LINES {
         return Err(Error::Validation(vec![FieldError::new("line_items", format!("at most {MAX_LINES} lines"))]));
     }
+    if req.shipping_address.is_none() && app.flags.is_enabled(crate::flags::REQUIRE_SHIPPING_ADDRESS) {
+        return Err(Error::Validation(vec![FieldError::new("shipping_address", "is required")]));
+    }
     let (lines, currency) = price(app, &req.lines).await?;
     let subtotal: i64 = lines.iter().map(|l| l.unit_price_minor * l.quantity).sum();
     let id = db::new_id();
     tracing::Span::current().record("order.id", tracing::field::display(id));
+    reserve(app, customer, id, &req, &lines, &currency, subtotal).await?;
+    crate::metrics::order_placed(&currency);
+
+    if let Some(card) = req.card {
+        charge(app, id, subtotal, currency, card).await?;
+    }
+    super::get(&app.db, customer, id).await
+}
+
+/// Step 2: in one transaction, reserves the stock and records the order, its lines and
+/// `order.placed`.
+#[tracing::instrument(name = "checkout.reserve", skip_all, fields(order.id = %id, order.subtotal_minor = subtotal))]
+async fn reserve(
+    app: &App,
+    customer: &AuthUser,
+    id: Uuid,
+    req: &CheckoutRequest,
+    lines: &[PricedLine],
+    currency: &str,
+    subtotal: i64,
+) -> Result<()> {
     let now = Utc::now();
     let reserved_until = now + chrono::Duration::seconds(i64::try_from(app.config.checkout.reservation_ttl_secs).unwrap_or(900));
     let charging = req.card.is_some();
@@ -156,7 +181,7 @@ pub async fn place_order(app: &App, customer: &AuthUser, req: CheckoutRequest) -
     .bind(id.to_string())
     .bind(order_number(id))
     .bind(customer.id.to_string())
-    .bind(&currency)
+    .bind(currency)
     .bind(subtotal)
     .bind(if charging { "charging" } else { "awaiting_payment" })
     .bind(charging.then(|| db::ts(now + saga_lease(app))))
@@ -191,11 +216,7 @@ pub async fn place_order(app: &App, customer: &AuthUser, req: CheckoutRequest) -
     let products: Vec<Uuid> = stock.iter().map(|l| l.product_id).collect();
     inventory::record_if_low(&mut tx, &products).await?;
     tx.commit().await?;
-
-    if let Some(card) = req.card {
-        charge(app, id, subtotal, currency, card).await?;
-    }
-    super::get(&app.db, customer, id).await
+    Ok(())
 }
 
 /// Pays an order waiting for payment. 409 if it is not waiting (already paid, being paid,
@@ -234,6 +255,7 @@ fn saga_lease(app: &App) -> chrono::Duration {
 
 /// Step 3 and 4 (or compensation). An unknown outcome (gateway timeout) leaves the saga in
 /// `charging` for the recovery worker, and the order is returned as `pending_payment`.
+#[tracing::instrument(name = "checkout.charge", skip_all, fields(order.id = %id, payment.amount_minor = amount_minor))]
 async fn charge(app: &App, id: Uuid, amount_minor: i64, currency: String, card: CardNumber) -> Result<()> {
     let req = ChargeRequest { idempotency_key: id.to_string(), amount_minor, currency, card };
     let timeout = Duration::from_millis(app.config.payments.timeout_ms);
@@ -242,36 +264,68 @@ async fn charge(app: &App, id: Uuid, amount_minor: i64, currency: String, card: 
         Err(_) => Err(GatewayError::Unavailable("timed out".into())),
     };
     match outcome {
-        Ok(ChargeOutcome::Succeeded { payment_id }) => finish_paid(app, id, &payment_id).await,
+        Ok(ChargeOutcome::Succeeded { payment_id }) => {
+            match finish_paid(app, id, &payment_id).await? {
+                Settled::Paid => crate::metrics::saga_outcome("paid"),
+                Settled::Voided => crate::metrics::saga_outcome("compensated"),
+                Settled::AlreadyPaid => {}
+            }
+            Ok(())
+        }
         Ok(ChargeOutcome::Declined { code, .. }) => {
             fail(app, id, &code).await?;
+            crate::metrics::saga_outcome("declined");
             Err(Error::PaymentDeclined { order_id: id, decline_code: code })
         }
         Err(GatewayError::Rejected(why)) => {
             tracing::warn!(order.id = %id, reason = %why, "payment rejected by the gateway");
             fail(app, id, "payment_rejected").await?;
+            crate::metrics::saga_outcome("rejected");
             Err(Error::PaymentDeclined { order_id: id, decline_code: "payment_rejected".into() })
         }
         Err(GatewayError::Unavailable(why)) => {
             tracing::warn!(order.id = %id, reason = %why, "payment outcome unknown; recovery will resolve it");
+            crate::metrics::saga_outcome("unknown");
             Ok(())
         }
     }
 }
 
 /// Resolves a saga whose charge outcome was unknown, from what the gateway remembers.
+#[tracing::instrument(name = "checkout.recover", skip_all, fields(order.id = %id))]
 pub(crate) async fn resolve_from_gateway(app: &App, id: Uuid) -> Result<()> {
     let record = app.payments.lookup(id.to_string()).await.map_err(|e| Error::Internal(e.into()))?;
-    match record {
-        Some(PaymentRecord::Succeeded { payment_id }) => finish_paid(app, id, &payment_id).await,
-        Some(PaymentRecord::Declined { code, .. }) => fail(app, id, &code).await,
-        Some(PaymentRecord::Reversed { .. }) | None => fail(app, id, "payment_interrupted").await,
-    }
+    let outcome = match record {
+        Some(PaymentRecord::Succeeded { payment_id }) => match finish_paid(app, id, &payment_id).await? {
+            Settled::Paid => "recovered_paid",
+            Settled::Voided => "compensated",
+            Settled::AlreadyPaid => return Ok(()),
+        },
+        Some(PaymentRecord::Declined { code, .. }) => {
+            fail(app, id, &code).await?;
+            "recovered_failed"
+        }
+        Some(PaymentRecord::Reversed { .. }) | None => {
+            fail(app, id, "payment_interrupted").await?;
+            "recovered_failed"
+        }
+    };
+    crate::metrics::saga_outcome(outcome);
+    Ok(())
+}
+
+/// How a successful charge was settled: paid by this call, already paid by another attempt,
+/// or voided because the order had stopped waiting (cancelled, expired).
+enum Settled {
+    Paid,
+    AlreadyPaid,
+    Voided,
 }
 
 /// Step 4: paid. If the order stopped waiting meanwhile (cancelled, expired), the charge is
 /// voided instead: compensation.
-async fn finish_paid(app: &App, id: Uuid, payment_id: &str) -> Result<()> {
+#[tracing::instrument(name = "checkout.finish_paid", skip_all, fields(order.id = %id, payment.id = %payment_id))]
+async fn finish_paid(app: &App, id: Uuid, payment_id: &str) -> Result<Settled> {
     let now = db::now();
     let mut tx = app.db.begin_write().await?;
     let n = sqlx::query(
@@ -287,7 +341,7 @@ async fn finish_paid(app: &App, id: Uuid, payment_id: &str) -> Result<()> {
     if n == 1 {
         events::record(&mut tx, "order.paid", id, &json!({ "order_id": id })).await?;
         tx.commit().await?;
-        return Ok(());
+        return Ok(Settled::Paid);
     }
     let status = super::status_of(&mut tx, id).await?;
     sqlx::query("UPDATE orders SET saga_state = 'compensated', saga_deadline = NULL WHERE id = $1 AND saga_state = 'charging'")
@@ -295,14 +349,16 @@ async fn finish_paid(app: &App, id: Uuid, payment_id: &str) -> Result<()> {
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    if status != OrderStatus::Paid {
-        tracing::warn!(order.id = %id, order.status = status.as_str(), "charged an order that stopped waiting; voiding");
-        app.payments.void(payment_id.to_owned()).await.map_err(|e| Error::Internal(e.into()))?;
+    if status == OrderStatus::Paid {
+        return Ok(Settled::AlreadyPaid);
     }
-    Ok(())
+    tracing::warn!(order.id = %id, order.status = status.as_str(), "charged an order that stopped waiting; voiding");
+    app.payments.void(payment_id.to_owned()).await.map_err(|e| Error::Internal(e.into()))?;
+    Ok(Settled::Voided)
 }
 
 /// Compensation: the order fails and its reservation is released, once.
+#[tracing::instrument(name = "checkout.fail", skip_all, fields(order.id = %id, order.failure_reason = reason))]
 async fn fail(app: &App, id: Uuid, reason: &str) -> Result<()> {
     let now = db::now();
     let mut tx = app.db.begin_write().await?;

@@ -57,7 +57,7 @@ pub fn luhn_valid(number: &str) -> bool {
         }
         sum += d;
     }
-    !number.is_empty() && sum % 10 == 0
+    !number.is_empty() && sum.is_multiple_of(10)
 }
 
 fn unavailable(e: sqlx::Error) -> GatewayError {

@@ -95,6 +95,8 @@ impl Drop for TestDb {
 
 pub struct TestApp {
     pub base: String,
+    /// The admin listener (`/metrics`, `/debug/pprof`), also on a free port.
+    pub admin_base: String,
     pub client: reqwest::Client,
     pub app: Arc<App>,
     pub db: Arc<TestDb>,
@@ -122,9 +124,15 @@ impl TestApp {
         };
         let mut pairs = vec![
             ("http.addr", "127.0.0.1:0".to_string()),
+            ("admin.addr", "127.0.0.1:0".to_string()),
             ("database.url", db.url.clone()),
             ("data_dir", db.data_dir().display().to_string()),
             ("auth.jwt_secret", JWT_SECRET.to_string()),
+            // Every test talks from 127.0.0.1 (some register 50 customers): limits far above
+            // what a test sends. tests/api/ratelimit.rs lowers them where it tests them.
+            ("ratelimit.api_limit", "1000000".to_string()),
+            ("ratelimit.login_limit", "1000000".to_string()),
+            ("ratelimit.checkout_limit", "1000000".to_string()),
             ("log.filter", "warn".to_string()),
         ];
         pairs.extend(opts.config);
@@ -132,6 +140,7 @@ impl TestApp {
         orderly::telemetry::init(&config.log);
         let application = Application::build_with(config, opts.overrides).await.expect("build app");
         let base = format!("http://{}", application.http_addr());
+        let admin_base = format!("http://{}", application.admin_addr());
         let app = application.app();
         let (tx, rx) = oneshot::channel();
         let handle = tokio::spawn(application.run_until(async move {
@@ -139,6 +148,7 @@ impl TestApp {
         }));
         TestApp {
             base,
+            admin_base,
             client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client"),
             app,
             db,

@@ -115,3 +115,66 @@ async fn graceful_shutdown_finishes_and_stops_accepting() {
     let err = reqwest::Client::new().get(format!("{base}/healthz")).send().await;
     assert!(err.is_err(), "the listener must be closed after shutdown");
 }
+
+/// The sandbox, but every charge takes `delay`.
+struct SlowGateway {
+    sandbox: orderly::payments::sandbox::SandboxGateway,
+    delay: std::time::Duration,
+}
+
+impl orderly::payments::PaymentGateway for SlowGateway {
+    fn charge(
+        &self,
+        req: orderly::payments::ChargeRequest,
+    ) -> futures_util::future::BoxFuture<'_, Result<orderly::payments::ChargeOutcome, orderly::payments::GatewayError>> {
+        Box::pin(async move {
+            tokio::time::sleep(self.delay).await;
+            self.sandbox.charge(req).await
+        })
+    }
+    fn lookup(
+        &self,
+        key: String,
+    ) -> futures_util::future::BoxFuture<'_, Result<Option<orderly::payments::PaymentRecord>, orderly::payments::GatewayError>> {
+        self.sandbox.lookup(key)
+    }
+    fn void(&self, id: String) -> futures_util::future::BoxFuture<'_, Result<(), orderly::payments::GatewayError>> {
+        self.sandbox.void(id)
+    }
+    fn refund(&self, id: String) -> futures_util::future::BoxFuture<'_, Result<(), orderly::payments::GatewayError>> {
+        self.sandbox.refund(id)
+    }
+}
+
+#[tokio::test]
+async fn shutdown_lets_an_in_flight_checkout_finish() {
+    let db = std::sync::Arc::new(crate::helpers::TestDb::new().await);
+    let gateway = SlowGateway {
+        sandbox: orderly::payments::sandbox::SandboxGateway::new(TestApp::spawn_db(&db).await),
+        delay: std::time::Duration::from_millis(800),
+    };
+    let app = TestApp::spawn_with(Options {
+        db: Some(db),
+        overrides: orderly::Overrides { payments: Some(std::sync::Arc::new(gateway)), ..Default::default() },
+        ..Default::default()
+    })
+    .await;
+    let staff = app.staff().await;
+    app.create_product(&staff, "SD-1", 100, 5).await;
+    let (customer, _, _) = app.register_customer("drain@example.com").await;
+    let in_flight = {
+        let (client, url) = (app.client.clone(), app.url("/api/v1/orders"));
+        tokio::spawn(async move {
+            let body = json!({ "line_items": [{ "sku": "SD-1", "quantity": 1 }], "payment": { "card_number": crate::helpers::GOOD_CARD } });
+            let res = client.post(url).bearer_auth(customer).json(&body).send().await.unwrap();
+            (res.status(), res.json::<Value>().await.unwrap())
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let base = app.base.clone();
+    app.stop().await;
+    let (status, order) = in_flight.await.unwrap();
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    assert_eq!(order["status"], "paid");
+    assert!(reqwest::Client::new().get(format!("{base}/healthz")).send().await.is_err());
+}

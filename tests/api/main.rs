@@ -1,10 +1,19 @@
 //! Integration tests: the real app on port 0 against a fresh database per test, SQLite by
 //! default, PostgreSQL when `ORDERLY_TEST_DATABASE_URL` is set (see `helpers`).
 
+// Test code: a failed unwrap is a failed test, with its location.
+#![allow(clippy::unwrap_used)]
+
+mod api_keys;
 mod auth;
 mod catalog;
 mod checkout;
 mod dashboard;
+mod edge;
+mod flags;
 mod helpers;
 mod http;
+mod imports;
+mod observability;
 mod orders;
+mod ratelimit;

@@ -1,0 +1,256 @@
+//! Prometheus metrics: the process-wide recorder, every metric's name and help text, and the
+//! small functions the rest of the code calls to record. Rendered by `GET /metrics` on the
+//! admin listener (`crate::admin`), never on the public port.
+//!
+//! Naming follows Prometheus conventions: base units (`_seconds`), `_total` for counters,
+//! labels from small closed sets. HTTP metrics are labelled by the route *template*
+//! (`/api/v1/products/{id}`), never the raw path; a request no route matched is `unmatched`.
+//! Label values are interned `&'static str`s, so recording allocates no label strings.
+
+use std::collections::HashSet;
+use std::sync::{OnceLock, RwLock};
+use std::time::{Duration, Instant};
+
+use ::metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use axum::extract::{MatchedPath, Request};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::Response;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::db::Db;
+
+pub const HTTP_REQUESTS: &str = "http_requests_total";
+pub const HTTP_DURATION: &str = "http_request_duration_seconds";
+pub const HTTP_IN_FLIGHT: &str = "http_requests_in_flight";
+pub const DB_POOL_CONNECTIONS: &str = "db_pool_connections";
+pub const DB_POOL_MAX: &str = "db_pool_max_connections";
+pub const ORDERS_PLACED: &str = "orderly_orders_placed_total";
+pub const SAGA_OUTCOMES: &str = "orderly_saga_outcomes_total";
+pub const GATEWAY_CALLS: &str = "orderly_payment_gateway_calls_total";
+pub const GATEWAY_DURATION: &str = "orderly_payment_gateway_call_duration_seconds";
+pub const RATE_LIMITED: &str = "orderly_rate_limit_rejections_total";
+pub const BUILD_INFO: &str = "orderly_build_info";
+
+/// The `route` label of a request that matched no route.
+pub const UNMATCHED: &str = "unmatched";
+
+/// Histogram buckets for latencies, in seconds: 1 ms to 10 s.
+const LATENCY_BUCKETS_SECONDS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+/// How often histogram samples are folded into buckets when nobody scrapes.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the process-wide recorder on first call and returns its handle (the same one on
+/// later calls). `None` if another recorder was installed first (when embedding orderly).
+pub fn install() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let handle = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS_SECONDS)
+                .and_then(|b| b.install_recorder())
+                .map_err(|e| tracing::warn!(error = %e, "metrics recorder not installed; /metrics will be empty"))
+                .ok()?;
+            // HELP lines exist only for metrics described after the recorder is installed.
+            describe();
+            gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "profile" => PROFILE).set(1.0);
+            let upkeep = handle.clone();
+            let _ = std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(UPKEEP_INTERVAL);
+                        upkeep.run_upkeep();
+                    }
+                });
+            Some(handle)
+        })
+        .as_ref()
+}
+
+const PROFILE: &str = if cfg!(debug_assertions) { "debug" } else { "release" };
+
+fn describe() {
+    describe_counter!(
+        HTTP_REQUESTS,
+        Unit::Count,
+        "HTTP requests answered, by method, route template and status."
+    );
+    describe_histogram!(
+        HTTP_DURATION,
+        Unit::Seconds,
+        "Time from receiving an HTTP request to its response headers, in seconds, by method, route template and status."
+    );
+    describe_gauge!(HTTP_IN_FLIGHT, Unit::Count, "HTTP requests being handled right now.");
+    describe_gauge!(
+        DB_POOL_CONNECTIONS,
+        Unit::Count,
+        "Open database connections by state (idle, used), sampled at scrape time."
+    );
+    describe_gauge!(
+        DB_POOL_MAX,
+        Unit::Count,
+        "The database pool's maximum size (database.max_connections)."
+    );
+    describe_counter!(
+        ORDERS_PLACED,
+        Unit::Count,
+        "Orders placed (stock reserved), by currency."
+    );
+    describe_counter!(
+        SAGA_OUTCOMES,
+        Unit::Count,
+        "Checkout saga endings by outcome: paid, declined, rejected, compensated, unknown (left to recovery), \
+         recovered_paid, recovered_failed."
+    );
+    describe_counter!(
+        GATEWAY_CALLS,
+        Unit::Count,
+        "Payment gateway calls by operation (charge, lookup, void, refund) and result."
+    );
+    describe_histogram!(
+        GATEWAY_DURATION,
+        Unit::Seconds,
+        "Payment gateway call latency in seconds, by operation."
+    );
+    describe_counter!(RATE_LIMITED, Unit::Count, "Requests refused by a rate limit, by limit.");
+    describe_gauge!(
+        BUILD_INFO,
+        "Always 1; the labels name the running build (version, profile)."
+    );
+}
+
+/// The Prometheus text exposition of every metric, with the pool gauges sampled from `db`.
+/// `None` when the recorder is not ours.
+pub fn render(db: &Db) -> Option<String> {
+    let handle = install()?;
+    sample_db_pool(db);
+    Some(handle.render())
+}
+
+fn sample_db_pool(db: &Db) {
+    let pool = db.pool();
+    let size = pool.size();
+    let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX).min(size);
+    gauge!(DB_POOL_CONNECTIONS, "state" => "idle").set(idle);
+    gauge!(DB_POOL_CONNECTIONS, "state" => "used").set(size - idle);
+    gauge!(DB_POOL_MAX).set(pool.options().get_max_connections());
+}
+
+/// An order was placed (stock reserved) in `currency` (ISO 4217).
+pub fn order_placed(currency: &str) {
+    counter!(ORDERS_PLACED, "currency" => intern(currency)).increment(1);
+}
+
+/// A checkout saga ended (or was left to recovery) with `outcome`; see the HELP text.
+pub fn saga_outcome(outcome: &'static str) {
+    counter!(SAGA_OUTCOMES, "outcome" => outcome).increment(1);
+}
+
+/// One payment gateway call: `operation` (charge, lookup, void, refund), its `result`, and
+/// how long it took.
+pub fn gateway_call(operation: &'static str, result: &'static str, elapsed: Duration) {
+    counter!(GATEWAY_CALLS, "operation" => operation, "result" => result).increment(1);
+    histogram!(GATEWAY_DURATION, "operation" => operation).record(elapsed);
+}
+
+/// A request was refused by the rate limit named `limit` (e.g. `default`, `login`, `checkout`).
+pub fn rate_limited(limit: &'static str) {
+    counter!(RATE_LIMITED, "limit" => limit).increment(1);
+}
+
+/// The matched route template, carried from the router (where it is known) out to
+/// [`track_http`] on the response.
+#[derive(Clone, Copy)]
+struct RouteLabel(&'static str);
+
+/// Route layer: copies the request's route template onto its response for [`track_http`].
+pub async fn tag_route(req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map(|p| intern(p.as_str()));
+    let mut res = next.run(req).await;
+    if let Some(r) = route {
+        res.extensions_mut().insert(RouteLabel(r));
+    }
+    res
+}
+
+/// Middleware: counts and times every request, and tracks how many are in flight. Place it
+/// inside the trace layer and outside everything that can answer on its own (timeouts,
+/// panics, body limits), so those answers are counted too.
+pub async fn track_http(req: Request, next: Next) -> Response {
+    let method = method_label(req.method());
+    let start = Instant::now();
+    let _in_flight = InFlight::enter();
+    let res = next.run(req).await;
+    let route = res.extensions().get::<RouteLabel>().map_or(UNMATCHED, |r| r.0);
+    let labels = [
+        ("method", method),
+        ("route", route),
+        ("status", intern(res.status().as_str())),
+    ];
+    counter!(HTTP_REQUESTS, &labels).increment(1);
+    histogram!(HTTP_DURATION, &labels).record(start.elapsed());
+    res
+}
+
+/// Raises the in-flight gauge; lowers it when dropped, also when the request is abandoned.
+struct InFlight;
+
+impl InFlight {
+    fn enter() -> Self {
+        gauge!(HTTP_IN_FLIGHT).increment(1.0);
+        Self
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        gauge!(HTTP_IN_FLIGHT).decrement(1.0);
+    }
+}
+
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+static INTERNED: OnceLock<RwLock<HashSet<&'static str>>> = OnceLock::new();
+
+/// A `'static` copy of a label value from a small closed set (route templates, status codes,
+/// currencies), leaked once per distinct value. Never pass raw input: the set must stay small.
+fn intern(s: &str) -> &'static str {
+    let set = INTERNED.get_or_init(Default::default);
+    if let Some(v) = set.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(s) {
+        return v;
+    }
+    let mut w = set.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(v) = w.get(s) {
+        return v;
+    }
+    let v: &'static str = Box::leak(s.to_owned().into_boxed_str());
+    w.insert(v);
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interned_labels_are_shared() {
+        let a = intern(&String::from("/api/v1/products/{id}"));
+        let b = intern("/api/v1/products/{id}");
+        assert!(std::ptr::eq(a, b));
+    }
+}

@@ -1,0 +1,303 @@
+//! Rate limits and login brute-force protection.
+//!
+//! Every `/api/v1` request takes one unit from a GCRA bucket (the Generic Cell Rate
+//! Algorithm: `limit` requests per `window`, all of it usable as a burst, refilled
+//! continuously) keyed by route class and caller identity: the API key, else the user,
+//! else the client IP (see [`client_ip`]). Login-like routes and checkout have their own,
+//! stricter classes. Buckets live in this process (`governor`), or in Redis when
+//! `redis.url` is set, so that all replicas enforce one budget.
+//!
+//! Responses of limited routes carry `RateLimit-Policy` and `RateLimit` as defined by
+//! draft-ietf-httpapi-ratelimit-headers-10 (structured fields, e.g.
+//! `RateLimit-Policy: "api";q=1200;w=60` and `RateLimit: "api";r=1199;t=1`); refusals are
+//! 429 problem+json `rate-limited` with `Retry-After`.
+//!
+//! Redis failure policy (each call bounded by `redis.timeout_ms`): the `api` and `checkout`
+//! classes fail open to this process's own buckets; the `login` class fails closed (503
+//! `unavailable`), since an attacker who can break Redis must not get unlimited guesses.
+
+pub mod client_ip;
+mod local;
+pub mod lockout;
+pub mod middleware;
+mod shared;
+
+use std::fmt;
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
+use uuid::Uuid;
+
+use self::client_ip::Cidr;
+use self::local::LocalLimits;
+use self::lockout::LocalCounts;
+pub use self::shared::Redis;
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+
+/// Which budget a route draws from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Class {
+    Api,
+    /// POST /auth/login, /auth/register, /auth/refresh, /auth/password-reset.
+    Login,
+    /// POST /orders, /orders/{id}/pay.
+    Checkout,
+}
+
+impl Class {
+    /// The class of a request by method and route template (`/api/v1/orders/{id}/pay`).
+    pub fn of(method: &Method, route: &str) -> Class {
+        if method != Method::POST {
+            return Class::Api;
+        }
+        match route.strip_prefix("/api/v1").unwrap_or(route) {
+            "/auth/login" | "/auth/register" | "/auth/refresh" | "/auth/password-reset" => Class::Login,
+            "/orders" | "/orders/{id}/pay" => Class::Checkout,
+            _ => Class::Api,
+        }
+    }
+
+    /// The policy name in headers, problems and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Class::Api => "api",
+            Class::Login => "login",
+            Class::Checkout => "checkout",
+        }
+    }
+}
+
+/// Whose budget a request draws from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Identity {
+    ApiKey(Uuid),
+    User(Uuid),
+    Ip(IpAddr),
+}
+
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Identity::ApiKey(id) => write!(f, "key:{id}"),
+            Identity::User(id) => write!(f, "user:{id}"),
+            Identity::Ip(ip) => write!(f, "ip:{ip}"),
+        }
+    }
+}
+
+/// `limit` requests per `window` for one class.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    pub class: Class,
+    pub limit: u32,
+    pub window: Duration,
+}
+
+impl Policy {
+    /// GCRA's emission interval: one unit of quota comes back every `window / limit`.
+    pub fn interval(&self) -> Duration {
+        self.window / self.limit.max(1)
+    }
+}
+
+/// The outcome of taking one request from a bucket.
+#[derive(Debug, Clone, Copy)]
+pub struct Decision {
+    pub policy: Policy,
+    pub allowed: bool,
+    /// Requests left right now.
+    pub remaining: u32,
+    /// Seconds until more quota is available (for a refusal: until the next request may pass).
+    pub reset_secs: u64,
+}
+
+impl Decision {
+    /// Sets `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers-10 §3, §4).
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        let name = self.policy.class.name();
+        let policy = format!("\"{name}\";q={};w={}", self.policy.limit, self.policy.window.as_secs());
+        let limit = format!("\"{name}\";r={};t={}", self.remaining, self.reset_secs);
+        for (h, v) in [(RATELIMIT_POLICY, policy), (RATELIMIT, limit)] {
+            if let Ok(v) = HeaderValue::from_str(&v) {
+                headers.insert(h, v);
+            }
+        }
+    }
+}
+
+/// Whole seconds, rounded up: a client told "0" would retry too early.
+pub fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+struct Inner {
+    config: crate::config::RateLimitConfig,
+    trusted: Vec<Cidr>,
+    api: Policy,
+    login: Policy,
+    checkout: Policy,
+    local: LocalLimits,
+    redis: Option<Redis>,
+    lockouts: LocalCounts,
+}
+
+/// The limits of one process; cheap to clone.
+#[derive(Clone)]
+pub struct Limits(Arc<Inner>);
+
+impl Limits {
+    /// Builds the limiters from `ratelimit.*` and `redis.*` (Redis connects lazily) and
+    /// starts the task that forgets idle in-process buckets every minute.
+    pub fn new(config: &Config) -> anyhow::Result<Self> {
+        let c = &config.ratelimit;
+        let policy = |class, limit, window_secs| Policy {
+            class,
+            limit,
+            window: Duration::from_secs(window_secs),
+        };
+        let api = policy(Class::Api, c.api_limit, c.api_window_secs);
+        let login = policy(Class::Login, c.login_limit, c.login_window_secs);
+        let checkout = policy(Class::Checkout, c.checkout_limit, c.checkout_window_secs);
+        let trusted = c.trusted_proxies.iter().filter_map(|p| Cidr::parse(p).ok()).collect();
+        let inner = Arc::new(Inner {
+            config: c.clone(),
+            trusted,
+            api,
+            login,
+            checkout,
+            local: LocalLimits::new(&api, &login, &checkout),
+            redis: Redis::connect(&config.redis)?,
+            lockouts: LocalCounts::default(),
+        });
+        tokio::spawn(retain_recent(Arc::downgrade(&inner)));
+        Ok(Self(inner))
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.0.config.enabled
+    }
+
+    pub fn trusted_proxies(&self) -> &[Cidr] {
+        &self.0.trusted
+    }
+
+    /// The shared Redis, when configured (for `/readyz`).
+    pub fn redis(&self) -> Option<&Redis> {
+        self.0.redis.as_ref()
+    }
+
+    /// Takes one request of `class` from `identity`'s bucket. Errors only with 503
+    /// `unavailable` for the login class while Redis is unreachable.
+    pub async fn check(&self, class: Class, identity: Identity) -> Result<Decision> {
+        let policy = match class {
+            Class::Api => self.0.api,
+            Class::Login => self.0.login,
+            Class::Checkout => self.0.checkout,
+        };
+        let Some(redis) = &self.0.redis else {
+            return Ok(self.0.local.check(policy, &identity));
+        };
+        match redis
+            .gcra(redis.key(&format!("rl:{}:{identity}", class.name())), policy)
+            .await
+        {
+            Ok(d) => Ok(d),
+            Err(_) if class == Class::Login => Err(Error::Unavailable(
+                "login is unavailable for a moment; try again shortly",
+            )),
+            Err(_) => Ok(self.0.local.check(policy, &identity)),
+        }
+    }
+
+    /// Runs a login `attempt` under the brute-force lockout; see [`lockout::guard`].
+    pub async fn guard_login<T>(&self, ip: IpAddr, email: &str, attempt: impl Future<Output = Result<T>>) -> Result<T> {
+        let r = lockout::guard(
+            &self.0.config,
+            self.0.redis.as_ref(),
+            &self.0.lockouts,
+            ip,
+            email,
+            attempt,
+        )
+        .await;
+        if let Err(Error::RateLimited { policy, .. }) = &r {
+            crate::metrics::rate_limited(policy);
+        }
+        r
+    }
+}
+
+/// Every minute, until the limits are dropped: forget full buckets and ended lockouts.
+async fn retain_recent(inner: Weak<Inner>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        inner.local.retain_recent();
+        inner.lockouts.purge();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_fall_into_their_classes() {
+        assert_eq!(Class::of(&Method::POST, "/api/v1/auth/login"), Class::Login);
+        assert_eq!(Class::of(&Method::POST, "/api/v1/auth/password-reset"), Class::Login);
+        assert_eq!(Class::of(&Method::POST, "/api/v1/orders"), Class::Checkout);
+        assert_eq!(Class::of(&Method::POST, "/api/v1/orders/{id}/pay"), Class::Checkout);
+        assert_eq!(Class::of(&Method::GET, "/api/v1/orders"), Class::Api);
+        assert_eq!(Class::of(&Method::POST, "/api/v1/orders/{id}/cancel"), Class::Api);
+    }
+
+    #[test]
+    fn headers_follow_the_draft_syntax() {
+        let policy = Policy {
+            class: Class::Checkout,
+            limit: 20,
+            window: Duration::from_secs(60),
+        };
+        let mut h = HeaderMap::new();
+        Decision {
+            policy,
+            allowed: true,
+            remaining: 19,
+            reset_secs: 3,
+        }
+        .apply(&mut h);
+        assert_eq!(h[&RATELIMIT_POLICY], "\"checkout\";q=20;w=60");
+        assert_eq!(h[&RATELIMIT], "\"checkout\";r=19;t=3");
+        assert_eq!(ceil_secs(Duration::from_millis(1)), 1);
+        assert_eq!(ceil_secs(Duration::from_secs(2)), 2);
+    }
+
+    #[test]
+    fn in_process_buckets_allow_the_burst_then_refuse_with_a_wait() {
+        let policy = Policy {
+            class: Class::Api,
+            limit: 3,
+            window: Duration::from_secs(60),
+        };
+        let local = LocalLimits::new(&policy, &policy, &policy);
+        let who = Identity::Ip(IpAddr::from([192, 0, 2, 1]));
+        let remaining: Vec<u32> = (0..3).map(|_| local.check(policy, &who).remaining).collect();
+        assert_eq!(remaining, vec![2, 1, 0]);
+        let refused = local.check(policy, &who);
+        assert!(!refused.allowed);
+        assert!((19..=20).contains(&refused.reset_secs), "{refused:?}");
+        assert!(
+            local.check(policy, &Identity::Ip(IpAddr::from([192, 0, 2, 2]))).allowed,
+            "buckets are per identity"
+        );
+    }
+}

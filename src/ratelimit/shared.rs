@@ -1,0 +1,211 @@
+//! Limits shared by every replica through Redis: GCRA in a Lua script (atomic, on Redis's
+//! clock so replicas never disagree), lockout counters with a TTL. Every call runs under
+//! `redis.timeout_ms`; after a failure Redis is skipped for `redis.backoff_ms`, so an
+//! outage costs at most one timeout per backoff period, never a hang.
+
+use std::future::Future;
+use std::sync::{LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{RedisResult, Script};
+
+use super::{Decision, Policy, ceil_secs};
+use crate::config::RedisConfig;
+
+/// GCRA (the ITU-T I.371 virtual-scheduling algorithm, as in redis-cell). The key holds
+/// the theoretical arrival time (TAT) in µs. KEYS[1] = bucket; ARGV[1] = emission interval
+/// T (µs); ARGV[2] = limit n (burst). Returns {allowed 0|1, remaining, µs until more quota}.
+const GCRA_LUA: &str = r"
+local t = tonumber(ARGV[1])
+local n = tonumber(ARGV[2])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
+local debt = tat + t - now
+local capacity = t * n
+if debt > capacity then
+  return {0, 0, debt - capacity}
+end
+redis.call('SET', KEYS[1], string.format('%d', tat + t), 'PX', string.format('%d', math.ceil(debt / 1000)))
+local remaining = math.floor((capacity - debt) / t)
+return {1, remaining, debt - (capacity - (remaining + 1) * t)}
+";
+
+/// Counts one failed login on each key; a key's window starts at its first failure.
+/// ARGV[1] = window (ms).
+const FAIL_LUA: &str = r"
+for _, k in ipairs(KEYS) do
+  if redis.call('INCR', k) == 1 then redis.call('PEXPIRE', k, ARGV[1]) end
+end
+return 1
+";
+
+static GCRA: LazyLock<Script> = LazyLock::new(|| Script::new(GCRA_LUA));
+static FAIL: LazyLock<Script> = LazyLock::new(|| Script::new(FAIL_LUA));
+
+/// Redis did not answer in time (or is in backoff); the caller applies the failure policy.
+#[derive(Debug, Clone, Copy)]
+pub struct Unreachable;
+
+pub struct Redis {
+    conn: ConnectionManager,
+    prefix: String,
+    timeout: Duration,
+    backoff: Duration,
+    down_until: Mutex<Option<Instant>>,
+}
+
+impl Redis {
+    /// A lazily connecting client for `redis.url`, `None` when it is empty. Start-up never
+    /// waits for Redis: an unreachable Redis is handled like an outage.
+    pub fn connect(cfg: &RedisConfig) -> anyhow::Result<Option<Self>> {
+        if cfg.url.is_empty() {
+            return Ok(None);
+        }
+        // The URL may hold a password: never put it (or redis' echo of it) in an error.
+        let client = redis::Client::open(cfg.url.expose())
+            .map_err(|_| anyhow::anyhow!("`redis.url` is not a valid Redis URL"))?;
+        let timeout = Duration::from_millis(cfg.timeout_ms);
+        let manager = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(cfg.backoff_ms.max(1)));
+        let conn =
+            ConnectionManager::new_lazy_with_config(client, manager).context("setting up the Redis connection")?;
+        Ok(Some(Self {
+            conn,
+            prefix: cfg.key_prefix.clone(),
+            timeout,
+            backoff: Duration::from_millis(cfg.backoff_ms),
+            down_until: Mutex::new(None),
+        }))
+    }
+
+    /// `redis.key_prefix` + `rest`.
+    pub fn key(&self, rest: &str) -> String {
+        format!("{}{rest}", self.prefix)
+    }
+
+    fn in_backoff(&self) -> bool {
+        let now = Instant::now();
+        self.down_until
+            .lock()
+            .map(|d| d.is_some_and(|until| now < until))
+            .unwrap_or(false)
+    }
+
+    fn trip(&self, why: &str) {
+        if let Ok(mut d) = self.down_until.lock() {
+            if d.is_none_or(|until| Instant::now() >= until) {
+                tracing::warn!(
+                    error = why,
+                    backoff_ms = self.backoff.as_millis() as u64,
+                    "Redis unavailable; applying the failure policy"
+                );
+            }
+            *d = Some(Instant::now() + self.backoff);
+        }
+    }
+
+    /// Runs one Redis call under the timeout, unless in backoff.
+    async fn call<T, F, Fut>(&self, f: F) -> Result<T, Unreachable>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        if self.in_backoff() {
+            return Err(Unreachable);
+        }
+        match tokio::time::timeout(self.timeout, f(self.conn.clone())).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                self.trip(&e.to_string());
+                Err(Unreachable)
+            }
+            Err(_) => {
+                self.trip("timed out");
+                Err(Unreachable)
+            }
+        }
+    }
+
+    /// One round trip, for `/readyz`; ignores the backoff (it is how recovery shows).
+    pub async fn ping(&self) -> Result<(), String> {
+        let mut c = self.conn.clone();
+        match tokio::time::timeout(self.timeout, redis::cmd("PING").query_async::<String>(&mut c)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("timed out".into()),
+        }
+    }
+
+    /// Takes one request from the shared bucket `key` under `policy`.
+    pub async fn gcra(&self, key: String, policy: Policy) -> Result<Decision, Unreachable> {
+        let interval_us = u64::try_from(policy.interval().as_micros()).unwrap_or(u64::MAX).max(1);
+        let (allowed, remaining, wait_us): (i64, i64, i64) = self
+            .call(|mut c| async move {
+                GCRA.key(key)
+                    .arg(interval_us)
+                    .arg(policy.limit)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(Decision {
+            policy,
+            allowed: allowed == 1,
+            remaining: u32::try_from(remaining.max(0)).unwrap_or(u32::MAX),
+            reset_secs: ceil_secs(Duration::from_micros(u64::try_from(wait_us.max(0)).unwrap_or(0))),
+        })
+    }
+
+    /// The failure count and remaining window (ms) of each key; `(0, 0)` for absent keys.
+    pub async fn counts(&self, keys: Vec<String>) -> Result<Vec<(u32, u64)>, Unreachable> {
+        let replies: Vec<(Option<u32>, i64)> = self
+            .call(|mut c| async move {
+                let mut pipe = redis::pipe();
+                for k in &keys {
+                    pipe.cmd("GET").arg(k).cmd("PTTL").arg(k);
+                }
+                let flat: Vec<redis::Value> = pipe.query_async(&mut c).await?;
+                flat.chunks(2)
+                    .map(|pair| match pair {
+                        [count, ttl] => Ok((
+                            redis::from_redis_value(count.clone())?,
+                            redis::from_redis_value(ttl.clone())?,
+                        )),
+                        _ => Ok((None, 0)),
+                    })
+                    .collect::<RedisResult<Vec<_>>>()
+            })
+            .await?;
+        Ok(replies
+            .into_iter()
+            .map(|(n, ttl)| (n.unwrap_or(0), u64::try_from(ttl).unwrap_or(0)))
+            .collect())
+    }
+
+    /// Counts one failure on each of `keys`, each in a window of `window`.
+    pub async fn count_failure(&self, keys: Vec<String>, window: Duration) -> Result<(), Unreachable> {
+        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+        self.call(|mut c| async move {
+            let mut inv = FAIL.prepare_invoke();
+            for k in &keys {
+                inv.key(k);
+            }
+            inv.arg(window_ms).invoke_async::<i64>(&mut c).await
+        })
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn delete(&self, key: String) -> Result<(), Unreachable> {
+        self.call(|mut c| async move { redis::cmd("DEL").arg(key).query_async::<i64>(&mut c).await })
+            .await
+            .map(|_| ())
+    }
+}

@@ -1,0 +1,187 @@
+//! Protection at the edge: security headers on every response, caching rules, compression,
+//! CORS, TRACE, request ids, slow and oversized request heads, panics.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use orderly::Overrides;
+use orderly::dashboard::{DashboardSources, DayRevenue, LowStock, NewCustomers, Period, StatusCount, TopProduct};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::helpers::{Options, TestApp};
+
+fn assert_security_headers(res: &reqwest::Response) {
+    let h = res.headers();
+    assert_eq!(h["x-content-type-options"], "nosniff", "{h:?}");
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["content-security-policy"], "frame-ancestors 'none'");
+    assert_eq!(h["referrer-policy"], "no-referrer");
+    assert!(h.get("x-request-id").is_some());
+}
+
+/// Dashboard sources whose every call panics: a bug in a handler.
+struct Panicking;
+
+impl DashboardSources for Panicking {
+    fn revenue_by_day(&self, _: Period) -> BoxFuture<'_, orderly::Result<Vec<DayRevenue>>> {
+        async { panic!("boom") }.boxed()
+    }
+    fn orders_by_status(&self, _: Period) -> BoxFuture<'_, orderly::Result<Vec<StatusCount>>> {
+        async { panic!("boom") }.boxed()
+    }
+    fn top_products(&self, _: Period, _: i64) -> BoxFuture<'_, orderly::Result<Vec<TopProduct>>> {
+        async { panic!("boom") }.boxed()
+    }
+    fn low_stock(&self, _: i64) -> BoxFuture<'_, orderly::Result<Vec<LowStock>>> {
+        async { panic!("boom") }.boxed()
+    }
+    fn new_customers(&self, _: Period) -> BoxFuture<'_, orderly::Result<NewCustomers>> {
+        async { panic!("boom") }.boxed()
+    }
+}
+
+#[tokio::test]
+async fn security_headers_are_on_404s_and_on_500s_from_a_panic_which_does_not_kill_the_process() {
+    let app = TestApp::spawn_with(Options {
+        overrides: Overrides { dashboard: Some(Arc::new(Panicking)), ..Default::default() },
+        ..Default::default()
+    })
+    .await;
+    let res = app.client.get(app.url("/api/v1/nowhere")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_security_headers(&res);
+
+    let staff = app.staff().await;
+    let res = app.client.get(app.url("/api/v1/dashboard")).bearer_auth(&staff).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_security_headers(&res);
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["code"], "internal-error");
+    assert!(!body.to_string().contains("boom"), "the panic message must not leak: {body}");
+
+    let (status, _) = app.get("/healthz", None).await;
+    assert_eq!(status, StatusCode::OK, "the process survives a panicking handler");
+}
+
+#[tokio::test]
+async fn authenticated_responses_are_never_stored_and_public_reads_revalidate() {
+    let app = TestApp::spawn().await;
+    let staff = app.staff().await;
+    let p = app.create_product(&staff, "CC-1", 100, 1).await;
+    let path = app.url(&format!("/api/v1/products/{}", p["id"].as_str().unwrap()));
+    let res = app.client.get(&path).bearer_auth(&staff).send().await.unwrap();
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let res = app.client.get(app.url("/api/v1/me")).bearer_auth(&staff).send().await.unwrap();
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let res = app.client.get(&path).send().await.unwrap();
+    assert_eq!(res.headers()["cache-control"], "no-cache");
+    assert!(res.headers()["vary"].to_str().unwrap().contains("authorization"));
+    assert!(res.headers().get("strict-transport-security").is_none(), "HSTS is off unless configured");
+}
+
+#[tokio::test]
+async fn hsts_is_sent_when_configured() {
+    let app = TestApp::spawn_with(Options { config: vec![("http.hsts_max_age_secs", "63072000".into())], ..Default::default() }).await;
+    let res = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.headers()["strict-transport-security"], "max-age=63072000; includeSubDomains");
+}
+
+#[tokio::test]
+async fn trace_is_refused_everywhere() {
+    let app = TestApp::spawn().await;
+    for path in ["/healthz", "/api/v1/products", "/api/v1/nowhere"] {
+        let res = app.client.request(Method::TRACE, app.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED, "{path}");
+        assert_eq!(res.headers()["content-type"], "application/problem+json");
+    }
+}
+
+#[tokio::test]
+async fn request_ids_are_echoed_when_well_formed_and_replaced_otherwise() {
+    let app = TestApp::spawn().await;
+    let res = app.client.get(app.url("/healthz")).header("x-request-id", "req-42.a:b_c").send().await.unwrap();
+    assert_eq!(res.headers()["x-request-id"], "req-42.a:b_c");
+    for bad in ["has space", "<script>", &"x".repeat(200)] {
+        let res = app.client.get(app.url("/healthz")).header("x-request-id", bad).send().await.unwrap();
+        let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert_ne!(id, bad);
+        assert!(uuid::Uuid::parse_str(&id).is_ok(), "a generated id: {id}");
+    }
+    let a = app.client.get(app.url("/healthz")).send().await.unwrap();
+    let b = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_ne!(a.headers()["x-request-id"], b.headers()["x-request-id"]);
+}
+
+#[tokio::test]
+async fn large_responses_are_compressed_as_negotiated_and_small_ones_are_not() {
+    let app = TestApp::spawn().await;
+    for enc in ["gzip", "br", "zstd"] {
+        let res = app.client.get(app.url("/openapi.json")).header("accept-encoding", enc).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.headers()["content-encoding"], enc);
+    }
+    let res = app.client.get(app.url("/healthz")).header("accept-encoding", "gzip").send().await.unwrap();
+    assert!(res.headers().get("content-encoding").is_none());
+    let res = app.client.get(app.url("/openapi.json")).send().await.unwrap();
+    assert!(res.headers().get("content-encoding").is_none());
+}
+
+#[tokio::test]
+async fn cors_allows_only_configured_origins() {
+    let app = TestApp::spawn().await;
+    let res = app.client.get(app.url("/healthz")).header("origin", "https://shop.example").send().await.unwrap();
+    assert!(res.headers().get("access-control-allow-origin").is_none(), "no CORS unless configured");
+
+    let app = TestApp::spawn_with(Options {
+        config: vec![("http.cors_allowed_origins", "https://shop.example".into()), ("http.cors_allow_credentials", "true".into())],
+        ..Default::default()
+    })
+    .await;
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(Method::OPTIONS, app.url("/api/v1/orders"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "authorization, content-type")
+            .send()
+    };
+    let res = preflight("https://shop.example").await.unwrap();
+    assert_eq!(res.headers()["access-control-allow-origin"], "https://shop.example");
+    assert_eq!(res.headers()["access-control-allow-credentials"], "true");
+    let res = preflight("https://evil.example").await.unwrap();
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn a_client_that_sends_its_headers_too_slowly_is_disconnected() {
+    let app = TestApp::spawn_with(Options { config: vec![("http.header_read_timeout_ms", "300".into())], ..Default::default() }).await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.unwrap();
+    // Then nothing more. The server must give up on us rather than hold the connection.
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), slow.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the connection was still open after 10 s");
+    let text = String::from_utf8_lossy(&buf);
+    assert!(buf.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
+    // A normal client on the same server is unaffected.
+    let (status, _) = app.get("/healthz", None).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn oversized_request_heads_are_refused() {
+    let app = TestApp::spawn_with(Options { config: vec![("http.max_header_bytes", "8192".into())], ..Default::default() }).await;
+    let res = app.client.get(app.url("/healthz")).header("x-big", "a".repeat(20_000)).send().await;
+    match res {
+        Ok(r) => assert_eq!(r.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
+        Err(e) => assert!(e.is_request() || e.is_connect() || e.to_string().contains("closed"), "{e}"),
+    }
+    let (status, _) = app.get("/healthz", None).await;
+    assert_eq!(status, StatusCode::OK);
+}

@@ -1,0 +1,177 @@
+//! The `orderly` binary as operators use it: configuration checks, refusal to start with
+//! unsafe settings, and logs that never contain secrets.
+
+// Test code: a failed unwrap is a failed test, with its location.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_orderly");
+
+fn orderly(dir: &std::path::Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.current_dir(dir).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).env("ORDERLY_DATA_DIR", dir);
+    c
+}
+
+#[test]
+fn config_check_prints_the_configuration_with_secrets_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = orderly(dir.path())
+        .args(["config", "check"])
+        .env("ORDERLY_AUTH_JWT_SECRET", "super-secret-value-that-is-long-enough-1234")
+        .env("ORDERLY_DATABASE_URL", "postgres://app:db-password-xyz@127.0.0.1:5432/orderly")
+        .env("ORDERLY_HTTP_ADDR", "127.0.0.1:9999")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("addr = \"127.0.0.1:9999\""), "{shown}");
+    assert!(shown.contains("[redacted]"));
+    for secret in ["super-secret-value", "db-password-xyz"] {
+        assert!(!shown.contains(secret), "{secret} printed:\n{shown}");
+    }
+}
+
+#[test]
+fn an_invalid_setting_stops_with_a_message_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = orderly(dir.path()).args(["config", "check"]).env("ORDERLY_DATABASE_MAX_CONNECTIONS", "lots").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).to_lowercase().contains("database.max_connections"));
+
+    std::fs::write(dir.path().join("orderly.toml"), "[http]\nadress = \"0.0.0.0:80\"\n").unwrap();
+    let out = orderly(dir.path()).args(["config", "check"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("adress"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn production_mode_refuses_a_missing_or_short_jwt_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    for secret in [None, Some("short")] {
+        let mut c = orderly(dir.path());
+        c.args(["serve"]).env("ORDERLY_MODE", "production").env("ORDERLY_HTTP_ADDR", "127.0.0.1:0");
+        if let Some(s) = secret {
+            c.env("ORDERLY_AUTH_JWT_SECRET", s);
+        }
+        let out = c.output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{secret:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("auth.jwt_secret"));
+    }
+}
+
+#[test]
+fn help_explains_every_command() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for cmd in ["serve", "migrate", "import", "user", "config"] {
+        assert!(help.contains(cmd), "{help}");
+    }
+}
+
+/// A running `orderly serve` whose stderr (the logs) is collected.
+struct Server {
+    child: Child,
+    base: String,
+    logs: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Server {
+    fn start(dir: &std::path::Path) -> Server {
+        let mut child = orderly(dir)
+            .args(["serve"])
+            .env("ORDERLY_HTTP_ADDR", "127.0.0.1:0")
+            .env("ORDERLY_ADMIN_ADDR", "127.0.0.1:0")
+            .env("ORDERLY_LOG_FORMAT", "json")
+            .env("ORDERLY_LOG_FILTER", "debug")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && v["message"] == "orderly is serving"
+                {
+                    let _ = tx.send(v["http.addr"].as_str().unwrap_or_default().to_owned());
+                }
+                sink.lock().unwrap().push_str(&line);
+                sink.lock().unwrap().push('\n');
+            }
+        });
+        let addr = rx.recv_timeout(Duration::from_secs(60)).expect("the server did not start");
+        Server { child, base: format!("http://{addr}"), logs }
+    }
+
+    fn stop(mut self) -> String {
+        // SIGTERM via `kill`, then wait: the graceful path must flush its logs.
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(20) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        std::thread::sleep(Duration::from_millis(200));
+        self.logs.lock().unwrap().clone()
+    }
+}
+
+#[tokio::test]
+async fn secrets_never_appear_in_the_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let http = reqwest::Client::new();
+    let api = |p: &str| format!("{}/api/v1{p}", server.base);
+    let password = "Sup3r-Secret-Passw0rd!";
+    let card = "5555555555554444";
+
+    let session: Value = http
+        .post(api("/auth/register"))
+        .json(&json!({ "email": "logs@example.com", "password": password, "name": "Logs" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = session["access_token"].as_str().unwrap().to_owned();
+    let refresh = session["refresh_token"].as_str().unwrap().to_owned();
+    let _ = http.post(api("/auth/login")).json(&json!({ "email": "logs@example.com", "password": password })).send().await.unwrap();
+    let _ = http.post(api("/auth/login")).json(&json!({ "email": "logs@example.com", "password": "wrong-Passw0rd-zzz" })).send().await.unwrap();
+    let renewed: Value = http.post(api("/auth/refresh")).json(&json!({ "refresh_token": refresh })).send().await.unwrap().json().await.unwrap();
+    // Reuse: logged as a security event, still without the token.
+    let _ = http.post(api("/auth/refresh")).json(&json!({ "refresh_token": refresh })).send().await.unwrap();
+    let _ = http.get(api("/me")).bearer_auth(&access).send().await.unwrap();
+    let _ = http.get(api("/me")).header("authorization", "Bearer not-a-real-token-qqq").send().await.unwrap();
+    let _ = http
+        .post(api("/orders"))
+        .bearer_auth(&access)
+        .json(&json!({ "line_items": [{ "sku": "NOPE", "quantity": 1 }], "payment": { "card_number": card } }))
+        .send()
+        .await
+        .unwrap();
+    let logs = server.stop();
+
+    assert!(logs.contains("request handled"), "the request log lines are there:\n{logs}");
+    assert!(logs.contains("/api/v1/auth/login"), "routes are logged");
+    let renewed_access = renewed["access_token"].as_str().unwrap();
+    let renewed_refresh = renewed["refresh_token"].as_str().unwrap();
+    for secret in [password, "wrong-Passw0rd-zzz", &access, &refresh, renewed_access, renewed_refresh, card, "not-a-real-token-qqq"] {
+        assert!(!logs.contains(secret), "a secret leaked into the logs: {secret}");
+    }
+    // The JWT secret the server generated for itself never shows either.
+    let jwt_secret = std::fs::read_to_string(dir.path().join("jwt-secret")).unwrap();
+    assert!(!logs.contains(jwt_secret.trim()));
+}
