@@ -40,10 +40,8 @@ const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 async fn metrics(State(state): State<AppState>) -> Response {
     match crate::metrics::render(&state.db) {
         Some(body) => ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], body).into_response(),
-        None => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "another metrics recorder is installed in this process\n",
-        )
-            .into_response(),
+        None => {
+            (StatusCode::SERVICE_UNAVAILABLE, "another metrics recorder is installed in this process\n").into_response()
+        }
     }
 }

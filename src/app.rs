@@ -180,7 +180,8 @@ fn jwt_secret(config: &Config) -> anyhow::Result<String> {
     {
         return Ok(s.trim().to_owned());
     }
-    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
     let secret = new_opaque_token()?;
     write_private(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
     tracing::info!(path = %path.display(), "generated a development JWT secret");

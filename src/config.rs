@@ -13,23 +13,15 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+mod http;
 mod limits;
+pub use self::http::HttpConfig;
+use self::http::string_or_list;
 pub use self::limits::{RateLimitConfig, RedisConfig};
 
 /// Sections whose keys are reachable as `ORDERLY_<SECTION>_<KEY>`.
-const SECTIONS: &[&str] = &[
-    "http",
-    "database",
-    "auth",
-    "checkout",
-    "payments",
-    "dashboard",
-    "log",
-    "flags",
-    "admin",
-    "ratelimit",
-    "redis",
-];
+const SECTIONS: &[&str] =
+    &["http", "database", "auth", "checkout", "payments", "dashboard", "log", "flags", "admin", "ratelimit", "redis"];
 
 /// A value that must never be printed: `Debug` and `Serialize` show `"[redacted]"`.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -100,33 +92,6 @@ pub struct Config {
     pub admin: AdminConfig,
     pub ratelimit: RateLimitConfig,
     pub redis: RedisConfig,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpConfig {
-    pub addr: SocketAddr,
-    /// Largest accepted request body, streamed or not.
-    pub max_body_bytes: u64,
-    /// A request that takes longer is answered 503.
-    pub request_timeout_ms: u64,
-    /// How long in-flight requests may finish after SIGTERM/SIGINT.
-    pub shutdown_grace_ms: u64,
-    /// A client must send its whole request head within this time (slowloris defence).
-    pub header_read_timeout_ms: u64,
-    /// Largest request head (request line + headers) accepted.
-    pub max_header_bytes: u64,
-    /// Origins allowed by CORS, e.g. `["https://shop.example"]` (env: comma-separated).
-    /// Empty: no CORS headers. `["*"]`: any origin, only without credentials.
-    #[serde(deserialize_with = "string_or_list")]
-    pub cors_allowed_origins: Vec<String>,
-    /// Whether CORS allows credentials (cookies, Authorization) from the listed origins.
-    pub cors_allow_credentials: bool,
-    /// `Strict-Transport-Security: max-age=<this>` when positive; set it when served over
-    /// HTTPS (behind a TLS-terminating proxy). 0 = no HSTS header.
-    pub hsts_max_age_secs: u64,
-    /// Responses smaller than this are not compressed.
-    pub compression_min_bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -270,9 +235,7 @@ impl Config {
             return Err(ConfigError(format!("config file {} does not exist", path.display())));
         }
         Self::from_figment(
-            Figment::from(Serialized::defaults(Config::default()))
-                .merge(Toml::file(path))
-                .merge(env_provider()),
+            Figment::from(Serialized::defaults(Config::default())).merge(Toml::file(path)).merge(env_provider()),
         )
     }
 
@@ -313,7 +276,10 @@ impl Config {
             return bad("database.min_connections", "must not exceed database.max_connections");
         }
         if self.http.cors_allow_credentials && self.http.cors_allowed_origins.iter().any(|o| o == "*") {
-            return bad("http.cors_allowed_origins", "must list origins, not \"*\", when http.cors_allow_credentials is true");
+            return bad(
+                "http.cors_allowed_origins",
+                "must list origins, not \"*\", when http.cors_allow_credentials is true",
+            );
         }
         if self.http.header_read_timeout_ms == 0 {
             return bad("http.header_read_timeout_ms", "must be positive");
@@ -357,20 +323,6 @@ impl Config {
             url.to_owned()
         }
     }
-}
-
-/// Accepts a list, or a comma-separated string as environment variables give it.
-fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        One(String),
-        Many(Vec<String>),
-    }
-    Ok(match Raw::deserialize(d)? {
-        Raw::One(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
-        Raw::Many(v) => v,
-    })
 }
 
 /// `ORDERLY_*` variables, mapped to dotted keys by their first word. `ORDERLY_TEST_*` belongs
@@ -421,7 +373,9 @@ mod tests {
 
     #[test]
     fn cors_lists_come_from_comma_separated_env_and_never_wildcard_with_credentials() {
-        let cfg = Config::from_pairs([("http.cors_allowed_origins", "https://a.example, https://b.example".to_string())]).unwrap();
+        let cfg =
+            Config::from_pairs([("http.cors_allowed_origins", "https://a.example, https://b.example".to_string())])
+                .unwrap();
         assert_eq!(cfg.http.cors_allowed_origins, vec!["https://a.example", "https://b.example"]);
         let err = Config::from_pairs([
             ("http.cors_allowed_origins", "*".to_string()),

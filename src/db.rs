@@ -39,9 +39,8 @@ impl Db {
         let url = config.database_url();
         let backend = if url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
         if backend == Backend::Sqlite && config.database.url.is_empty() {
-            std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-                anyhow::anyhow!("cannot create data_dir {}: {e}", config.data_dir.display())
-            })?;
+            std::fs::create_dir_all(&config.data_dir)
+                .map_err(|e| anyhow::anyhow!("cannot create data_dir {}: {e}", config.data_dir.display()))?;
         }
         let pool = AnyPoolOptions::new()
             .max_connections(config.database.max_connections)

@@ -105,10 +105,9 @@ impl Error {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Error::Unauthenticated
-            | Error::InvalidCredentials
-            | Error::InvalidToken
-            | Error::RefreshTokenReused => StatusCode::UNAUTHORIZED,
+            Error::Unauthenticated | Error::InvalidCredentials | Error::InvalidToken | Error::RefreshTokenReused => {
+                StatusCode::UNAUTHORIZED
+            }
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict { .. } | Error::InvalidTransition { .. } | Error::InsufficientStock { .. } => {
@@ -228,8 +227,7 @@ fn insufficient_scope_detail(scope: &str) -> String {
 pub fn problem_response(status: StatusCode, problem: &Problem) -> Response {
     let body = serde_json::to_vec(problem).unwrap_or_default();
     let mut res = (status, body).into_response();
-    res.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
     res
 }
 

@@ -8,7 +8,12 @@ use uuid::Uuid;
 use crate::db::{self, Tx};
 
 /// Appends an event to the outbox inside `tx`.
-pub async fn record(tx: &mut Tx, event_type: &str, aggregate_id: Uuid, payload: &impl Serialize) -> Result<(), sqlx::Error> {
+pub async fn record(
+    tx: &mut Tx,
+    event_type: &str,
+    aggregate_id: Uuid,
+    payload: &impl Serialize,
+) -> Result<(), sqlx::Error> {
     let payload = serde_json::to_string(payload).map_err(|e| sqlx::Error::Encode(e.into()))?;
     sqlx::query("INSERT INTO outbox (id, event_type, aggregate_id, payload, created_at) VALUES ($1, $2, $3, $4, $5)")
         .bind(db::new_id().to_string())

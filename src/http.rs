@@ -50,7 +50,8 @@ const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 async fn sanitize_request_id(mut req: Request) -> Request {
     let valid = req.headers().get(REQUEST_ID).map(|v| {
         let b = v.as_bytes();
-        (1..=128).contains(&b.len()) && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'))
+        (1..=128).contains(&b.len())
+            && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'))
     });
     if valid == Some(false) {
         req.headers_mut().remove(REQUEST_ID);
@@ -217,7 +218,11 @@ pub fn router(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn(crate::metrics::tag_route))
         .fallback(|method: Method| async move {
             // TRACE echoes requests back (cross-site tracing); no route of ours accepts it.
-            if method == Method::TRACE { StatusCode::METHOD_NOT_ALLOWED.into_response() } else { Error::NotFound("route").into_response() }
+            if method == Method::TRACE {
+                StatusCode::METHOD_NOT_ALLOWED.into_response()
+            } else {
+                Error::NotFound("route").into_response()
+            }
         })
         // Our own limit covers every body, streamed or not; axum's default would cap at 2 MiB.
         .layer(DefaultBodyLimit::disable())
@@ -244,10 +249,8 @@ where
     if !(status.is_client_error() || status.is_server_error()) {
         return res.map(axum::body::Body::new);
     }
-    let is_problem = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    let is_problem =
+        res.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
     if is_problem {
         return res.map(axum::body::Body::new);
     }

@@ -36,9 +36,7 @@ pub const BUILD_INFO: &str = "orderly_build_info";
 pub const UNMATCHED: &str = "unmatched";
 
 /// Histogram buckets for latencies, in seconds: 1 ms to 10 s.
-const LATENCY_BUCKETS_SECONDS: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
+const LATENCY_BUCKETS_SECONDS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 /// How often histogram samples are folded into buckets when nobody scrapes.
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -58,14 +56,12 @@ pub fn install() -> Option<&'static PrometheusHandle> {
             describe();
             gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "profile" => PROFILE).set(1.0);
             let upkeep = handle.clone();
-            let _ = std::thread::Builder::new()
-                .name("metrics-upkeep".into())
-                .spawn(move || {
-                    loop {
-                        std::thread::sleep(UPKEEP_INTERVAL);
-                        upkeep.run_upkeep();
-                    }
-                });
+            let _ = std::thread::Builder::new().name("metrics-upkeep".into()).spawn(move || {
+                loop {
+                    std::thread::sleep(UPKEEP_INTERVAL);
+                    upkeep.run_upkeep();
+                }
+            });
             Some(handle)
         })
         .as_ref()
@@ -74,11 +70,7 @@ pub fn install() -> Option<&'static PrometheusHandle> {
 const PROFILE: &str = if cfg!(debug_assertions) { "debug" } else { "release" };
 
 fn describe() {
-    describe_counter!(
-        HTTP_REQUESTS,
-        Unit::Count,
-        "HTTP requests answered, by method, route template and status."
-    );
+    describe_counter!(HTTP_REQUESTS, Unit::Count, "HTTP requests answered, by method, route template and status.");
     describe_histogram!(
         HTTP_DURATION,
         Unit::Seconds,
@@ -90,16 +82,8 @@ fn describe() {
         Unit::Count,
         "Open database connections by state (idle, used), sampled at scrape time."
     );
-    describe_gauge!(
-        DB_POOL_MAX,
-        Unit::Count,
-        "The database pool's maximum size (database.max_connections)."
-    );
-    describe_counter!(
-        ORDERS_PLACED,
-        Unit::Count,
-        "Orders placed (stock reserved), by currency."
-    );
+    describe_gauge!(DB_POOL_MAX, Unit::Count, "The database pool's maximum size (database.max_connections).");
+    describe_counter!(ORDERS_PLACED, Unit::Count, "Orders placed (stock reserved), by currency.");
     describe_counter!(
         SAGA_OUTCOMES,
         Unit::Count,
@@ -111,16 +95,9 @@ fn describe() {
         Unit::Count,
         "Payment gateway calls by operation (charge, lookup, void, refund) and result."
     );
-    describe_histogram!(
-        GATEWAY_DURATION,
-        Unit::Seconds,
-        "Payment gateway call latency in seconds, by operation."
-    );
+    describe_histogram!(GATEWAY_DURATION, Unit::Seconds, "Payment gateway call latency in seconds, by operation.");
     describe_counter!(RATE_LIMITED, Unit::Count, "Requests refused by a rate limit, by limit.");
-    describe_gauge!(
-        BUILD_INFO,
-        "Always 1; the labels name the running build (version, profile)."
-    );
+    describe_gauge!(BUILD_INFO, "Always 1; the labels name the running build (version, profile).");
 }
 
 /// The Prometheus text exposition of every metric, with the pool gauges sampled from `db`.
@@ -186,11 +163,7 @@ pub async fn track_http(req: Request, next: Next) -> Response {
     let _in_flight = InFlight::enter();
     let res = next.run(req).await;
     let route = res.extensions().get::<RouteLabel>().map_or(UNMATCHED, |r| r.0);
-    let labels = [
-        ("method", method),
-        ("route", route),
-        ("status", intern(res.status().as_str())),
-    ];
+    let labels = [("method", method), ("route", route), ("status", intern(res.status().as_str()))];
     counter!(HTTP_REQUESTS, &labels).increment(1);
     histogram!(HTTP_DURATION, &labels).record(start.elapsed());
     res

@@ -170,10 +170,11 @@ pub(crate) async fn status_of(tx: &mut Tx, id: Uuid) -> Result<OrderStatus> {
 
 /// The stock an order holds, one entry per product.
 pub(crate) async fn stock_lines(tx: &mut Tx, id: Uuid) -> Result<Vec<StockLine>> {
-    let rows = sqlx::query("SELECT product_id, sku, quantity FROM order_lines WHERE order_id = $1 AND product_id IS NOT NULL")
-        .bind(id.to_string())
-        .fetch_all(&mut **tx)
-        .await?;
+    let rows =
+        sqlx::query("SELECT product_id, sku, quantity FROM order_lines WHERE order_id = $1 AND product_id IS NOT NULL")
+            .bind(id.to_string())
+            .fetch_all(&mut **tx)
+            .await?;
     let mut lines: Vec<StockLine> = Vec::with_capacity(rows.len());
     for r in &rows {
         let product_id = db::parse_id(&r.try_get::<String, _>("product_id")?)?;
@@ -212,7 +213,10 @@ pub async fn list(db: &Db, caller: &AuthUser, f: &OrderFilter) -> Result<Page<Or
         f.customer_id
     } else {
         if f.customer_id.is_some_and(|c| c != caller.id) {
-            return Err(Error::Validation(vec![FieldError::new("customer_id", "customers may list only their own orders")]));
+            return Err(Error::Validation(vec![FieldError::new(
+                "customer_id",
+                "customers may list only their own orders",
+            )]));
         }
         Some(caller.id)
     };

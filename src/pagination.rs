@@ -108,11 +108,8 @@ impl PageRequest {
     pub fn finish<T>(&self, mut rows: Vec<T>, cursor_of: impl Fn(&T) -> Cursor) -> Page<T> {
         let more = rows.len() > self.limit as usize;
         rows.truncate(self.limit as usize);
-        let next_cursor = if more {
-            rows.last().map(|r| Cursor { sort: self.sort.clone(), ..cursor_of(r) }.encode())
-        } else {
-            None
-        };
+        let next_cursor =
+            if more { rows.last().map(|r| Cursor { sort: self.sort.clone(), ..cursor_of(r) }.encode()) } else { None };
         Page { items: rows, next_cursor }
     }
 }

@@ -54,19 +54,31 @@ pub struct ChargeRequest {
 /// What the gateway decided about a charge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChargeOutcome {
-    Succeeded { payment_id: String },
+    Succeeded {
+        payment_id: String,
+    },
     /// The card was declined; no money moved. `code` follows Stripe's decline codes
     /// (`card_declined`, `insufficient_funds`, `processing_error`, …).
-    Declined { payment_id: String, code: String },
+    Declined {
+        payment_id: String,
+        code: String,
+    },
 }
 
 /// A charge as the gateway remembers it, found by idempotency key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PaymentRecord {
-    Succeeded { payment_id: String },
-    Declined { payment_id: String, code: String },
+    Succeeded {
+        payment_id: String,
+    },
+    Declined {
+        payment_id: String,
+        code: String,
+    },
     /// Voided or refunded: no money is held any more.
-    Reversed { payment_id: String },
+    Reversed {
+        payment_id: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -157,11 +157,7 @@ impl Limits {
     /// starts the task that forgets idle in-process buckets every minute.
     pub fn new(config: &Config) -> anyhow::Result<Self> {
         let c = &config.ratelimit;
-        let policy = |class, limit, window_secs| Policy {
-            class,
-            limit,
-            window: Duration::from_secs(window_secs),
-        };
+        let policy = |class, limit, window_secs| Policy { class, limit, window: Duration::from_secs(window_secs) };
         let api = policy(Class::Api, c.api_limit, c.api_window_secs);
         let login = policy(Class::Login, c.login_limit, c.login_window_secs);
         let checkout = policy(Class::Checkout, c.checkout_limit, c.checkout_window_secs);
@@ -204,29 +200,18 @@ impl Limits {
         let Some(redis) = &self.0.redis else {
             return Ok(self.0.local.check(policy, &identity));
         };
-        match redis
-            .gcra(redis.key(&format!("rl:{}:{identity}", class.name())), policy)
-            .await
-        {
+        match redis.gcra(redis.key(&format!("rl:{}:{identity}", class.name())), policy).await {
             Ok(d) => Ok(d),
-            Err(_) if class == Class::Login => Err(Error::Unavailable(
-                "login is unavailable for a moment; try again shortly",
-            )),
+            Err(_) if class == Class::Login => {
+                Err(Error::Unavailable("login is unavailable for a moment; try again shortly"))
+            }
             Err(_) => Ok(self.0.local.check(policy, &identity)),
         }
     }
 
     /// Runs a login `attempt` under the brute-force lockout; see [`lockout::guard`].
     pub async fn guard_login<T>(&self, ip: IpAddr, email: &str, attempt: impl Future<Output = Result<T>>) -> Result<T> {
-        let r = lockout::guard(
-            &self.0.config,
-            self.0.redis.as_ref(),
-            &self.0.lockouts,
-            ip,
-            email,
-            attempt,
-        )
-        .await;
+        let r = lockout::guard(&self.0.config, self.0.redis.as_ref(), &self.0.lockouts, ip, email, attempt).await;
         if let Err(Error::RateLimited { policy, .. }) = &r {
             crate::metrics::rate_limited(policy);
         }
@@ -262,19 +247,9 @@ mod tests {
 
     #[test]
     fn headers_follow_the_draft_syntax() {
-        let policy = Policy {
-            class: Class::Checkout,
-            limit: 20,
-            window: Duration::from_secs(60),
-        };
+        let policy = Policy { class: Class::Checkout, limit: 20, window: Duration::from_secs(60) };
         let mut h = HeaderMap::new();
-        Decision {
-            policy,
-            allowed: true,
-            remaining: 19,
-            reset_secs: 3,
-        }
-        .apply(&mut h);
+        Decision { policy, allowed: true, remaining: 19, reset_secs: 3 }.apply(&mut h);
         assert_eq!(h[&RATELIMIT_POLICY], "\"checkout\";q=20;w=60");
         assert_eq!(h[&RATELIMIT], "\"checkout\";r=19;t=3");
         assert_eq!(ceil_secs(Duration::from_millis(1)), 1);
@@ -283,11 +258,7 @@ mod tests {
 
     #[test]
     fn in_process_buckets_allow_the_burst_then_refuse_with_a_wait() {
-        let policy = Policy {
-            class: Class::Api,
-            limit: 3,
-            window: Duration::from_secs(60),
-        };
+        let policy = Policy { class: Class::Api, limit: 3, window: Duration::from_secs(60) };
         let local = LocalLimits::new(&policy, &policy, &policy);
         let who = Identity::Ip(IpAddr::from([192, 0, 2, 1]));
         let remaining: Vec<u32> = (0..3).map(|_| local.check(policy, &who).remaining).collect();
@@ -295,9 +266,6 @@ mod tests {
         let refused = local.check(policy, &who);
         assert!(!refused.allowed);
         assert!((19..=20).contains(&refused.reset_secs), "{refused:?}");
-        assert!(
-            local.check(policy, &Identity::Ip(IpAddr::from([192, 0, 2, 2]))).allowed,
-            "buckets are per identity"
-        );
+        assert!(local.check(policy, &Identity::Ip(IpAddr::from([192, 0, 2, 2]))).allowed, "buckets are per identity");
     }
 }

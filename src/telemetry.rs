@@ -32,16 +32,9 @@ pub fn init(config: &LogConfig) {
         LogFormat::Pretty => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_span_events(FmtSpan::NONE);
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_span_events(FmtSpan::NONE);
     let fmt: Box<dyn Layer<Registry> + Send + Sync> = if json {
-        fmt.json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .with_filter(filter)
-            .boxed()
+        fmt.json().flatten_event(true).with_current_span(true).with_span_list(false).with_filter(filter).boxed()
     } else {
         fmt.compact().with_filter(filter).boxed()
     };

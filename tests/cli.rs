@@ -40,7 +40,8 @@ fn config_check_prints_the_configuration_with_secrets_redacted() {
 #[test]
 fn an_invalid_setting_stops_with_a_message_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
-    let out = orderly(dir.path()).args(["config", "check"]).env("ORDERLY_DATABASE_MAX_CONNECTIONS", "lots").output().unwrap();
+    let out =
+        orderly(dir.path()).args(["config", "check"]).env("ORDERLY_DATABASE_MAX_CONNECTIONS", "lots").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).to_lowercase().contains("database.max_connections"));
 
@@ -148,9 +149,27 @@ async fn secrets_never_appear_in_the_logs() {
         .unwrap();
     let access = session["access_token"].as_str().unwrap().to_owned();
     let refresh = session["refresh_token"].as_str().unwrap().to_owned();
-    let _ = http.post(api("/auth/login")).json(&json!({ "email": "logs@example.com", "password": password })).send().await.unwrap();
-    let _ = http.post(api("/auth/login")).json(&json!({ "email": "logs@example.com", "password": "wrong-Passw0rd-zzz" })).send().await.unwrap();
-    let renewed: Value = http.post(api("/auth/refresh")).json(&json!({ "refresh_token": refresh })).send().await.unwrap().json().await.unwrap();
+    let _ = http
+        .post(api("/auth/login"))
+        .json(&json!({ "email": "logs@example.com", "password": password }))
+        .send()
+        .await
+        .unwrap();
+    let _ = http
+        .post(api("/auth/login"))
+        .json(&json!({ "email": "logs@example.com", "password": "wrong-Passw0rd-zzz" }))
+        .send()
+        .await
+        .unwrap();
+    let renewed: Value = http
+        .post(api("/auth/refresh"))
+        .json(&json!({ "refresh_token": refresh }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     // Reuse: logged as a security event, still without the token.
     let _ = http.post(api("/auth/refresh")).json(&json!({ "refresh_token": refresh })).send().await.unwrap();
     let _ = http.get(api("/me")).bearer_auth(&access).send().await.unwrap();
@@ -168,7 +187,16 @@ async fn secrets_never_appear_in_the_logs() {
     assert!(logs.contains("/api/v1/auth/login"), "routes are logged");
     let renewed_access = renewed["access_token"].as_str().unwrap();
     let renewed_refresh = renewed["refresh_token"].as_str().unwrap();
-    for secret in [password, "wrong-Passw0rd-zzz", &access, &refresh, renewed_access, renewed_refresh, card, "not-a-real-token-qqq"] {
+    for secret in [
+        password,
+        "wrong-Passw0rd-zzz",
+        &access,
+        &refresh,
+        renewed_access,
+        renewed_refresh,
+        card,
+        "not-a-real-token-qqq",
+    ] {
         assert!(!logs.contains(secret), "a secret leaked into the logs: {secret}");
     }
     // The JWT secret the server generated for itself never shows either.

@@ -49,10 +49,7 @@ struct Busy;
 
 impl Busy {
     fn claim() -> Option<Self> {
-        RUNNING
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .ok()
-            .map(|_| Busy)
+        RUNNING.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).ok().map(|_| Busy)
     }
 }
 
@@ -68,10 +65,7 @@ fn parse(params: &ProfileParams) -> Result<(Duration, Format), Error> {
         Some(s) => match s.parse::<u64>() {
             Ok(n) if (1..=MAX_SECONDS).contains(&n) => n,
             _ => {
-                return Err(Error::Validation(vec![FieldError::new(
-                    "seconds",
-                    "must be a whole number from 1 to 60",
-                )]));
+                return Err(Error::Validation(vec![FieldError::new("seconds", "must be a whole number from 1 to 60")]));
             }
         },
     };
@@ -79,10 +73,7 @@ fn parse(params: &ProfileParams) -> Result<(Duration, Format), Error> {
         None | Some("pprof") | Some("proto") => Format::Pprof,
         Some("flamegraph") | Some("svg") => Format::Flamegraph,
         Some(_) => {
-            return Err(Error::Validation(vec![FieldError::new(
-                "format",
-                "must be pprof or flamegraph",
-            )]));
+            return Err(Error::Validation(vec![FieldError::new("format", "must be pprof or flamegraph")]));
         }
     };
     Ok((Duration::from_secs(seconds), format))
@@ -129,10 +120,7 @@ fn take(duration: Duration, format: Format) -> anyhow::Result<Vec<u8>> {
         .build()
         .map_err(|e| anyhow::anyhow!("starting the profiler: {e}"))?;
     std::thread::sleep(duration);
-    let mut report = guard
-        .report()
-        .build()
-        .map_err(|e| anyhow::anyhow!("building the profile: {e}"))?;
+    let mut report = guard.report().build().map_err(|e| anyhow::anyhow!("building the profile: {e}"))?;
     drop(guard);
     without_sampler_frames(&mut report);
     match format {
@@ -145,15 +133,11 @@ fn take(duration: Duration, format: Format) -> anyhow::Result<Vec<u8>> {
         .into_bytes()),
         Format::Flamegraph => {
             let mut svg = Vec::new();
-            report
-                .flamegraph(&mut svg)
-                .map_err(|e| anyhow::anyhow!("drawing the flame graph: {e}"))?;
+            report.flamegraph(&mut svg).map_err(|e| anyhow::anyhow!("drawing the flame graph: {e}"))?;
             Ok(svg)
         }
         Format::Pprof => {
-            let proto = report
-                .pprof()
-                .map_err(|e| anyhow::anyhow!("encoding the profile: {e}"))?;
+            let proto = report.pprof().map_err(|e| anyhow::anyhow!("encoding the profile: {e}"))?;
             let mut gz = GzEncoder::new(Vec::new(), Compression::default());
             gz.write_all(&proto.encode_to_vec())?;
             Ok(gz.finish()?)
@@ -181,10 +165,7 @@ mod tests {
     use super::*;
 
     fn params(seconds: Option<&str>, format: Option<&str>) -> ProfileParams {
-        ProfileParams {
-            seconds: seconds.map(Into::into),
-            format: format.map(Into::into),
-        }
+        ProfileParams { seconds: seconds.map(Into::into), format: format.map(Into::into) }
     }
 
     #[test]

@@ -72,10 +72,7 @@ const COLUMNS: &str = "id, prefix, name, owner_id, scopes, created_by, created_a
      last_used_at, replaced_by";
 
 fn opt_ts(row: &AnyRow, col: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-    row.try_get::<Option<String>, _>(col)?
-        .as_deref()
-        .map(db::parse_ts)
-        .transpose()
+    row.try_get::<Option<String>, _>(col)?.as_deref().map(db::parse_ts).transpose()
 }
 
 fn key_from_row(row: &AnyRow) -> Result<ApiKey, sqlx::Error> {
@@ -93,11 +90,7 @@ fn key_from_row(row: &AnyRow) -> Result<ApiKey, sqlx::Error> {
         expires_at,
         revoked_at,
         last_used_at: opt_ts(row, "last_used_at")?,
-        replaced_by: row
-            .try_get::<Option<String>, _>("replaced_by")?
-            .as_deref()
-            .map(db::parse_id)
-            .transpose()?,
+        replaced_by: row.try_get::<Option<String>, _>("replaced_by")?.as_deref().map(db::parse_id).transpose()?,
     })
 }
 
@@ -150,20 +143,14 @@ async fn insert(exec: &mut db::Tx, name: &str, owner: Uuid, scopes: Scopes, acto
 pub async fn create(db: &Db, name: &str, owner: Uuid, scopes: Scopes, actor: Uuid) -> Result<CreatedApiKey> {
     match super::users::get(db, owner).await {
         Err(Error::NotFound(_)) => {
-            return Err(Error::Validation(vec![crate::error::FieldError::new(
-                "owner_id",
-                "no such user",
-            )]));
+            return Err(Error::Validation(vec![crate::error::FieldError::new("owner_id", "no such user")]));
         }
         other => other?,
     };
     let mut tx = db.begin_write().await?;
     let (id, key) = insert(&mut tx, name, owner, scopes, actor).await?;
     tx.commit().await?;
-    Ok(CreatedApiKey {
-        key,
-        api_key: get(db, id).await?,
-    })
+    Ok(CreatedApiKey { key, api_key: get(db, id).await? })
 }
 
 pub async fn get(db: &Db, id: Uuid) -> Result<ApiKey> {
@@ -186,10 +173,7 @@ pub async fn list(db: &Db, page: &PageRequest) -> Result<Page<ApiKey>> {
             ),
             Some((c.key_text()?.to_owned(), c.id.clone())),
         ),
-        None => (
-            format!("SELECT {COLUMNS} FROM api_keys ORDER BY created_at DESC, id DESC LIMIT $1"),
-            None,
-        ),
+        None => (format!("SELECT {COLUMNS} FROM api_keys ORDER BY created_at DESC, id DESC LIMIT $1"), None),
     };
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     if let Some((k, id)) = cursor_args {
@@ -218,10 +202,7 @@ pub async fn revoke(db: &Db, id: Uuid) -> Result<()> {
 pub async fn rotate(db: &Db, id: Uuid, overlap: StdDuration, actor: Uuid) -> Result<CreatedApiKey> {
     let old = get(db, id).await?;
     if !old.active || old.replaced_by.is_some() {
-        return Err(Error::conflict(
-            "api-key-inactive",
-            "only an active key that was not rotated yet can be rotated",
-        ));
+        return Err(Error::conflict("api-key-inactive", "only an active key that was not rotated yet can be rotated"));
     }
     let now = Utc::now();
     let overlap_end = now + Duration::from_std(overlap).map_err(|e| anyhow::anyhow!("overlap: {e}"))?;
@@ -240,16 +221,10 @@ pub async fn rotate(db: &Db, id: Uuid, overlap: StdDuration, actor: Uuid) -> Res
     .await?
     .rows_affected();
     if n != 1 {
-        return Err(Error::conflict(
-            "api-key-inactive",
-            "the key was rotated or revoked meanwhile",
-        ));
+        return Err(Error::conflict("api-key-inactive", "the key was rotated or revoked meanwhile"));
     }
     tx.commit().await?;
-    Ok(CreatedApiKey {
-        key,
-        api_key: get(db, new_id).await?,
-    })
+    Ok(CreatedApiKey { key, api_key: get(db, new_id).await? })
 }
 
 /// Checks a presented key. `None` for anything that is not a live key: malformed, unknown,
@@ -300,10 +275,7 @@ impl UsageTracker {
         let now = Instant::now();
         {
             let Ok(mut written) = self.written.lock() else { return };
-            if written
-                .get(&key_id)
-                .is_some_and(|t| now.duration_since(*t) < Self::INTERVAL)
-            {
+            if written.get(&key_id).is_some_and(|t| now.duration_since(*t) < Self::INTERVAL) {
                 return;
             }
             if written.len() >= 10_000 {
@@ -340,13 +312,9 @@ mod tests {
 
     #[test]
     fn malformed_keys_have_no_prefix() {
-        for bad in [
-            "",
-            "ok_",
-            "ok_abc_def",
-            "xx_0123456789abcdef_00",
-            &format!("ok_0123456789abcdeg_{}", "0".repeat(64)),
-        ] {
+        for bad in
+            ["", "ok_", "ok_abc_def", "xx_0123456789abcdef_00", &format!("ok_0123456789abcdeg_{}", "0".repeat(64))]
+        {
             assert_eq!(parse_prefix(bad), None, "{bad}");
         }
     }

@@ -45,10 +45,7 @@ impl Caller {
 /// Errors only when the database fails during a key lookup.
 pub async fn resolve(headers: &HeaderMap, app: &App) -> Result<Caller> {
     let presented = if let Some(v) = headers.get(AUTHORIZATION) {
-        let bearer = v
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+        let bearer = v.to_str().ok().and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
         match bearer {
             Some(token) => token.trim(),
             None => return Ok(Caller::Unsupported),
@@ -74,12 +71,9 @@ pub async fn resolve(headers: &HeaderMap, app: &App) -> Result<Caller> {
         }));
     }
     Ok(match app.tokens.verify_access(presented) {
-        Ok(claims) => Caller::Authenticated(AuthUser {
-            id: claims.user_id,
-            role: claims.role,
-            scopes: None,
-            api_key_id: None,
-        }),
+        Ok(claims) => {
+            Caller::Authenticated(AuthUser { id: claims.user_id, role: claims.role, scopes: None, api_key_id: None })
+        }
         Err(_) => Caller::Invalid,
     })
 }

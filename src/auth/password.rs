@@ -11,10 +11,7 @@ use super::Password;
 /// Verified against when the account does not exist or has no password, so that a wrong
 /// email costs as much time as a wrong password.
 static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
-    Argon2::default()
-        .hash_password(b"orderly-dummy-password")
-        .map(|h| h.to_string())
-        .unwrap_or_default()
+    Argon2::default().hash_password(b"orderly-dummy-password").map(|h| h.to_string()).unwrap_or_default()
 });
 
 /// Hashes `password` to a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`).

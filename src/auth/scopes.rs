@@ -30,13 +30,8 @@ pub enum Scope {
 }
 
 impl Scope {
-    pub const ALL: [Scope; 5] = [
-        Scope::CatalogRead,
-        Scope::CatalogWrite,
-        Scope::OrdersRead,
-        Scope::OrdersWrite,
-        Scope::DashboardRead,
-    ];
+    pub const ALL: [Scope; 5] =
+        [Scope::CatalogRead, Scope::CatalogWrite, Scope::OrdersRead, Scope::OrdersWrite, Scope::DashboardRead];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -145,10 +140,7 @@ mod tests {
         let s: Scopes = [Scope::OrdersWrite, Scope::CatalogRead].into_iter().collect();
         assert_eq!(s.to_db(), "catalog:read orders:write");
         assert_eq!(Scopes::from_db("catalog:read orders:write"), s);
-        assert_eq!(
-            Scopes::from_db("catalog:read admin:everything"),
-            [Scope::CatalogRead].into_iter().collect()
-        );
+        assert_eq!(Scopes::from_db("catalog:read admin:everything"), [Scope::CatalogRead].into_iter().collect());
         assert!("orders:delete".parse::<Scope>().is_err());
     }
 }

@@ -77,8 +77,8 @@ impl TokenKeys {
 
     /// Verifies signature, algorithm, expiry, issuer and audience.
     pub fn verify_access(&self, token: &str) -> Result<AccessClaims, Error> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|_| Error::InvalidToken)?;
+        let data =
+            jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|_| Error::InvalidToken)?;
         let user_id = Uuid::parse_str(&data.claims.sub).map_err(|_| Error::InvalidToken)?;
         Ok(AccessClaims { user_id, role: data.claims.role })
     }
@@ -131,15 +131,21 @@ mod tests {
             iat: now,
             exp: now + 60,
         };
-        let hs512 = jsonwebtoken::encode(&Header::new(Algorithm::HS512), &claims, &EncodingKey::from_secret(&[7u8; 32])).unwrap();
+        let hs512 =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS512), &claims, &EncodingKey::from_secret(&[7u8; 32]))
+                .unwrap();
         assert!(k.verify_access(&hs512).is_err(), "algorithm must be pinned");
-        let other_key = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(&[8u8; 32])).unwrap();
+        let other_key =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(&[8u8; 32]))
+                .unwrap();
         assert!(k.verify_access(&other_key).is_err());
         let wrong_aud = Claims { aud: "someone-else".into(), ..claims };
-        let t = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &wrong_aud, &EncodingKey::from_secret(&[7u8; 32])).unwrap();
+        let t = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &wrong_aud, &EncodingKey::from_secret(&[7u8; 32]))
+            .unwrap();
         assert!(k.verify_access(&t).is_err());
         let expired = Claims { aud: "orderly-api".into(), exp: now - 3600, ..wrong_aud };
-        let t = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &expired, &EncodingKey::from_secret(&[7u8; 32])).unwrap();
+        let t = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &expired, &EncodingKey::from_secret(&[7u8; 32]))
+            .unwrap();
         assert!(k.verify_access(&t).is_err());
     }
 

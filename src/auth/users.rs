@@ -102,10 +102,7 @@ pub async fn get(db: &Db, id: Uuid) -> Result<User> {
 /// Checks an email and password. Every failure is the same 401, and costs the same time.
 pub async fn authenticate(db: &Db, email: &str, password: &str) -> Result<User> {
     let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(email.trim().to_lowercase())
-        .fetch_optional(db.pool())
-        .await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(email.trim().to_lowercase()).fetch_optional(db.pool()).await?;
     let (user, hash) = match row {
         Some(r) => {
             let (u, h) = user_from_row(&r)?;

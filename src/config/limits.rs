@@ -67,12 +67,7 @@ pub struct RedisConfig {
 
 impl Default for RedisConfig {
     fn default() -> Self {
-        Self {
-            url: Secret::default(),
-            key_prefix: "orderly:".into(),
-            timeout_ms: 100,
-            backoff_ms: 1_000,
-        }
+        Self { url: Secret::default(), key_prefix: "orderly:".into(), timeout_ms: 100, backoff_ms: 1_000 }
     }
 }
 
@@ -125,11 +120,7 @@ mod tests {
     fn bad_limits_and_proxies_are_rejected_naming_the_key() {
         for (key, value, named) in [
             ("ratelimit.login_limit", "0", "ratelimit.login_limit"),
-            (
-                "ratelimit.trusted_proxies",
-                "10.0.0.0/8, nonsense",
-                "ratelimit.trusted_proxies",
-            ),
+            ("ratelimit.trusted_proxies", "10.0.0.0/8, nonsense", "ratelimit.trusted_proxies"),
             ("redis.url", "http://localhost", "redis.url"),
         ] {
             let err = Config::from_pairs([(key, value.to_string())]).expect_err(key);

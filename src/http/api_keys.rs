@@ -49,11 +49,7 @@ pub struct CreateApiKeyRequest {
 
 fn check_scopes(scopes: &[Scope]) -> Result<Scopes, String> {
     let set: Scopes = scopes.iter().copied().collect();
-    if set.is_empty() {
-        Err("must name at least one scope".into())
-    } else {
-        Ok(set)
-    }
+    if set.is_empty() { Err("must name at least one scope".into()) } else { Ok(set) }
 }
 
 /// Create an API key. The response holds the key itself, shown this once.
@@ -70,10 +66,7 @@ async fn create_key(
         scopes <- "scopes" => check_scopes(&body.scopes);
     }
     let owner = body.owner_id.unwrap_or(caller.id);
-    Ok((
-        StatusCode::CREATED,
-        Json(api_keys::create(&state.db, &name, owner, scopes, caller.id).await?),
-    ))
+    Ok((StatusCode::CREATED, Json(api_keys::create(&state.db, &name, owner, scopes, caller.id).await?)))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -136,8 +129,5 @@ async fn rotate_key(
     validate! {
         overlap <- "overlap_secs" => if body.overlap_secs <= MAX_OVERLAP_SECS { Ok(Duration::from_secs(body.overlap_secs)) } else { Err(format!("must be at most {MAX_OVERLAP_SECS}")) };
     }
-    Ok((
-        StatusCode::CREATED,
-        Json(api_keys::rotate(&state.db, id, overlap, caller.id).await?),
-    ))
+    Ok((StatusCode::CREATED, Json(api_keys::rotate(&state.db, id, overlap, caller.id).await?)))
 }

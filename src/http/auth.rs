@@ -39,7 +39,10 @@ pub struct RegisterRequest {
 #[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = RegisterRequest,
     responses((status = 201, body = Session), (status = 409, description = "email taken", body = Problem),
               (status = 422, description = "invalid fields", body = Problem)))]
-async fn register(State(state): State<AppState>, Json(body): Json<RegisterRequest>) -> Result<(StatusCode, Json<Session>)> {
+async fn register(
+    State(state): State<AppState>,
+    Json(body): Json<RegisterRequest>,
+) -> Result<(StatusCode, Json<Session>)> {
     validate! {
         email <- "email" => Email::parse(&body.email);
         password <- "password" => Password::parse(&body.password);
@@ -62,7 +65,11 @@ pub struct LoginRequest {
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = Session), (status = 401, description = "wrong email or password", body = Problem),
               (status = 429, description = "too many failed logins for this account or address", body = Problem)))]
-async fn login(State(state): State<AppState>, ClientIp(ip): ClientIp, Json(body): Json<LoginRequest>) -> Result<Json<Session>> {
+async fn login(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Json(body): Json<LoginRequest>,
+) -> Result<Json<Session>> {
     // Brute-force lockout per account and per IP (src/ratelimit/lockout.rs).
     let attempt = users::authenticate(&state.db, &body.email, &body.password);
     let user = state.limits.guard_login(ip, &body.email, attempt).await?;
@@ -126,7 +133,11 @@ pub struct UpdateMeRequest {
 /// Change the caller's name or password.
 #[utoipa::path(patch, path = "/me", tag = "auth", security(("bearer" = [])), request_body = UpdateMeRequest,
     responses((status = 200, body = User), (status = 422, body = Problem)))]
-async fn update_me(State(state): State<AppState>, caller: AuthUser, Json(body): Json<UpdateMeRequest>) -> Result<Json<User>> {
+async fn update_me(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Json(body): Json<UpdateMeRequest>,
+) -> Result<Json<User>> {
     caller.require_session()?;
     validate! {
         name <- "name" => body.name.as_deref().map(parse_name).transpose();

@@ -47,7 +47,11 @@ pub struct CreateCategoryRequest {
 /// Create a category (staff).
 #[utoipa::path(post, path = "/categories", tag = "catalog", security(("bearer" = []), ("api_key" = ["catalog:write"])), request_body = CreateCategoryRequest,
     responses((status = 201, body = Category), (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn create_category(State(state): State<AppState>, caller: AuthUser, Json(body): Json<CreateCategoryRequest>) -> Result<(StatusCode, Json<Category>)> {
+async fn create_category(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Json(body): Json<CreateCategoryRequest>,
+) -> Result<(StatusCode, Json<Category>)> {
     caller.require_scope(Scope::CatalogWrite)?;
     caller.require_staff()?;
     validate! { name <- "name" => parse_name(&body.name); }
@@ -58,7 +62,11 @@ async fn create_category(State(state): State<AppState>, caller: AuthUser, Json(b
 /// cursor pages. Anonymous callers and customers see active products only.
 #[utoipa::path(get, path = "/products", tag = "catalog", security((), ("bearer" = []), ("api_key" = ["catalog:read"])), params(ProductFilter),
     responses((status = 200, body = Page<Product>), (status = 422, body = Problem)))]
-async fn list_products(State(state): State<AppState>, caller: MaybeAuthUser, Query(filter): Query<ProductFilter>) -> Result<Response> {
+async fn list_products(
+    State(state): State<AppState>,
+    caller: MaybeAuthUser,
+    Query(filter): Query<ProductFilter>,
+) -> Result<Response> {
     if let Some(c) = caller.0 {
         c.require_scope(Scope::CatalogRead)?;
     }
@@ -100,7 +108,11 @@ fn check_description(d: &str) -> Result<String, String> {
 /// Create a product and its inventory (staff).
 #[utoipa::path(post, path = "/products", tag = "catalog", security(("bearer" = []), ("api_key" = ["catalog:write"])), request_body = CreateProductRequest,
     responses((status = 201, body = Product), (status = 409, description = "SKU taken", body = Problem), (status = 422, body = Problem)))]
-async fn create_product(State(state): State<AppState>, caller: AuthUser, Json(body): Json<CreateProductRequest>) -> Result<Response> {
+async fn create_product(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Json(body): Json<CreateProductRequest>,
+) -> Result<Response> {
     caller.require_scope(Scope::CatalogWrite)?;
     caller.require_staff()?;
     validate! {
@@ -144,7 +156,12 @@ fn with_etag(status: StatusCode, p: Product) -> Response {
 /// One product. Sends an `ETag`; `If-None-Match` with it answers 304.
 #[utoipa::path(get, path = "/products/{id}", tag = "catalog",
     security((), ("bearer" = []), ("api_key" = ["catalog:read"])), responses((status = 200, body = Product), (status = 304, description = "not modified"), (status = 404, body = Problem)))]
-async fn get_product(State(state): State<AppState>, caller: MaybeAuthUser, Path(id): Path<Uuid>, headers: HeaderMap) -> Result<Response> {
+async fn get_product(
+    State(state): State<AppState>,
+    caller: MaybeAuthUser,
+    Path(id): Path<Uuid>,
+    headers: HeaderMap,
+) -> Result<Response> {
     if let Some(c) = caller.0 {
         c.require_scope(Scope::CatalogRead)?;
     }
@@ -191,7 +208,13 @@ pub struct UpdateProductRequest {
 /// Update a product (staff). With `If-Match: "<version>"`, only if unchanged since (412).
 #[utoipa::path(patch, path = "/products/{id}", tag = "catalog", security(("bearer" = []), ("api_key" = ["catalog:write"])), request_body = UpdateProductRequest,
     responses((status = 200, body = Product), (status = 404, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)))]
-async fn update_product(State(state): State<AppState>, caller: AuthUser, Path(id): Path<Uuid>, headers: HeaderMap, Json(body): Json<UpdateProductRequest>) -> Result<Response> {
+async fn update_product(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<Uuid>,
+    headers: HeaderMap,
+    Json(body): Json<UpdateProductRequest>,
+) -> Result<Response> {
     caller.require_scope(Scope::CatalogWrite)?;
     caller.require_staff()?;
     let if_version = match headers.get(header::IF_MATCH) {
@@ -200,7 +223,9 @@ async fn update_product(State(state): State<AppState>, caller: AuthUser, Path(id
             v.to_str()
                 .ok()
                 .and_then(|s| s.trim().trim_start_matches("W/").trim_matches('"').parse::<i64>().ok())
-                .ok_or_else(|| Error::Validation(vec![FieldError::new("If-Match", "must be an ETag returned by this API")]))?,
+                .ok_or_else(|| {
+                    Error::Validation(vec![FieldError::new("If-Match", "must be an ETag returned by this API")])
+                })?,
         ),
     };
     validate! {
@@ -209,14 +234,19 @@ async fn update_product(State(state): State<AppState>, caller: AuthUser, Path(id
         price_minor <- "price_minor" => body.price_minor.map(check_price).transpose();
         currency <- "currency" => body.currency.as_deref().map(Currency::parse).transpose();
     }
-    let patch = ProductPatch { name, description, price_minor, currency, status: body.status, category_id: body.category_id };
+    let patch =
+        ProductPatch { name, description, price_minor, currency, status: body.status, category_id: body.category_id };
     Ok(with_etag(StatusCode::OK, products::update(&state.db, id, patch, if_version).await?))
 }
 
 /// Stock of a product (staff).
 #[utoipa::path(get, path = "/products/{id}/inventory", tag = "inventory", security(("bearer" = []), ("api_key" = ["catalog:read"])),
     responses((status = 200, body = Inventory), (status = 404, body = Problem)))]
-async fn get_inventory(State(state): State<AppState>, caller: AuthUser, Path(id): Path<Uuid>) -> Result<Json<Inventory>> {
+async fn get_inventory(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Inventory>> {
     caller.require_scope(Scope::CatalogRead)?;
     caller.require_staff()?;
     Ok(Json(inventory::get(&state.db, id).await?))
@@ -236,7 +266,12 @@ pub struct AdjustmentRequest {
 #[utoipa::path(post, path = "/products/{id}/inventory/adjustments", tag = "inventory", security(("bearer" = []), ("api_key" = ["catalog:write"])),
     request_body = AdjustmentRequest,
     responses((status = 200, body = Inventory), (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn adjust_inventory(State(state): State<AppState>, caller: AuthUser, Path(id): Path<Uuid>, Json(body): Json<AdjustmentRequest>) -> Result<Json<Inventory>> {
+async fn adjust_inventory(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<Uuid>,
+    Json(body): Json<AdjustmentRequest>,
+) -> Result<Json<Inventory>> {
     caller.require_scope(Scope::CatalogWrite)?;
     caller.require_staff()?;
     validate! {

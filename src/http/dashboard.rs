@@ -34,7 +34,11 @@ pub struct DashboardParams {
 /// (staff). Sections that miss the deadline are `null` and listed in `missing`.
 #[utoipa::path(get, path = "/dashboard", tag = "dashboard", security(("bearer" = []), ("api_key" = ["dashboard:read"])), params(DashboardParams),
     responses((status = 200, body = Dashboard), (status = 403, body = Problem), (status = 422, body = Problem)))]
-async fn get_dashboard(State(state): State<AppState>, caller: AuthUser, Query(q): Query<DashboardParams>) -> Result<Json<Dashboard>> {
+async fn get_dashboard(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Query(q): Query<DashboardParams>,
+) -> Result<Json<Dashboard>> {
     caller.require_scope(Scope::DashboardRead)?;
     caller.require_staff()?;
     let to = q.to.unwrap_or_else(|| Utc::now().date_naive());

@@ -34,7 +34,12 @@ pub struct SetFlagRequest {
 /// Turn a flag on or off for every replica, without a restart.
 #[utoipa::path(put, path = "/admin/flags/{key}", tag = "admin", security(("bearer" = [])), request_body = SetFlagRequest,
     responses((status = 200, body = FlagState), (status = 403, body = Problem), (status = 404, body = Problem)))]
-async fn set_flag(State(state): State<AppState>, caller: AuthUser, Path(key): Path<String>, Json(body): Json<SetFlagRequest>) -> Result<Json<FlagState>> {
+async fn set_flag(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(key): Path<String>,
+    Json(body): Json<SetFlagRequest>,
+) -> Result<Json<FlagState>> {
     caller.require_session()?;
     caller.require_admin()?;
     Ok(Json(state.flags.set(&state.db, &key, body.enabled, caller.id).await?))

@@ -72,7 +72,11 @@ fn check_quantity(q: i64) -> Result<i64, String> {
 /// `insufficient-stock`.
 #[utoipa::path(post, path = "/orders", tag = "orders", security(("bearer" = []), ("api_key" = ["orders:write"])), request_body = PlaceOrderRequest,
     responses((status = 201, body = Order), (status = 402, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn place_order(State(state): State<AppState>, caller: AuthUser, Json(body): Json<PlaceOrderRequest>) -> Result<(StatusCode, Json<Order>)> {
+async fn place_order(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Json(body): Json<PlaceOrderRequest>,
+) -> Result<(StatusCode, Json<Order>)> {
     caller.require_scope(Scope::OrdersWrite)?;
     let mut errors = Vec::new();
     let mut lines = Vec::with_capacity(body.line_items.len());
@@ -111,7 +115,11 @@ async fn place_order(State(state): State<AppState>, caller: AuthUser, Json(body)
 /// customer.
 #[utoipa::path(get, path = "/orders", tag = "orders", security(("bearer" = []), ("api_key" = ["orders:read"])), params(OrderFilter),
     responses((status = 200, body = Page<Order>), (status = 422, body = Problem)))]
-async fn list_orders(State(state): State<AppState>, caller: AuthUser, Query(filter): Query<OrderFilter>) -> Result<Json<Page<Order>>> {
+async fn list_orders(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Query(filter): Query<OrderFilter>,
+) -> Result<Json<Page<Order>>> {
     caller.require_scope(Scope::OrdersRead)?;
     Ok(Json(orders::list(&state.db, &caller, &filter).await?))
 }
@@ -127,9 +135,15 @@ async fn get_order(State(state): State<AppState>, caller: AuthUser, Path(id): Pa
 /// Pay an order that is waiting for payment.
 #[utoipa::path(post, path = "/orders/{id}/pay", tag = "orders", security(("bearer" = []), ("api_key" = ["orders:write"])), request_body = PaymentRequest,
     responses((status = 200, body = Order), (status = 402, body = Problem), (status = 409, body = Problem)))]
-async fn pay_order(State(state): State<AppState>, caller: AuthUser, Path(id): Path<Uuid>, Json(body): Json<PaymentRequest>) -> Result<Json<Order>> {
+async fn pay_order(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<Uuid>,
+    Json(body): Json<PaymentRequest>,
+) -> Result<Json<Order>> {
     caller.require_scope(Scope::OrdersWrite)?;
-    let card = CardNumber::parse(&body.card_number).map_err(|m| Error::Validation(vec![FieldError::new("card_number", m)]))?;
+    let card =
+        CardNumber::parse(&body.card_number).map_err(|m| Error::Validation(vec![FieldError::new("card_number", m)]))?;
     Ok(Json(checkout::pay(&state, &caller, id, card).await?))
 }
 

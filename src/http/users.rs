@@ -36,7 +36,11 @@ pub struct ListParams {
 /// List users, newest first.
 #[utoipa::path(get, path = "/users", tag = "users", security(("bearer" = [])), params(ListParams),
     responses((status = 200, body = Page<User>), (status = 403, body = Problem)))]
-async fn list_users(State(state): State<AppState>, caller: AuthUser, Query(q): Query<ListParams>) -> Result<Json<Page<User>>> {
+async fn list_users(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Query(q): Query<ListParams>,
+) -> Result<Json<Page<User>>> {
     caller.require_session()?;
     caller.require_admin()?;
     let page = PageRequest::parse(q.limit, q.cursor.as_deref(), "-created_at").map_err(Error::Validation)?;
@@ -56,7 +60,11 @@ pub struct CreateUserRequest {
 /// Create a user with any role.
 #[utoipa::path(post, path = "/users", tag = "users", security(("bearer" = [])), request_body = CreateUserRequest,
     responses((status = 201, body = User), (status = 403, body = Problem), (status = 409, body = Problem)))]
-async fn create_user(State(state): State<AppState>, caller: AuthUser, Json(body): Json<CreateUserRequest>) -> Result<(StatusCode, Json<User>)> {
+async fn create_user(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Json(body): Json<CreateUserRequest>,
+) -> Result<(StatusCode, Json<User>)> {
     caller.require_session()?;
     caller.require_admin()?;
     validate! {
@@ -86,7 +94,12 @@ pub struct UpdateUserRequest {
 /// Change a user's role. Admins cannot change their own.
 #[utoipa::path(patch, path = "/users/{id}", tag = "users", security(("bearer" = [])), request_body = UpdateUserRequest,
     responses((status = 200, body = User), (status = 403, body = Problem), (status = 404, body = Problem)))]
-async fn update_user(State(state): State<AppState>, caller: AuthUser, Path(id): Path<Uuid>, Json(body): Json<UpdateUserRequest>) -> Result<Json<User>> {
+async fn update_user(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<Uuid>,
+    Json(body): Json<UpdateUserRequest>,
+) -> Result<Json<User>> {
     caller.require_session()?;
     caller.require_admin()?;
     Ok(Json(users::set_role(&state.db, caller.id, id, body.role).await?))
@@ -102,7 +115,11 @@ pub struct PasswordResetToken {
 /// Issue a one-time password-reset token (e.g. for imported customers who have none).
 #[utoipa::path(post, path = "/users/{id}/password-reset", tag = "users", security(("bearer" = [])),
     responses((status = 201, body = PasswordResetToken), (status = 404, body = Problem)))]
-async fn issue_password_reset(State(state): State<AppState>, caller: AuthUser, Path(id): Path<Uuid>) -> Result<(StatusCode, Json<PasswordResetToken>)> {
+async fn issue_password_reset(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<(StatusCode, Json<PasswordResetToken>)> {
     caller.require_session()?;
     caller.require_admin()?;
     let (token, expires_at) = users::create_password_reset(&state.db, id).await?;

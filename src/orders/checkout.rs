@@ -92,7 +92,10 @@ async fn price(app: &App, lines: &[CartLine]) -> Result<(Vec<PricedLine>, String
             continue;
         }
         if *quantity > MAX_QUANTITY {
-            errors.push(FieldError::new(format!("line_items[{i}].quantity"), format!("at most {MAX_QUANTITY} of one SKU")));
+            errors.push(FieldError::new(
+                format!("line_items[{i}].quantity"),
+                format!("at most {MAX_QUANTITY} of one SKU"),
+            ));
             continue;
         }
         let cur: String = r.try_get("currency")?;
@@ -164,7 +167,8 @@ async fn reserve(
     subtotal: i64,
 ) -> Result<()> {
     let now = Utc::now();
-    let reserved_until = now + chrono::Duration::seconds(i64::try_from(app.config.checkout.reservation_ttl_secs).unwrap_or(900));
+    let reserved_until =
+        now + chrono::Duration::seconds(i64::try_from(app.config.checkout.reservation_ttl_secs).unwrap_or(900));
     let charging = req.card.is_some();
 
     let stock: Vec<StockLine> = lines
@@ -211,8 +215,13 @@ async fn reserve(
         b.push(&format!("({o}, {n}, {p}, {s}, {nm}, {u}, {q}, 0, {t})"));
     }
     b.build().execute(&mut *tx).await?;
-    events::record(&mut tx, "order.placed", id, &json!({ "order_id": id, "total_minor": subtotal, "currency": currency }))
-        .await?;
+    events::record(
+        &mut tx,
+        "order.placed",
+        id,
+        &json!({ "order_id": id, "total_minor": subtotal, "currency": currency }),
+    )
+    .await?;
     let products: Vec<Uuid> = stock.iter().map(|l| l.product_id).collect();
     inventory::record_if_low(&mut tx, &products).await?;
     tx.commit().await?;
@@ -344,10 +353,12 @@ async fn finish_paid(app: &App, id: Uuid, payment_id: &str) -> Result<Settled> {
         return Ok(Settled::Paid);
     }
     let status = super::status_of(&mut tx, id).await?;
-    sqlx::query("UPDATE orders SET saga_state = 'compensated', saga_deadline = NULL WHERE id = $1 AND saga_state = 'charging'")
-        .bind(id.to_string())
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "UPDATE orders SET saga_state = 'compensated', saga_deadline = NULL WHERE id = $1 AND saga_state = 'charging'",
+    )
+    .bind(id.to_string())
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     if status == OrderStatus::Paid {
         return Ok(Settled::AlreadyPaid);

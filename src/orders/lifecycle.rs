@@ -45,7 +45,10 @@ pub async fn transition(app: &App, caller: &AuthUser, id: Uuid, to: OrderStatus)
     let (ts_col, reason) = match to {
         OrderStatus::Shipped => ("shipped_at", None),
         OrderStatus::Delivered => ("delivered_at", None),
-        OrderStatus::Cancelled => ("closed_at", Some(if caller.id == order.customer_id { "cancelled_by_customer" } else { "cancelled_by_staff" })),
+        OrderStatus::Cancelled => (
+            "closed_at",
+            Some(if caller.id == order.customer_id { "cancelled_by_customer" } else { "cancelled_by_staff" }),
+        ),
         _ => ("closed_at", None),
     };
     let now = db::now();

@@ -33,19 +33,23 @@ pub async fn recover_interrupted_sagas(app: &App) -> Result<usize> {
     .bind(BATCH)
     .fetch_all(app.db.pool())
     .await?;
-    let lease = chrono::Duration::milliseconds(i64::try_from(app.config.payments.timeout_ms.saturating_mul(2)).unwrap_or(60_000));
+    let lease = chrono::Duration::milliseconds(
+        i64::try_from(app.config.payments.timeout_ms.saturating_mul(2)).unwrap_or(60_000),
+    );
     let mut resolved = 0;
     for r in rows {
         let id: String = r.try_get("id")?;
         let old: String = r.try_get("saga_deadline")?;
         // Claim: extend the deadline only if nobody else did first.
-        let claimed = sqlx::query("UPDATE orders SET saga_deadline = $1 WHERE id = $2 AND saga_state = 'charging' AND saga_deadline = $3")
-            .bind(db::ts(chrono::Utc::now() + lease))
-            .bind(&id)
-            .bind(&old)
-            .execute(app.db.pool())
-            .await?
-            .rows_affected();
+        let claimed = sqlx::query(
+            "UPDATE orders SET saga_deadline = $1 WHERE id = $2 AND saga_state = 'charging' AND saga_deadline = $3",
+        )
+        .bind(db::ts(chrono::Utc::now() + lease))
+        .bind(&id)
+        .bind(&old)
+        .execute(app.db.pool())
+        .await?
+        .rows_affected();
         if claimed == 0 {
             continue;
         }
@@ -89,8 +93,13 @@ pub async fn expire_reservations(app: &App) -> Result<usize> {
             let order_id = db::parse_id(&id)?;
             let lines = super::stock_lines(&mut tx, order_id).await?;
             inventory::release(&mut tx, &lines).await?;
-            events::record(&mut tx, "order.cancelled", order_id, &json!({ "order_id": order_id, "reason": "reservation_expired" }))
-                .await?;
+            events::record(
+                &mut tx,
+                "order.cancelled",
+                order_id,
+                &json!({ "order_id": order_id, "reason": "reservation_expired" }),
+            )
+            .await?;
             expired += 1;
         }
         tx.commit().await?;

@@ -71,10 +71,7 @@ impl HttpGateway {
 
     /// `{base}/charges` followed by `segments`, each percent-encoded.
     fn url(&self, segments: &[&str]) -> Result<Url, GatewayError> {
-        let mut url = self
-            .base
-            .join("charges")
-            .map_err(|e| GatewayError::Rejected(e.to_string()))?;
+        let mut url = self.base.join("charges").map_err(|e| GatewayError::Rejected(e.to_string()))?;
         url.path_segments_mut()
             .map_err(|()| GatewayError::Rejected("payments.url cannot take a path".into()))?
             .extend(segments);
@@ -84,10 +81,7 @@ impl HttpGateway {
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, GatewayError> {
         let mut headers = HeaderMap::new();
         crate::telemetry::inject_context(&mut headers);
-        req.headers(headers)
-            .send()
-            .await
-            .map_err(|e| GatewayError::Unavailable(describe(&e)))
+        req.headers(headers).send().await.map_err(|e| GatewayError::Unavailable(describe(&e)))
     }
 
     async fn post_action(&self, payment_id: &str, action: &str) -> Result<(), GatewayError> {
@@ -131,16 +125,9 @@ async fn reply(res: reqwest::Response) -> Result<ChargeReply, GatewayError> {
 impl PaymentGateway for HttpGateway {
     fn charge(&self, req: ChargeRequest) -> BoxFuture<'_, Result<ChargeOutcome, GatewayError>> {
         async move {
-            let body = ChargeBody {
-                amount_minor: req.amount_minor,
-                currency: &req.currency,
-                card_number: req.card.expose(),
-            };
-            let request = self
-                .client
-                .post(self.url(&[])?)
-                .header("Idempotency-Key", &req.idempotency_key)
-                .json(&body);
+            let body =
+                ChargeBody { amount_minor: req.amount_minor, currency: &req.currency, card_number: req.card.expose() };
+            let request = self.client.post(self.url(&[])?).header("Idempotency-Key", &req.idempotency_key).json(&body);
             let res = self.send(request).await?;
             classify(res.status())?;
             let r = reply(res).await?;
@@ -196,24 +183,15 @@ mod tests {
     fn urls_keep_the_base_path_and_encode_ids() {
         let g = HttpGateway::new("http://127.0.0.1:9/pay", Duration::from_secs(1)).unwrap();
         assert_eq!(g.url(&[]).unwrap().as_str(), "http://127.0.0.1:9/pay/charges");
-        assert_eq!(
-            g.url(&["ch/1", "void"]).unwrap().as_str(),
-            "http://127.0.0.1:9/pay/charges/ch%2F1/void"
-        );
+        assert_eq!(g.url(&["ch/1", "void"]).unwrap().as_str(), "http://127.0.0.1:9/pay/charges/ch%2F1/void");
         assert!(HttpGateway::new("ftp://x", Duration::from_secs(1)).is_err());
     }
 
     #[test]
     fn statuses_map_to_retryable_or_final_errors() {
         assert!(classify(StatusCode::OK).is_ok());
-        assert!(matches!(
-            classify(StatusCode::BAD_GATEWAY),
-            Err(GatewayError::Unavailable(_))
-        ));
-        assert!(matches!(
-            classify(StatusCode::TOO_MANY_REQUESTS),
-            Err(GatewayError::Unavailable(_))
-        ));
+        assert!(matches!(classify(StatusCode::BAD_GATEWAY), Err(GatewayError::Unavailable(_))));
+        assert!(matches!(classify(StatusCode::TOO_MANY_REQUESTS), Err(GatewayError::Unavailable(_))));
         assert!(matches!(classify(StatusCode::CONFLICT), Err(GatewayError::Rejected(_))));
     }
 }

@@ -53,11 +53,7 @@ fn observe<'a, T: Send + 'a>(
     classify: fn(&T) -> &'static str,
 ) -> BoxFuture<'a, Result<T, GatewayError>> {
     async move {
-        let mut record = CallRecord {
-            operation,
-            start: Instant::now(),
-            result: "cancelled",
-        };
+        let mut record = CallRecord { operation, start: Instant::now(), result: "cancelled" };
         let out = call.await;
         record.result = match &out {
             Ok(v) => classify(v),

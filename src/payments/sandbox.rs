@@ -66,11 +66,13 @@ fn unavailable(e: sqlx::Error) -> GatewayError {
 
 impl SandboxGateway {
     async fn find(&self, key: &str) -> Result<Option<(String, String, Option<String>, i64)>, GatewayError> {
-        let row = sqlx::query("SELECT id, status, decline_code, amount_minor FROM sandbox_payments WHERE idempotency_key = $1")
-            .bind(key)
-            .fetch_optional(self.db.pool())
-            .await
-            .map_err(unavailable)?;
+        let row = sqlx::query(
+            "SELECT id, status, decline_code, amount_minor FROM sandbox_payments WHERE idempotency_key = $1",
+        )
+        .bind(key)
+        .fetch_optional(self.db.pool())
+        .await
+        .map_err(unavailable)?;
         row.map(|r| -> Result<_, sqlx::Error> {
             Ok((r.try_get("id")?, r.try_get("status")?, r.try_get("decline_code")?, r.try_get("amount_minor")?))
         })
@@ -79,15 +81,17 @@ impl SandboxGateway {
     }
 
     async fn set_status(&self, payment_id: &str, from: &str, to: &str) -> Result<(), GatewayError> {
-        let n = sqlx::query("UPDATE sandbox_payments SET status = $1, updated_at = $2 WHERE id = $3 AND status IN ($4, $1)")
-            .bind(to)
-            .bind(db::now())
-            .bind(payment_id)
-            .bind(from)
-            .execute(self.db.pool())
-            .await
-            .map_err(unavailable)?
-            .rows_affected();
+        let n = sqlx::query(
+            "UPDATE sandbox_payments SET status = $1, updated_at = $2 WHERE id = $3 AND status IN ($4, $1)",
+        )
+        .bind(to)
+        .bind(db::now())
+        .bind(payment_id)
+        .bind(from)
+        .execute(self.db.pool())
+        .await
+        .map_err(unavailable)?
+        .rows_affected();
         if n == 1 { Ok(()) } else { Err(GatewayError::Rejected(format!("payment {payment_id} is not {from}"))) }
     }
 }

@@ -32,11 +32,9 @@ impl Cidr {
         let addr = IpAddr::from_str(addr).map_err(|_| "not an IP address or CIDR block".to_string())?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix_len = match len {
-            Some(l) => l
-                .parse::<u8>()
-                .ok()
-                .filter(|l| *l <= max)
-                .ok_or_else(|| format!("prefix length must be 0 to {max}"))?,
+            Some(l) => {
+                l.parse::<u8>().ok().filter(|l| *l <= max).ok_or_else(|| format!("prefix length must be 0 to {max}"))?
+            }
             None => max,
         };
         Ok(Self { addr, prefix_len })
@@ -44,12 +42,9 @@ impl Cidr {
 
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, canonical(ip)) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => same_prefix(
-                u128::from(u32::from(net)),
-                u128::from(u32::from(ip)),
-                32,
-                self.prefix_len,
-            ),
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                same_prefix(u128::from(u32::from(net)), u128::from(u32::from(ip)), 32, self.prefix_len)
+            }
             (IpAddr::V6(net), IpAddr::V6(ip)) => same_prefix(u128::from(net), u128::from(ip), 128, self.prefix_len),
             _ => false,
         }
@@ -74,10 +69,7 @@ fn canonical(ip: IpAddr) -> IpAddr {
 /// Parses one `X-Forwarded-For` element: a bare address, or one with a port.
 fn parse_hop(s: &str) -> Option<IpAddr> {
     let s = s.trim();
-    IpAddr::from_str(s)
-        .ok()
-        .or_else(|| SocketAddr::from_str(s).ok().map(|a| a.ip()))
-        .map(canonical)
+    IpAddr::from_str(s).ok().or_else(|| SocketAddr::from_str(s).ok().map(|a| a.ip())).map(canonical)
 }
 
 /// The client address for a request from `peer` with `headers`, given the trusted proxies.
@@ -88,12 +80,8 @@ pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[Cidr]) -> IpAddr {
         return peer;
     }
     // Every X-Forwarded-For field line, in order, as one list (RFC 9110 §5.3).
-    let hops: Vec<&str> = headers
-        .get_all(X_FORWARDED_FOR)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .collect();
+    let hops: Vec<&str> =
+        headers.get_all(X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).collect();
     let mut client = peer;
     for hop in hops.iter().rev() {
         match parse_hop(hop) {
@@ -128,10 +116,7 @@ impl FromRequestParts<AppState> for ClientIp {
 /// The socket peer; `0.0.0.0` when the server did not record it (a router called directly,
 /// as in unit tests), so such requests share one bucket rather than escape limits.
 pub fn peer(parts: &Parts) -> IpAddr {
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip())
+    parts.extensions.get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip())
 }
 
 #[cfg(test)]
@@ -167,10 +152,7 @@ mod tests {
     #[test]
     fn forwarded_for_is_ignored_unless_the_peer_is_trusted() {
         let trusted = [Cidr::parse("10.0.0.0/8").unwrap()];
-        assert_eq!(
-            resolve(ip("203.0.113.9"), &headers(&["1.1.1.1"]), &trusted),
-            ip("203.0.113.9")
-        );
+        assert_eq!(resolve(ip("203.0.113.9"), &headers(&["1.1.1.1"]), &trusted), ip("203.0.113.9"));
         assert_eq!(resolve(ip("10.0.0.2"), &headers(&["1.1.1.1"]), &trusted), ip("1.1.1.1"));
         assert_eq!(resolve(ip("10.0.0.2"), &HeaderMap::new(), &trusted), ip("10.0.0.2"));
     }
@@ -181,17 +163,8 @@ mod tests {
         // The client claims to be 9.9.9.9; the edge proxy appended the real 198.51.100.7.
         let h = headers(&["9.9.9.9, 198.51.100.7", "10.0.0.5"]);
         assert_eq!(resolve(ip("10.0.0.2"), &h, &trusted), ip("198.51.100.7"));
-        assert_eq!(
-            resolve(ip("10.0.0.2"), &headers(&["10.0.0.9, 10.0.0.5"]), &trusted),
-            ip("10.0.0.9")
-        );
-        assert_eq!(
-            resolve(ip("10.0.0.2"), &headers(&["garbage"]), &trusted),
-            ip("10.0.0.2")
-        );
-        assert_eq!(
-            resolve(ip("10.0.0.2"), &headers(&["198.51.100.7:4711"]), &trusted),
-            ip("198.51.100.7")
-        );
+        assert_eq!(resolve(ip("10.0.0.2"), &headers(&["10.0.0.9, 10.0.0.5"]), &trusted), ip("10.0.0.9"));
+        assert_eq!(resolve(ip("10.0.0.2"), &headers(&["garbage"]), &trusted), ip("10.0.0.2"));
+        assert_eq!(resolve(ip("10.0.0.2"), &headers(&["198.51.100.7:4711"]), &trusted), ip("198.51.100.7"));
     }
 }

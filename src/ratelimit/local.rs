@@ -32,11 +32,7 @@ fn limiter(policy: &Policy) -> Keyed {
 
 impl LocalLimits {
     pub fn new(api: &Policy, login: &Policy, checkout: &Policy) -> Self {
-        Self {
-            api: limiter(api),
-            login: limiter(login),
-            checkout: limiter(checkout),
-        }
+        Self { api: limiter(api), login: limiter(login), checkout: limiter(checkout) }
     }
 
     fn of(&self, class: Class) -> &Keyed {
@@ -55,21 +51,11 @@ impl LocalLimits {
                 let remaining = snapshot.remaining_burst_capacity();
                 // governor does not expose the bucket's exact level; one interval is an upper
                 // bound on the time until another unit of quota comes back.
-                Decision {
-                    policy,
-                    allowed: true,
-                    remaining,
-                    reset_secs: ceil_secs(policy.interval()),
-                }
+                Decision { policy, allowed: true, remaining, reset_secs: ceil_secs(policy.interval()) }
             }
             Err(not_until) => {
                 let wait = not_until.wait_time_from(limiter.clock().now());
-                Decision {
-                    policy,
-                    allowed: false,
-                    remaining: 0,
-                    reset_secs: ceil_secs(wait),
-                }
+                Decision { policy, allowed: false, remaining: 0, reset_secs: ceil_secs(wait) }
             }
         }
     }

@@ -77,11 +77,7 @@ fn counters(cfg: &RateLimitConfig, ip: IpAddr, email: &str) -> Vec<Counter> {
         });
     }
     if cfg.lockout_ip_failures > 0 {
-        out.push(Counter {
-            key: format!("lock:ip:{ip}"),
-            policy: "login-ip",
-            threshold: cfg.lockout_ip_failures,
-        });
+        out.push(Counter { key: format!("lock:ip:{ip}"), policy: "login-ip", threshold: cfg.lockout_ip_failures });
     }
     out
 }
@@ -116,10 +112,7 @@ pub async fn guard<T>(
     };
     for (c, (count, left)) in counters.iter().zip(&state) {
         if *count >= c.threshold {
-            return Err(Error::RateLimited {
-                policy: c.policy,
-                retry_after_secs: super::ceil_secs(*left),
-            });
+            return Err(Error::RateLimited { policy: c.policy, retry_after_secs: super::ceil_secs(*left) });
         }
     }
     let result = attempt.await;

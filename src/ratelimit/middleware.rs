@@ -42,11 +42,7 @@ pub async fn enforce(State(state): State<AppState>, mut req: Request, next: Next
         next.run(req).await
     } else {
         crate::metrics::rate_limited(class.name());
-        Error::RateLimited {
-            policy: class.name(),
-            retry_after_secs: decision.reset_secs.max(1),
-        }
-        .into_response()
+        Error::RateLimited { policy: class.name(), retry_after_secs: decision.reset_secs.max(1) }.into_response()
     };
     decision.apply(res.headers_mut());
     res

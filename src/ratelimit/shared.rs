@@ -92,10 +92,7 @@ impl Redis {
 
     fn in_backoff(&self) -> bool {
         let now = Instant::now();
-        self.down_until
-            .lock()
-            .map(|d| d.is_some_and(|until| now < until))
-            .unwrap_or(false)
+        self.down_until.lock().map(|d| d.is_some_and(|until| now < until)).unwrap_or(false)
     }
 
     fn trip(&self, why: &str) {
@@ -147,13 +144,7 @@ impl Redis {
     pub async fn gcra(&self, key: String, policy: Policy) -> Result<Decision, Unreachable> {
         let interval_us = u64::try_from(policy.interval().as_micros()).unwrap_or(u64::MAX).max(1);
         let (allowed, remaining, wait_us): (i64, i64, i64) = self
-            .call(|mut c| async move {
-                GCRA.key(key)
-                    .arg(interval_us)
-                    .arg(policy.limit)
-                    .invoke_async(&mut c)
-                    .await
-            })
+            .call(|mut c| async move { GCRA.key(key).arg(interval_us).arg(policy.limit).invoke_async(&mut c).await })
             .await?;
         Ok(Decision {
             policy,
@@ -174,19 +165,15 @@ impl Redis {
                 let flat: Vec<redis::Value> = pipe.query_async(&mut c).await?;
                 flat.chunks(2)
                     .map(|pair| match pair {
-                        [count, ttl] => Ok((
-                            redis::from_redis_value(count.clone())?,
-                            redis::from_redis_value(ttl.clone())?,
-                        )),
+                        [count, ttl] => {
+                            Ok((redis::from_redis_value(count.clone())?, redis::from_redis_value(ttl.clone())?))
+                        }
                         _ => Ok((None, 0)),
                     })
                     .collect::<RedisResult<Vec<_>>>()
             })
             .await?;
-        Ok(replies
-            .into_iter()
-            .map(|(n, ttl)| (n.unwrap_or(0), u64::try_from(ttl).unwrap_or(0)))
-            .collect())
+        Ok(replies.into_iter().map(|(n, ttl)| (n.unwrap_or(0), u64::try_from(ttl).unwrap_or(0))).collect())
     }
 
     /// Counts one failure on each of `keys`, each in a window of `window`.
@@ -204,8 +191,6 @@ impl Redis {
     }
 
     pub async fn delete(&self, key: String) -> Result<(), Unreachable> {
-        self.call(|mut c| async move { redis::cmd("DEL").arg(key).query_async::<i64>(&mut c).await })
-            .await
-            .map(|_| ())
+        self.call(|mut c| async move { redis::cmd("DEL").arg(key).query_async::<i64>(&mut c).await }).await.map(|_| ())
     }
 }

@@ -84,39 +84,27 @@ pub(super) fn layer() -> Option<Box<dyn Layer<Registry> + Send + Sync>> {
 }
 
 fn resource() -> Resource {
-    let builder = Resource::builder().with_attribute(opentelemetry::KeyValue::new(
-        "service.version",
-        env!("CARGO_PKG_VERSION"),
-    ));
+    let builder =
+        Resource::builder().with_attribute(opentelemetry::KeyValue::new("service.version", env!("CARGO_PKG_VERSION")));
     // `Resource::builder` already read OTEL_SERVICE_NAME; only fill in when it is absent.
-    if env_set("OTEL_SERVICE_NAME") {
-        builder.build()
-    } else {
-        builder.with_service_name("orderly").build()
-    }
+    if env_set("OTEL_SERVICE_NAME") { builder.build() } else { builder.with_service_name("orderly").build() }
 }
 
 fn build_provider() -> SdkTracerProvider {
     let builder = SdkTracerProvider::builder().with_resource(resource());
     if !export_configured() {
-        return builder
-            .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOff)))
-            .build();
+        return builder.with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOff))).build();
     }
     if tokio::runtime::Handle::try_current().is_err() {
         eprintln!("orderly: OTLP export needs the async runtime at start-up; spans will not be exported");
-        return builder
-            .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOff)))
-            .build();
+        return builder.with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOff))).build();
     }
     match opentelemetry_otlp::SpanExporter::builder().build() {
         // The sampler comes from OTEL_TRACES_SAMPLER (default parent-based, always on).
         Ok(exporter) => builder.with_batch_exporter(exporter).build(),
         Err(e) => {
             eprintln!("orderly: cannot build the OTLP span exporter ({e}); spans will not be exported");
-            builder
-                .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOff)))
-                .build()
+            builder.with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOff))).build()
         }
     }
 }

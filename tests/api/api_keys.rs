@@ -45,28 +45,16 @@ async fn a_catalog_read_key_lists_products_but_cannot_place_orders_or_change_the
     let staff = app.staff().await;
     let product = app.create_product(&staff, "KEY-1", 500, 10).await;
     let owner = my_id(&app, &staff).await;
-    let created = create_key(
-        &app,
-        &admin,
-        json!({ "name": "feed", "scopes": ["catalog:read"], "owner_id": owner }),
-    )
-    .await;
+    let created =
+        create_key(&app, &admin, json!({ "name": "feed", "scopes": ["catalog:read"], "owner_id": owner })).await;
     let key = created["key"].as_str().unwrap();
 
     let (status, page) = with_key_header(&app, Method::GET, "/api/v1/products", key, None).await;
     assert_eq!(status, StatusCode::OK, "{page}");
     assert_eq!(page["items"][0]["sku"], "KEY-1");
-    let (status, _) = app
-        .get(
-            &format!("/api/v1/products/{}/inventory", product["id"].as_str().unwrap()),
-            Some(key),
-        )
-        .await;
-    assert_eq!(
-        status,
-        StatusCode::OK,
-        "the staff owner's role plus catalog:read allows stock reads"
-    );
+    let (status, _) =
+        app.get(&format!("/api/v1/products/{}/inventory", product["id"].as_str().unwrap()), Some(key)).await;
+    assert_eq!(status, StatusCode::OK, "the staff owner's role plus catalog:read allows stock reads");
 
     let (status, body) = app.place_order(key, "KEY-1", 1, Some(GOOD_CARD)).await;
     assert_problem(status, &body, StatusCode::FORBIDDEN, "insufficient-scope");
@@ -75,11 +63,7 @@ async fn a_catalog_read_key_lists_products_but_cannot_place_orders_or_change_the
     let (status, body) = with_key_header(&app, Method::POST, "/api/v1/products", key, Some(&new_product)).await;
     assert_problem(status, &body, StatusCode::FORBIDDEN, "insufficient-scope");
     assert_eq!(body["required_scope"], "catalog:write");
-    assert_eq!(
-        app.stock(&staff, product["id"].as_str().unwrap()).await,
-        (10, 0, 10),
-        "nothing was reserved"
-    );
+    assert_eq!(app.stock(&staff, product["id"].as_str().unwrap()).await, (10, 0, 10), "nothing was reserved");
 }
 
 #[tokio::test]
@@ -89,12 +73,8 @@ async fn an_orders_write_key_checks_out_as_its_owner_and_may_read_orders() {
     let staff = app.staff().await;
     app.create_product(&staff, "KEY-3", 700, 5).await;
     let (_, customer_id, _) = app.register_customer("machine@example.com").await;
-    let created = create_key(
-        &app,
-        &admin,
-        json!({ "name": "pos", "scopes": ["orders:write"], "owner_id": customer_id }),
-    )
-    .await;
+    let created =
+        create_key(&app, &admin, json!({ "name": "pos", "scopes": ["orders:write"], "owner_id": customer_id })).await;
     let key = created["key"].as_str().unwrap();
 
     let (status, order) = app.place_order(key, "KEY-3", 2, Some(GOOD_CARD)).await;
@@ -112,16 +92,10 @@ async fn scopes_never_widen_the_owners_role() {
     let app = TestApp::spawn().await;
     let admin = app.admin().await;
     let (_, customer_id, _) = app.register_customer("narrow@example.com").await;
-    let created = create_key(
-        &app,
-        &admin,
-        json!({ "name": "x", "scopes": ["catalog:write"], "owner_id": customer_id }),
-    )
-    .await;
+    let created =
+        create_key(&app, &admin, json!({ "name": "x", "scopes": ["catalog:write"], "owner_id": customer_id })).await;
     let new_product = json!({ "sku": "KEY-4", "name": "Nope", "price_minor": 1, "currency": "USD" });
-    let (status, body) = app
-        .post("/api/v1/products", created["key"].as_str(), &new_product)
-        .await;
+    let (status, body) = app.post("/api/v1/products", created["key"].as_str(), &new_product).await;
     assert_problem(status, &body, StatusCode::FORBIDDEN, "forbidden");
 }
 
@@ -129,12 +103,7 @@ async fn scopes_never_widen_the_owners_role() {
 async fn the_secret_is_shown_once_and_never_listed() {
     let app = TestApp::spawn().await;
     let admin = app.admin().await;
-    let created = create_key(
-        &app,
-        &admin,
-        json!({ "name": "ci", "scopes": ["orders:read", "catalog:read"] }),
-    )
-    .await;
+    let created = create_key(&app, &admin, json!({ "name": "ci", "scopes": ["orders:read", "catalog:read"] })).await;
     let key = created["key"].as_str().unwrap();
     let prefix = created["api_key"]["prefix"].as_str().unwrap();
     assert!(key.starts_with(&format!("ok_{prefix}_")) && key.len() == 84, "{key}");
@@ -149,12 +118,8 @@ async fn the_secret_is_shown_once_and_never_listed() {
     let (status, list) = app.get("/api/v1/api-keys", Some(&admin)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
-    let (_, one) = app
-        .get(
-            &format!("/api/v1/api-keys/{}", created["api_key"]["id"].as_str().unwrap()),
-            Some(&admin),
-        )
-        .await;
+    let (_, one) =
+        app.get(&format!("/api/v1/api-keys/{}", created["api_key"]["id"].as_str().unwrap()), Some(&admin)).await;
     for shown in [list.to_string(), one.to_string()] {
         assert!(!shown.contains(secret) && !shown.contains("key_hash"), "{shown}");
     }
@@ -179,9 +144,7 @@ async fn a_revoked_key_stops_working_at_once() {
     let (_, shown) = app.get(&path, Some(&admin)).await;
     assert_eq!(shown["active"], false);
     assert!(shown["revoked_at"].is_string());
-    let (status, body) = app
-        .post(&format!("{path}/rotate"), Some(&admin), &json!({ "overlap_secs": 60 }))
-        .await;
+    let (status, body) = app.post(&format!("{path}/rotate"), Some(&admin), &json!({ "overlap_secs": 60 })).await;
     assert_problem(status, &body, StatusCode::CONFLICT, "api-key-inactive");
 }
 
@@ -193,33 +156,17 @@ async fn rotation_keeps_the_old_key_working_for_the_overlap_only() {
     let old = created["key"].as_str().unwrap();
     let old_path = format!("/api/v1/api-keys/{}", created["api_key"]["id"].as_str().unwrap());
 
-    let (status, rotated) = app
-        .post(
-            &format!("{old_path}/rotate"),
-            Some(&admin),
-            &json!({ "overlap_secs": 2 }),
-        )
-        .await;
+    let (status, rotated) = app.post(&format!("{old_path}/rotate"), Some(&admin), &json!({ "overlap_secs": 2 })).await;
     assert_eq!(status, StatusCode::CREATED, "{rotated}");
     let new = rotated["key"].as_str().unwrap();
     assert_ne!(new, old);
     assert_eq!(rotated["api_key"]["name"], "rotating");
     for key in [old, new] {
-        assert_eq!(
-            app.get("/api/v1/products", Some(key)).await.0,
-            StatusCode::OK,
-            "both work during the overlap"
-        );
+        assert_eq!(app.get("/api/v1/products", Some(key)).await.0, StatusCode::OK, "both work during the overlap");
     }
     let (_, shown) = app.get(&old_path, Some(&admin)).await;
     assert_eq!(shown["replaced_by"], rotated["api_key"]["id"]);
-    let (status, body) = app
-        .post(
-            &format!("{old_path}/rotate"),
-            Some(&admin),
-            &json!({ "overlap_secs": 2 }),
-        )
-        .await;
+    let (status, body) = app.post(&format!("{old_path}/rotate"), Some(&admin), &json!({ "overlap_secs": 2 })).await;
     assert_problem(status, &body, StatusCode::CONFLICT, "api-key-inactive");
 
     tokio::time::sleep(Duration::from_millis(2_300)).await;
@@ -232,10 +179,7 @@ async fn rotation_keeps_the_old_key_working_for_the_overlap_only() {
     let (status, newest) = app.post(&new_path, Some(&admin), &json!({ "overlap_secs": 0 })).await;
     assert_eq!(status, StatusCode::CREATED, "{newest}");
     assert_eq!(app.get("/api/v1/products", Some(new)).await.0, StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        app.get("/api/v1/products", newest["key"].as_str()).await.0,
-        StatusCode::OK
-    );
+    assert_eq!(app.get("/api/v1/products", newest["key"].as_str()).await.0, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -247,22 +191,14 @@ async fn last_used_at_is_recorded_when_a_key_is_used() {
     assert!(created["api_key"]["last_used_at"].is_null());
 
     let key = created["key"].as_str().unwrap();
-    assert_eq!(
-        with_key_header(&app, Method::GET, "/api/v1/products", key, None)
-            .await
-            .0,
-        StatusCode::OK
-    );
+    assert_eq!(with_key_header(&app, Method::GET, "/api/v1/products", key, None).await.0, StatusCode::OK);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let (_, shown) = app.get(&path, Some(&admin)).await;
         if shown["last_used_at"].is_string() {
             break;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "last_used_at never set: {shown}"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "last_used_at never set: {shown}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -325,8 +261,5 @@ async fn the_openapi_document_declares_the_api_key_scheme_and_each_routes_scope(
         (Some("apiKey"), Some("header"), Some("X-Api-Key"))
     );
     let security = doc["paths"]["/api/v1/orders"]["post"]["security"].as_array().unwrap();
-    assert!(
-        security.contains(&json!({ "api_key": ["orders:write"] })),
-        "{security:?}"
-    );
+    assert!(security.contains(&json!({ "api_key": ["orders:write"] })), "{security:?}");
 }

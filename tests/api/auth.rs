@@ -26,7 +26,11 @@ async fn registering_the_same_email_twice_is_a_conflict() {
     let app = TestApp::spawn().await;
     app.register_customer("bob@example.com").await;
     let (status, body) = app
-        .post("/api/v1/auth/register", None, &json!({ "email": "BOB@example.com", "password": PASSWORD, "name": "Bob" }))
+        .post(
+            "/api/v1/auth/register",
+            None,
+            &json!({ "email": "BOB@example.com", "password": PASSWORD, "name": "Bob" }),
+        )
         .await;
     assert_problem(status, &body, StatusCode::CONFLICT, "email-taken");
 }
@@ -48,8 +52,11 @@ async fn invalid_registration_lists_every_bad_field() {
 async fn a_wrong_password_and_an_unknown_email_get_the_same_answer() {
     let app = TestApp::spawn().await;
     app.register_customer("carol@example.com").await;
-    let (s1, b1) = app.post("/api/v1/auth/login", None, &json!({ "email": "carol@example.com", "password": "wrong password" })).await;
-    let (s2, b2) = app.post("/api/v1/auth/login", None, &json!({ "email": "nobody@example.com", "password": PASSWORD })).await;
+    let (s1, b1) = app
+        .post("/api/v1/auth/login", None, &json!({ "email": "carol@example.com", "password": "wrong password" }))
+        .await;
+    let (s2, b2) =
+        app.post("/api/v1/auth/login", None, &json!({ "email": "nobody@example.com", "password": PASSWORD })).await;
     assert_problem(s1, &b1, StatusCode::UNAUTHORIZED, "invalid-credentials");
     assert_eq!((s1, &b1), (s2, &b2));
 }
@@ -103,7 +110,13 @@ async fn a_user_cannot_set_their_own_role() {
     let (status, body) = app.patch("/api/v1/me", Some(&token), &json!({ "role": "admin" })).await;
     assert_problem(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "validation-error");
     assert_eq!(body["errors"][0]["field"], "role");
-    let (status, body) = app.post("/api/v1/auth/register", None, &json!({ "email": "g@example.com", "password": PASSWORD, "name": "G", "role": "admin" })).await;
+    let (status, body) = app
+        .post(
+            "/api/v1/auth/register",
+            None,
+            &json!({ "email": "g@example.com", "password": PASSWORD, "name": "G", "role": "admin" }),
+        )
+        .await;
     assert_problem(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "validation-error");
     let (_, me) = app.get("/api/v1/me", Some(&token)).await;
     assert_eq!(me["role"], "customer");
@@ -111,7 +124,9 @@ async fn a_user_cannot_set_their_own_role() {
     // Not even an admin can change their own role.
     let admin = app.admin().await;
     let (_, me) = app.get("/api/v1/me", Some(&admin)).await;
-    let (status, body) = app.patch(&format!("/api/v1/users/{}", me["id"].as_str().unwrap()), Some(&admin), &json!({ "role": "customer" })).await;
+    let (status, body) = app
+        .patch(&format!("/api/v1/users/{}", me["id"].as_str().unwrap()), Some(&admin), &json!({ "role": "customer" }))
+        .await;
     assert_problem(status, &body, StatusCode::FORBIDDEN, "forbidden");
 }
 
@@ -125,10 +140,12 @@ async fn only_admins_manage_users_and_roles() {
     for token in [&customer, &staff] {
         let (status, body) = app.get("/api/v1/users", Some(token)).await;
         assert_problem(status, &body, StatusCode::FORBIDDEN, "forbidden");
-        let (status, body) = app.patch(&format!("/api/v1/users/{customer_id}"), Some(token), &json!({ "role": "staff" })).await;
+        let (status, body) =
+            app.patch(&format!("/api/v1/users/{customer_id}"), Some(token), &json!({ "role": "staff" })).await;
         assert_problem(status, &body, StatusCode::FORBIDDEN, "forbidden");
     }
-    let (status, user) = app.patch(&format!("/api/v1/users/{customer_id}"), Some(&admin), &json!({ "role": "staff" })).await;
+    let (status, user) =
+        app.patch(&format!("/api/v1/users/{customer_id}"), Some(&admin), &json!({ "role": "staff" })).await;
     assert_eq!(status, StatusCode::OK, "{user}");
     assert_eq!(user["role"], "staff");
     // The new role applies from the next login.
@@ -142,21 +159,30 @@ async fn an_account_without_a_password_logs_in_after_a_reset() {
     let app = TestApp::spawn().await;
     let admin = app.admin().await;
     let (status, user) = app
-        .post("/api/v1/users", Some(&admin), &json!({ "email": "imported@example.com", "name": "Imported", "role": "customer" }))
+        .post(
+            "/api/v1/users",
+            Some(&admin),
+            &json!({ "email": "imported@example.com", "name": "Imported", "role": "customer" }),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{user}");
     assert_eq!(user["can_log_in"], false);
-    let (status, body) = app.post("/api/v1/auth/login", None, &json!({ "email": "imported@example.com", "password": PASSWORD })).await;
+    let (status, body) =
+        app.post("/api/v1/auth/login", None, &json!({ "email": "imported@example.com", "password": PASSWORD })).await;
     assert_problem(status, &body, StatusCode::UNAUTHORIZED, "invalid-credentials");
 
-    let (status, reset) = app.post(&format!("/api/v1/users/{}/password-reset", user["id"].as_str().unwrap()), Some(&admin), &json!({})).await;
+    let (status, reset) = app
+        .post(&format!("/api/v1/users/{}/password-reset", user["id"].as_str().unwrap()), Some(&admin), &json!({}))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{reset}");
     let token = reset["token"].as_str().unwrap();
-    let (status, _) = app.post("/api/v1/auth/password-reset", None, &json!({ "token": token, "new_password": PASSWORD })).await;
+    let (status, _) =
+        app.post("/api/v1/auth/password-reset", None, &json!({ "token": token, "new_password": PASSWORD })).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     app.login("imported@example.com").await;
     // Single use.
-    let (status, body) = app.post("/api/v1/auth/password-reset", None, &json!({ "token": token, "new_password": PASSWORD })).await;
+    let (status, body) =
+        app.post("/api/v1/auth/password-reset", None, &json!({ "token": token, "new_password": PASSWORD })).await;
     assert_problem(status, &body, StatusCode::UNAUTHORIZED, "invalid-token");
 }
 

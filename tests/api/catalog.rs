@@ -67,9 +67,8 @@ async fn filters_combine_category_subtree_price_and_text() {
     let app = TestApp::spawn().await;
     let staff = app.staff().await;
     let (_, furniture) = app.post("/api/v1/categories", Some(&staff), &json!({ "name": "Furniture" })).await;
-    let (status, chairs) = app
-        .post("/api/v1/categories", Some(&staff), &json!({ "name": "Chairs", "parent_id": furniture["id"] }))
-        .await;
+    let (status, chairs) =
+        app.post("/api/v1/categories", Some(&staff), &json!({ "name": "Chairs", "parent_id": furniture["id"] })).await;
     assert_eq!(status, StatusCode::CREATED, "{chairs}");
     assert_eq!(chairs["slug"], "furniture-chairs");
     let (_, tech) = app.post("/api/v1/categories", Some(&staff), &json!({ "name": "Technology" })).await;
@@ -80,18 +79,25 @@ async fn filters_combine_category_subtree_price_and_text() {
         ("T-1", "Phone", 30000, &tech),
     ] {
         let (s, b) = app
-            .post("/api/v1/products", Some(&staff), &json!({ "sku": sku, "name": name, "price_minor": price, "currency": "USD", "category_id": cat["id"] }))
+            .post(
+                "/api/v1/products",
+                Some(&staff),
+                &json!({ "sku": sku, "name": name, "price_minor": price, "currency": "USD", "category_id": cat["id"] }),
+            )
             .await;
         assert_eq!(s, StatusCode::CREATED, "{b}");
     }
     let skus = |page: &Value| -> Vec<String> {
-        let mut v: Vec<String> = page["items"].as_array().unwrap().iter().map(|p| p["sku"].as_str().unwrap().to_owned()).collect();
+        let mut v: Vec<String> =
+            page["items"].as_array().unwrap().iter().map(|p| p["sku"].as_str().unwrap().to_owned()).collect();
         v.sort();
         v
     };
     let (_, page) = app.get(&format!("/api/v1/products?category_id={}", furniture["id"].as_str().unwrap()), None).await;
     assert_eq!(skus(&page), vec!["C-1", "C-2", "F-1"]);
-    let (_, page) = app.get(&format!("/api/v1/products?category_id={}&max_price=6000", furniture["id"].as_str().unwrap()), None).await;
+    let (_, page) = app
+        .get(&format!("/api/v1/products?category_id={}&max_price=6000", furniture["id"].as_str().unwrap()), None)
+        .await;
     assert_eq!(skus(&page), vec!["C-1"]);
     let (_, page) = app.get("/api/v1/products?q=CHAIR", None).await;
     assert_eq!(skus(&page), vec!["C-1", "C-2"]);
@@ -108,17 +114,29 @@ async fn a_duplicate_sku_is_a_conflict_and_bad_fields_are_named() {
     let staff = app.staff().await;
     app.create_product(&staff, "DUP-1", 100, 1).await;
     let (status, body) = app
-        .post("/api/v1/products", Some(&staff), &json!({ "sku": "DUP-1", "name": "Again", "price_minor": 1, "currency": "USD" }))
+        .post(
+            "/api/v1/products",
+            Some(&staff),
+            &json!({ "sku": "DUP-1", "name": "Again", "price_minor": 1, "currency": "USD" }),
+        )
         .await;
     assert_problem(status, &body, StatusCode::CONFLICT, "sku-taken");
     let (status, body) = app
-        .post("/api/v1/products", Some(&staff), &json!({ "sku": "bad sku", "name": "X", "price_minor": -1, "currency": "ZZZ" }))
+        .post(
+            "/api/v1/products",
+            Some(&staff),
+            &json!({ "sku": "bad sku", "name": "X", "price_minor": -1, "currency": "ZZZ" }),
+        )
         .await;
     assert_problem(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "validation-error");
     let fields: Vec<&str> = body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
     assert_eq!(fields, vec!["sku", "price_minor", "currency"]);
     let (status, body) = app
-        .post("/api/v1/products", Some(&staff), &json!({ "sku": "X-1", "name": "X", "price_minor": "12.00", "currency": "USD" }))
+        .post(
+            "/api/v1/products",
+            Some(&staff),
+            &json!({ "sku": "X-1", "name": "X", "price_minor": "12.00", "currency": "USD" }),
+        )
         .await;
     assert_problem(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "validation-error");
     assert_eq!(body["errors"][0]["field"], "price_minor");
@@ -135,11 +153,27 @@ async fn etags_give_304_and_if_match_prevents_lost_updates() {
     let res = app.client.get(&url).header("if-none-match", &etag).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::NOT_MODIFIED);
 
-    let res = app.client.patch(&url).bearer_auth(&staff).header("if-match", &etag).json(&json!({ "price_minor": 150 })).send().await.unwrap();
+    let res = app
+        .client
+        .patch(&url)
+        .bearer_auth(&staff)
+        .header("if-match", &etag)
+        .json(&json!({ "price_minor": 150 }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_ne!(res.headers()["etag"].to_str().unwrap(), etag);
     // A second writer still holding the old ETag must not overwrite.
-    let res = app.client.patch(&url).bearer_auth(&staff).header("if-match", &etag).json(&json!({ "price_minor": 999 })).send().await.unwrap();
+    let res = app
+        .client
+        .patch(&url)
+        .bearer_auth(&staff)
+        .header("if-match", &etag)
+        .json(&json!({ "price_minor": 999 }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::PRECONDITION_FAILED);
     let (_, now) = app.get(&format!("/api/v1/products/{}", p["id"].as_str().unwrap()), None).await;
     assert_eq!(now["price_minor"], 150);

@@ -30,11 +30,18 @@ async fn checkout_prices_from_the_catalog_and_snapshots_line_items() {
     assert_eq!(order["payment_last4"], "4242");
     let lines = order["line_items"].as_array().unwrap();
     assert_eq!(lines.len(), 2, "repeated SKUs are merged: {order}");
-    assert_eq!((lines[0]["sku"].as_str(), lines[0]["quantity"].as_i64(), lines[0]["line_total_minor"].as_i64()), (Some("SN-A"), Some(2), Some(500)));
+    assert_eq!(
+        (lines[0]["sku"].as_str(), lines[0]["quantity"].as_i64(), lines[0]["line_total_minor"].as_i64()),
+        (Some("SN-A"), Some(2), Some(500))
+    );
 
     // Later catalog edits never change what was bought.
     let (status, _) = app
-        .patch(&format!("/api/v1/products/{}", a["id"].as_str().unwrap()), Some(&staff), &json!({ "price_minor": 9_999, "name": "Renamed" }))
+        .patch(
+            &format!("/api/v1/products/{}", a["id"].as_str().unwrap()),
+            Some(&staff),
+            &json!({ "price_minor": 9_999, "name": "Renamed" }),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     let (_, again) = app.get(&format!("/api/v1/orders/{}", order["id"].as_str().unwrap()), Some(&customer)).await;
@@ -50,17 +57,29 @@ async fn a_client_sent_total_or_price_is_rejected_and_changes_nothing() {
     let p = app.create_product(&staff, "TT-1", 5_000, 3).await;
     let (customer, _, _) = app.register_customer("cheat@example.com").await;
     let (status, body) = app
-        .post("/api/v1/orders", Some(&customer), &json!({ "line_items": [{ "sku": "TT-1", "quantity": 1 }], "total_minor": 1 }))
+        .post(
+            "/api/v1/orders",
+            Some(&customer),
+            &json!({ "line_items": [{ "sku": "TT-1", "quantity": 1 }], "total_minor": 1 }),
+        )
         .await;
     assert_problem(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "validation-error");
     assert_eq!(body["errors"][0]["field"], "total_minor");
     let (status, body) = app
-        .post("/api/v1/orders", Some(&customer), &json!({ "line_items": [{ "sku": "TT-1", "quantity": 1, "unit_price_minor": 1 }] }))
+        .post(
+            "/api/v1/orders",
+            Some(&customer),
+            &json!({ "line_items": [{ "sku": "TT-1", "quantity": 1, "unit_price_minor": 1 }] }),
+        )
         .await;
     assert_problem(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "validation-error");
     assert_eq!(body["errors"][0]["field"], "line_items[0].unit_price_minor");
     let (status, body) = app
-        .post("/api/v1/orders", Some(&customer), &json!({ "line_items": [{ "sku": "NOPE", "quantity": 1 }, { "sku": "TT-1", "quantity": 0 }] }))
+        .post(
+            "/api/v1/orders",
+            Some(&customer),
+            &json!({ "line_items": [{ "sku": "NOPE", "quantity": 1 }, { "sku": "TT-1", "quantity": 0 }] }),
+        )
         .await;
     assert_problem(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "validation-error");
     let fields: Vec<&str> = body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
@@ -80,7 +99,10 @@ async fn ordering_more_than_is_available_is_a_conflict_that_changes_nothing() {
     let body = json!({ "line_items": [ { "sku": "IS-A", "quantity": 2 }, { "sku": "IS-B", "quantity": 2 } ] });
     let (status, problem) = app.post("/api/v1/orders", Some(&customer), &body).await;
     assert_problem(status, &problem, StatusCode::CONFLICT, "insufficient-stock");
-    assert_eq!((problem["sku"].as_str(), problem["requested"].as_i64(), problem["available"].as_i64()), (Some("IS-B"), Some(2), Some(1)));
+    assert_eq!(
+        (problem["sku"].as_str(), problem["requested"].as_i64(), problem["available"].as_i64()),
+        (Some("IS-B"), Some(2), Some(1))
+    );
     // The first line's reservation was rolled back with the rest.
     assert_eq!(app.stock(&staff, a["id"].as_str().unwrap()).await, (5, 0, 5));
 }
@@ -103,7 +125,8 @@ async fn fifty_concurrent_checkouts_of_the_last_unit_sell_it_exactly_once() {
     assert_eq!(won[0].1["status"], "paid");
     let pid = p["id"].as_str().unwrap();
     assert_eq!(app.stock(&staff, pid).await, (1, 1, 0));
-    let (status, _) = app.post(&format!("/api/v1/orders/{}/ship", won[0].1["id"].as_str().unwrap()), Some(&staff), &json!({})).await;
+    let (status, _) =
+        app.post(&format!("/api/v1/orders/{}/ship", won[0].1["id"].as_str().unwrap()), Some(&staff), &json!({})).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(app.stock(&staff, pid).await, (0, 0, 0));
 }
@@ -114,11 +137,16 @@ async fn a_declined_payment_fails_the_order_and_leaves_stock_unchanged() {
     let staff = app.staff().await;
     let p = app.create_product(&staff, "DC-1", 700, 4).await;
     let (customer, _, _) = app.register_customer("declined@example.com").await;
-    for (card, code) in [(DECLINED_CARD, "card_declined"), ("4000000000009995", "insufficient_funds"), ("4000000000000119", "processing_error")] {
+    for (card, code) in [
+        (DECLINED_CARD, "card_declined"),
+        ("4000000000009995", "insufficient_funds"),
+        ("4000000000000119", "processing_error"),
+    ] {
         let (status, problem) = app.place_order(&customer, "DC-1", 3, Some(card)).await;
         assert_problem(status, &problem, StatusCode::PAYMENT_REQUIRED, "payment-declined");
         assert_eq!(problem["decline_code"], code);
-        let (_, order) = app.get(&format!("/api/v1/orders/{}", problem["order_id"].as_str().unwrap()), Some(&customer)).await;
+        let (_, order) =
+            app.get(&format!("/api/v1/orders/{}", problem["order_id"].as_str().unwrap()), Some(&customer)).await;
         assert_eq!(order["status"], "failed");
         assert_eq!(order["failure_reason"], code);
         assert_eq!(app.stock(&staff, p["id"].as_str().unwrap()).await, (4, 0, 4));
@@ -165,7 +193,8 @@ async fn unpaid_reservations_expire_and_release_their_stock() {
     // Paid orders never expire.
     let (_, still) = app.get(&format!("/api/v1/orders/{}", paid["id"].as_str().unwrap()), Some(&customer)).await;
     assert_eq!(still["status"], "paid");
-    let (status, body) = app.post(&format!("/api/v1/orders/{id}/pay"), Some(&customer), &json!({ "card_number": GOOD_CARD })).await;
+    let (status, body) =
+        app.post(&format!("/api/v1/orders/{id}/pay"), Some(&customer), &json!({ "card_number": GOOD_CARD })).await;
     assert_problem(status, &body, StatusCode::CONFLICT, "invalid-transition");
 }
 
@@ -187,7 +216,11 @@ impl PaymentGateway for DyingGateway {
         .boxed()
     }
     fn lookup(&self, key: String) -> BoxFuture<'_, Result<Option<PaymentRecord>, GatewayError>> {
-        async move { std::future::pending::<()>().await; self.sandbox.lookup(key).await }.boxed()
+        async move {
+            std::future::pending::<()>().await;
+            self.sandbox.lookup(key).await
+        }
+        .boxed()
     }
     fn void(&self, id: String) -> BoxFuture<'_, Result<(), GatewayError>> {
         self.sandbox.void(id)
@@ -201,12 +234,16 @@ impl PaymentGateway for DyingGateway {
 /// the same database; returns the restarted app, a customer token, the order id, product id.
 async fn crash_during_payment(reach_gateway: bool) -> (TestApp, String, String, String) {
     let db = Arc::new(crate::helpers::TestDb::new().await);
-    let config = || vec![("payments.timeout_ms", "1000".to_string()), ("checkout.recovery_interval_ms", "100".to_string())];
+    let config =
+        || vec![("payments.timeout_ms", "1000".to_string()), ("checkout.recovery_interval_ms", "100".to_string())];
     let first = TestApp::spawn_with(Options {
         config: config(),
         db: Some(db.clone()),
         overrides: Overrides {
-            payments: Some(Arc::new(DyingGateway { sandbox: SandboxGateway::new(TestApp::spawn_db(&db).await), reach_gateway })),
+            payments: Some(Arc::new(DyingGateway {
+                sandbox: SandboxGateway::new(TestApp::spawn_db(&db).await),
+                reach_gateway,
+            })),
             ..Default::default()
         },
     })
@@ -219,7 +256,8 @@ async fn crash_during_payment(reach_gateway: bool) -> (TestApp, String, String, 
         let url = first.url("/api/v1/orders");
         let token = customer.clone();
         tokio::spawn(async move {
-            let body = json!({ "line_items": [{ "sku": "CR-1", "quantity": 2 }], "payment": { "card_number": GOOD_CARD } });
+            let body =
+                json!({ "line_items": [{ "sku": "CR-1", "quantity": 2 }], "payment": { "card_number": GOOD_CARD } });
             let _ = client.post(url).bearer_auth(token).json(&body).timeout(Duration::from_millis(300)).send().await;
         })
     };

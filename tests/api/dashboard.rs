@@ -6,7 +6,9 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use orderly::Overrides;
-use orderly::dashboard::{DashboardSources, DayRevenue, LowStock, NewCustomers, Period, SqlSources, StatusCount, TopProduct};
+use orderly::dashboard::{
+    DashboardSources, DayRevenue, LowStock, NewCustomers, Period, SqlSources, StatusCount, TopProduct,
+};
 use reqwest::StatusCode;
 
 use crate::helpers::{GOOD_CARD, Options, TestApp, assert_problem};

@@ -86,7 +86,11 @@ async fn authenticated_responses_are_never_stored_and_public_reads_revalidate() 
 
 #[tokio::test]
 async fn hsts_is_sent_when_configured() {
-    let app = TestApp::spawn_with(Options { config: vec![("http.hsts_max_age_secs", "63072000".into())], ..Default::default() }).await;
+    let app = TestApp::spawn_with(Options {
+        config: vec![("http.hsts_max_age_secs", "63072000".into())],
+        ..Default::default()
+    })
+    .await;
     let res = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(res.headers()["strict-transport-security"], "max-age=63072000; includeSubDomains");
 }
@@ -138,7 +142,10 @@ async fn cors_allows_only_configured_origins() {
     assert!(res.headers().get("access-control-allow-origin").is_none(), "no CORS unless configured");
 
     let app = TestApp::spawn_with(Options {
-        config: vec![("http.cors_allowed_origins", "https://shop.example".into()), ("http.cors_allow_credentials", "true".into())],
+        config: vec![
+            ("http.cors_allowed_origins", "https://shop.example".into()),
+            ("http.cors_allow_credentials", "true".into()),
+        ],
         ..Default::default()
     })
     .await;
@@ -159,7 +166,11 @@ async fn cors_allows_only_configured_origins() {
 
 #[tokio::test]
 async fn a_client_that_sends_its_headers_too_slowly_is_disconnected() {
-    let app = TestApp::spawn_with(Options { config: vec![("http.header_read_timeout_ms", "300".into())], ..Default::default() }).await;
+    let app = TestApp::spawn_with(Options {
+        config: vec![("http.header_read_timeout_ms", "300".into())],
+        ..Default::default()
+    })
+    .await;
     let addr = app.base.trim_start_matches("http://").to_owned();
     let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
     slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.unwrap();
@@ -176,7 +187,9 @@ async fn a_client_that_sends_its_headers_too_slowly_is_disconnected() {
 
 #[tokio::test]
 async fn oversized_request_heads_are_refused() {
-    let app = TestApp::spawn_with(Options { config: vec![("http.max_header_bytes", "8192".into())], ..Default::default() }).await;
+    let app =
+        TestApp::spawn_with(Options { config: vec![("http.max_header_bytes", "8192".into())], ..Default::default() })
+            .await;
     let res = app.client.get(app.url("/healthz")).header("x-big", "a".repeat(20_000)).send().await;
     match res {
         Ok(r) => assert_eq!(r.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),

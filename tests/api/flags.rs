@@ -24,7 +24,14 @@ async fn a_flag_changes_checkout_rules_without_a_restart_on_every_replica() {
     let (status, _) = first.place_order(&customer, "FF-1", 1, Some(GOOD_CARD)).await;
     assert_eq!(status, StatusCode::CREATED);
 
-    let (status, flag) = first.request(reqwest::Method::PUT, &format!("/api/v1/admin/flags/{FLAG}"), Some(&admin), Some(&json!({ "enabled": true }))).await;
+    let (status, flag) = first
+        .request(
+            reqwest::Method::PUT,
+            &format!("/api/v1/admin/flags/{FLAG}"),
+            Some(&admin),
+            Some(&json!({ "enabled": true })),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{flag}");
     assert_eq!(flag["enabled"], true);
     let (_, ready) = first.get("/readyz", None).await;
@@ -51,7 +58,14 @@ async fn a_flag_changes_checkout_rules_without_a_restart_on_every_replica() {
     assert_eq!(status, StatusCode::CREATED, "{order}");
     assert_eq!(order["shipping_address"]["city"], "Henderson");
 
-    let (status, _) = first.request(reqwest::Method::PUT, &format!("/api/v1/admin/flags/{FLAG}"), Some(&admin), Some(&json!({ "enabled": false }))).await;
+    let (status, _) = first
+        .request(
+            reqwest::Method::PUT,
+            &format!("/api/v1/admin/flags/{FLAG}"),
+            Some(&admin),
+            Some(&json!({ "enabled": false })),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     let (status, _) = first.place_order(&customer, "FF-1", 1, Some(GOOD_CARD)).await;
     assert_eq!(status, StatusCode::CREATED);
@@ -68,6 +82,13 @@ async fn only_admins_see_or_change_flags_and_unknown_flags_are_404() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(flags[0]["key"], FLAG);
     assert_eq!(flags[0]["enabled"], false);
-    let (status, body) = app.request(reqwest::Method::PUT, "/api/v1/admin/flags/no.such.flag", Some(&admin), Some(&json!({ "enabled": true }))).await;
+    let (status, body) = app
+        .request(
+            reqwest::Method::PUT,
+            "/api/v1/admin/flags/no.such.flag",
+            Some(&admin),
+            Some(&json!({ "enabled": true })),
+        )
+        .await;
     assert_problem(status, &body, StatusCode::NOT_FOUND, "not-found");
 }

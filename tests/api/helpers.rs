@@ -82,9 +82,10 @@ impl Drop for TestDb {
                 let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
                 rt.block_on(async {
                     if let Ok(mut c) = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin).await {
-                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                            .execute(&mut c)
-                            .await;
+                        let _ =
+                            sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                                .execute(&mut c)
+                                .await;
                     }
                 });
             })
@@ -179,7 +180,13 @@ impl TestApp {
     }
 
     /// Sends a request; returns status and the JSON body (`Value::Null` when empty).
-    pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<&Value>) -> (StatusCode, Value) {
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
         let mut req = self.client.request(method, self.url(path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -209,7 +216,11 @@ impl TestApp {
     /// Registers a customer through the API; returns (access token, user id, session).
     pub async fn register_customer(&self, email: &str) -> (String, String, Value) {
         let (status, body) = self
-            .post("/api/v1/auth/register", None, &json!({ "email": email, "password": PASSWORD, "name": "Test Customer" }))
+            .post(
+                "/api/v1/auth/register",
+                None,
+                &json!({ "email": email, "password": PASSWORD, "name": "Test Customer" }),
+            )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         let token = body["access_token"].as_str().expect("access_token").to_owned();
@@ -240,7 +251,8 @@ impl TestApp {
     }
 
     pub async fn login(&self, email: &str) -> String {
-        let (status, body) = self.post("/api/v1/auth/login", None, &json!({ "email": email, "password": PASSWORD })).await;
+        let (status, body) =
+            self.post("/api/v1/auth/login", None, &json!({ "email": email, "password": PASSWORD })).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body["access_token"].as_str().expect("access_token").to_owned()
     }
@@ -307,8 +319,9 @@ pub fn assert_problem(status: StatusCode, body: &Value, want_status: StatusCode,
 impl TestApp {
     /// A second connection pool to `db`, for a seam (like a gateway) built before the app.
     pub async fn spawn_db(db: &TestDb) -> orderly::db::Db {
-        let config = Config::from_pairs([("database.url", db.url.clone()), ("data_dir", db.data_dir().display().to_string())])
-            .expect("config");
+        let config =
+            Config::from_pairs([("database.url", db.url.clone()), ("data_dir", db.data_dir().display().to_string())])
+                .expect("config");
         let pool = orderly::db::Db::connect(&config).await.expect("connect");
         pool.migrate().await.expect("migrate");
         pool

@@ -40,7 +40,9 @@ async fn malformed_json_is_400_and_a_wrong_media_type_is_415() {
 
 #[tokio::test]
 async fn oversized_bodies_are_refused_with_or_without_content_length() {
-    let app = TestApp::spawn_with(Options { config: vec![("http.max_body_bytes", "4096".into())], ..Default::default() }).await;
+    let app =
+        TestApp::spawn_with(Options { config: vec![("http.max_body_bytes", "4096".into())], ..Default::default() })
+            .await;
     let big = json!({ "email": "a".repeat(10_000), "password": "x" }).to_string();
     let res = app
         .client
@@ -126,7 +128,8 @@ impl orderly::payments::PaymentGateway for SlowGateway {
     fn charge(
         &self,
         req: orderly::payments::ChargeRequest,
-    ) -> futures_util::future::BoxFuture<'_, Result<orderly::payments::ChargeOutcome, orderly::payments::GatewayError>> {
+    ) -> futures_util::future::BoxFuture<'_, Result<orderly::payments::ChargeOutcome, orderly::payments::GatewayError>>
+    {
         Box::pin(async move {
             tokio::time::sleep(self.delay).await;
             self.sandbox.charge(req).await
@@ -135,7 +138,10 @@ impl orderly::payments::PaymentGateway for SlowGateway {
     fn lookup(
         &self,
         key: String,
-    ) -> futures_util::future::BoxFuture<'_, Result<Option<orderly::payments::PaymentRecord>, orderly::payments::GatewayError>> {
+    ) -> futures_util::future::BoxFuture<
+        '_,
+        Result<Option<orderly::payments::PaymentRecord>, orderly::payments::GatewayError>,
+    > {
         self.sandbox.lookup(key)
     }
     fn void(&self, id: String) -> futures_util::future::BoxFuture<'_, Result<(), orderly::payments::GatewayError>> {

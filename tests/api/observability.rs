@@ -17,10 +17,7 @@ use crate::helpers::{DECLINED_CARD, GOOD_CARD, Options, TestApp, assert_problem}
 
 /// The value of `series` (name and labels exactly as rendered) in a Prometheus scrape.
 fn sample(scrape: &str, series: &str) -> f64 {
-    scrape
-        .lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
-        .unwrap_or(0.0)
+    scrape.lines().find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse().ok())).unwrap_or(0.0)
 }
 
 /// `GET` of an absolute URL (the admin port); status and JSON body (`Null` if not JSON).
@@ -31,12 +28,7 @@ async fn get_absolute(app: &TestApp, url: &str) -> (StatusCode, Value) {
 }
 
 async fn scrape(app: &TestApp) -> String {
-    let res = app
-        .client
-        .get(format!("{}/metrics", app.admin_base))
-        .send()
-        .await
-        .expect("scrape");
+    let res = app.client.get(format!("{}/metrics", app.admin_base)).send().await.expect("scrape");
     assert_eq!(res.status(), StatusCode::OK);
     let content_type = res.headers()["content-type"].to_str().expect("content type").to_owned();
     assert!(content_type.starts_with("text/plain; version=0.0.4"), "{content_type}");
@@ -60,18 +52,12 @@ async fn metrics_are_served_on_the_admin_port_only_and_labelled_by_route_templat
     let text = scrape(&app).await;
     assert!(sample(&text, series) >= before + 1.0, "{text}");
     assert!(!text.contains(id), "a raw path leaked into a label");
-    assert!(
-        text.contains(r#"http_requests_total{method="GET",route="unmatched",status="404"}"#),
-        "{text}"
-    );
+    assert!(text.contains(r#"http_requests_total{method="GET",route="unmatched",status="404"}"#), "{text}");
     assert!(text.contains(
         r#"http_request_duration_seconds_bucket{method="GET",route="/api/v1/products/{id}",status="200",le="0.005"}"#
     ));
     assert!(
-        text.contains(&format!(
-            r#"orderly_build_info{{version="{}",profile="#,
-            env!("CARGO_PKG_VERSION")
-        )),
+        text.contains(&format!(r#"orderly_build_info{{version="{}",profile="#, env!("CARGO_PKG_VERSION"))),
         "{text}"
     );
     assert!(text.contains("# HELP http_requests_total "));
@@ -99,10 +85,7 @@ async fn orders_placed_and_saga_outcomes_are_counted() {
 
     let after = scrape(&app).await;
     for (series, at_least) in [(placed, 2.0), (paid, 1.0), (declined, 1.0), (charged, 1.0)] {
-        assert!(
-            sample(&after, series) >= sample(&before, series) + at_least,
-            "{series}\n{after}"
-        );
+        assert!(sample(&after, series) >= sample(&before, series) + at_least, "{series}\n{after}");
     }
     assert!(after.contains(r#"orderly_payment_gateway_call_duration_seconds_count{operation="charge"}"#));
 }
@@ -124,11 +107,7 @@ async fn a_cpu_profile_is_taken_one_at_a_time() {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["content-type"], "application/octet-stream");
     let bytes = res.bytes().await.unwrap();
-    assert!(
-        bytes.len() > 20 && bytes[..2] == [0x1f, 0x8b],
-        "not a gzip-compressed profile: {} bytes",
-        bytes.len()
-    );
+    assert!(bytes.len() > 20 && bytes[..2] == [0x1f, 0x8b], "not a gzip-compressed profile: {} bytes", bytes.len());
 
     let res = app.client.get(url("seconds=1&format=flamegraph")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
@@ -143,11 +122,7 @@ async fn a_cpu_profile_is_taken_one_at_a_time() {
 async fn app_with_gateway(stub: &GatewayStub, extra: Vec<(&'static str, String)>) -> TestApp {
     let mut config = vec![("payments.url", stub.url.clone())];
     config.extend(extra);
-    TestApp::spawn_with(Options {
-        config,
-        ..Default::default()
-    })
-    .await
+    TestApp::spawn_with(Options { config, ..Default::default() }).await
 }
 
 async fn checkout_with_traceparent(
@@ -179,66 +154,32 @@ async fn the_http_gateway_charges_declines_and_refunds_carrying_the_callers_trac
     let (customer, _, _) = app.register_customer("gateway@example.com").await;
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
 
-    let (status, order) = checkout_with_traceparent(
-        &app,
-        &customer,
-        "GW-1",
-        GOOD_CARD,
-        &format!("00-{trace}-00f067aa0ba902b7-01"),
-    )
-    .await;
+    let (status, order) =
+        checkout_with_traceparent(&app, &customer, "GW-1", GOOD_CARD, &format!("00-{trace}-00f067aa0ba902b7-01")).await;
     assert_eq!(status, StatusCode::CREATED, "{order}");
     assert_eq!(order["status"], "paid");
-    let charge = stub
-        .requests()
-        .into_iter()
-        .find(|r| r.method == "POST" && r.path == "/charges")
-        .expect("a charge");
-    assert_eq!(
-        charge.idempotency_key.as_deref(),
-        order["id"].as_str(),
-        "the order id is the idempotency key"
-    );
+    let charge = stub.requests().into_iter().find(|r| r.method == "POST" && r.path == "/charges").expect("a charge");
+    assert_eq!(charge.idempotency_key.as_deref(), order["id"].as_str(), "the order id is the idempotency key");
     let traceparent = charge.traceparent.expect("traceparent on the charge request");
     let parts: Vec<&str> = traceparent.split('-').collect();
     assert_eq!(parts.len(), 4, "{traceparent}");
     assert_eq!(parts[1], trace, "the gateway call continues the caller's trace");
-    assert_ne!(
-        parts[2], "00f067aa0ba902b7",
-        "the gateway's parent is our client span, not the caller's"
-    );
+    assert_ne!(parts[2], "00f067aa0ba902b7", "the gateway's parent is our client span, not the caller's");
     assert_eq!(charge.card_number.as_deref(), Some(GOOD_CARD));
 
-    let (status, problem) = checkout_with_traceparent(
-        &app,
-        &customer,
-        "GW-1",
-        DECLINED_CARD,
-        &format!("00-{trace}-00f067aa0ba902b7-01"),
-    )
-    .await;
+    let (status, problem) =
+        checkout_with_traceparent(&app, &customer, "GW-1", DECLINED_CARD, &format!("00-{trace}-00f067aa0ba902b7-01"))
+            .await;
     assert_problem(status, &problem, StatusCode::PAYMENT_REQUIRED, "payment-declined");
     assert_eq!(problem["decline_code"], "card_declined");
-    let failed = app
-        .wait_for_status(&customer, problem["order_id"].as_str().unwrap(), "failed")
-        .await;
+    let failed = app.wait_for_status(&customer, problem["order_id"].as_str().unwrap(), "failed").await;
     assert_eq!(failed["failure_reason"], "card_declined");
-    assert_eq!(
-        app.stock(&staff, p["id"].as_str().unwrap()).await.2,
-        4,
-        "the declined order's unit is released"
-    );
+    assert_eq!(app.stock(&staff, p["id"].as_str().unwrap()).await.2, 4, "the declined order's unit is released");
 
     let paid_id = order["id"].as_str().unwrap();
-    let (status, refunded) = app
-        .post(&format!("/api/v1/orders/{paid_id}/refund"), Some(&staff), &json!({}))
-        .await;
+    let (status, refunded) = app.post(&format!("/api/v1/orders/{paid_id}/refund"), Some(&staff), &json!({})).await;
     assert_eq!(status, StatusCode::OK, "{refunded}");
-    let refund = stub
-        .requests()
-        .into_iter()
-        .find(|r| r.path.ends_with("/refund"))
-        .expect("a refund call");
+    let refund = stub.requests().into_iter().find(|r| r.path.ends_with("/refund")).expect("a refund call");
     assert!(refund.path.starts_with("/charges/ch_"), "{}", refund.path);
     assert!(refund.traceparent.is_some(), "traceparent on the refund call");
 }
@@ -248,10 +189,7 @@ async fn a_gateway_outage_leaves_the_order_to_recovery_which_looks_the_charge_up
     let stub = GatewayStub::start().await;
     let app = app_with_gateway(
         &stub,
-        vec![
-            ("payments.timeout_ms", "300".into()),
-            ("checkout.recovery_interval_ms", "100".into()),
-        ],
+        vec![("payments.timeout_ms", "300".into()), ("checkout.recovery_interval_ms", "100".into())],
     )
     .await;
     let staff = app.staff().await;
@@ -266,17 +204,11 @@ async fn a_gateway_outage_leaves_the_order_to_recovery_which_looks_the_charge_up
     assert_eq!(settled["status"], "failed", "{settled}");
     assert_eq!(settled["failure_reason"], "payment_interrupted");
     let lookups: Vec<_> = stub.requests().into_iter().filter(|r| r.method == "GET").collect();
-    assert!(
-        lookups.iter().any(|r| r.query.contains(id)),
-        "recovery looked the charge up by its key"
-    );
+    assert!(lookups.iter().any(|r| r.query.contains(id)), "recovery looked the charge up by its key");
     assert_eq!(app.stock(&staff, p["id"].as_str().unwrap()).await.2, 2);
 
     let text = scrape(&app).await;
-    assert!(
-        text.contains(r#"orderly_payment_gateway_calls_total{operation="charge",result="unavailable"}"#),
-        "{text}"
-    );
+    assert!(text.contains(r#"orderly_payment_gateway_calls_total{operation="charge",result="unavailable"}"#), "{text}");
     assert!(text.contains(r#"orderly_payment_gateway_calls_total{operation="lookup",result="not_found"}"#));
     assert!(text.contains(r#"orderly_saga_outcomes_total{outcome="recovered_failed"}"#));
 }

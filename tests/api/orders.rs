@@ -25,11 +25,13 @@ async fn a_customer_cannot_see_or_touch_another_customers_order() {
     assert_problem(status, &body, StatusCode::NOT_FOUND, "not-found");
     let (status, body) = act(&app, &bob, id, "cancel").await;
     assert_problem(status, &body, StatusCode::NOT_FOUND, "not-found");
-    let (status, body) = app.post(&format!("/api/v1/orders/{id}/pay"), Some(&bob), &json!({ "card_number": GOOD_CARD })).await;
+    let (status, body) =
+        app.post(&format!("/api/v1/orders/{id}/pay"), Some(&bob), &json!({ "card_number": GOOD_CARD })).await;
     assert_problem(status, &body, StatusCode::NOT_FOUND, "not-found");
     let (_, list) = app.get("/api/v1/orders", Some(&bob)).await;
     assert!(list["items"].as_array().unwrap().is_empty());
-    let (status, body) = app.get(&format!("/api/v1/orders?customer_id={}", order["customer_id"].as_str().unwrap()), Some(&bob)).await;
+    let (status, body) =
+        app.get(&format!("/api/v1/orders?customer_id={}", order["customer_id"].as_str().unwrap()), Some(&bob)).await;
     assert_problem(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "validation-error");
 
     let (status, mine) = app.get(&format!("/api/v1/orders/{id}"), Some(&alice)).await;
@@ -105,7 +107,8 @@ async fn every_transition_is_allowed_exactly_when_the_state_machine_says_so() {
     // Paying is a transition too: only a pending order can be paid.
     for from in [Paid, Cancelled, Failed, Shipped] {
         let id = order_in(&app, &staff, &customer, from).await;
-        let (status, body) = app.post(&format!("/api/v1/orders/{id}/pay"), Some(&customer), &json!({ "card_number": GOOD_CARD })).await;
+        let (status, body) =
+            app.post(&format!("/api/v1/orders/{id}/pay"), Some(&customer), &json!({ "card_number": GOOD_CARD })).await;
         assert_problem(status, &body, StatusCode::CONFLICT, "invalid-transition");
     }
     // Reserved stock is exactly what pending and paid orders (one unit each) still hold, and
@@ -120,7 +123,10 @@ async fn every_transition_is_allowed_exactly_when_the_state_machine_says_so() {
     };
     let holding = count("pending_payment").await + count("paid").await;
     let shipped = count("shipped").await + count("delivered").await;
-    assert_eq!(app.stock(&staff, p["id"].as_str().unwrap()).await, (1_000 - shipped, holding, 1_000 - shipped - holding));
+    assert_eq!(
+        app.stock(&staff, p["id"].as_str().unwrap()).await,
+        (1_000 - shipped, holding, 1_000 - shipped - holding)
+    );
 }
 
 #[tokio::test]

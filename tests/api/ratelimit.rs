@@ -12,19 +12,11 @@ use crate::helpers::{GOOD_CARD, Options, PASSWORD, TestApp, assert_problem};
 
 async fn spawn(config: &[(&'static str, &str)]) -> TestApp {
     let config = config.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
-    TestApp::spawn_with(Options {
-        config,
-        ..Default::default()
-    })
-    .await
+    TestApp::spawn_with(Options { config, ..Default::default() }).await
 }
 
 fn header(res: &Response, name: &str) -> String {
-    res.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
+    res.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
 }
 
 /// GET /products from `forwarded_for` (as a proxy would report it), if given.
@@ -41,10 +33,7 @@ async fn products(app: &TestApp, token: Option<&str>, forwarded_for: Option<&str
 
 /// POST /auth/login; returns status, body and `Retry-After` (0 when absent).
 async fn login(app: &TestApp, email: &str, password: &str, forwarded_for: Option<&str>) -> (StatusCode, Value, u64) {
-    let mut req = app
-        .client
-        .post(app.url("/api/v1/auth/login"))
-        .json(&json!({ "email": email, "password": password }));
+    let mut req = app.client.post(app.url("/api/v1/auth/login")).json(&json!({ "email": email, "password": password }));
     if let Some(ip) = forwarded_for {
         req = req.header("x-forwarded-for", ip);
     }
@@ -77,10 +66,7 @@ async fn over_the_limit_is_429_with_retry_after_and_ratelimit_headers_on_every_r
     assert_problem(status, &body, StatusCode::TOO_MANY_REQUESTS, "rate-limited");
     assert_eq!(body["violated-policies"], json!(["api"]));
     // Probes are never limited.
-    assert_eq!(
-        app.client.get(app.url("/healthz")).send().await.unwrap().status(),
-        StatusCode::OK
-    );
+    assert_eq!(app.client.get(app.url("/healthz")).send().await.unwrap().status(), StatusCode::OK);
 }
 
 #[tokio::test]
@@ -99,11 +85,7 @@ async fn login_has_its_own_stricter_budget() {
     assert_problem(status, &body, StatusCode::TOO_MANY_REQUESTS, "rate-limited");
     assert_eq!(body["violated-policies"], json!(["login"]));
     assert!(wait >= 1);
-    assert_eq!(
-        products(&app, None, None).await.status(),
-        StatusCode::OK,
-        "other routes keep their own budget"
-    );
+    assert_eq!(products(&app, None, None).await.status(), StatusCode::OK, "other routes keep their own budget");
 }
 
 #[tokio::test]
@@ -121,29 +103,17 @@ async fn checkout_is_limited_per_user() {
     assert_eq!(body["violated-policies"], json!(["checkout"]));
     let pay = format!("/api/v1/orders/{}/pay", order["id"].as_str().unwrap());
     let (status, _) = app.post(&pay, Some(&ann), &json!({ "card_number": GOOD_CARD })).await;
-    assert_eq!(
-        status,
-        StatusCode::TOO_MANY_REQUESTS,
-        "paying draws from the checkout budget too"
-    );
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "paying draws from the checkout budget too");
     assert_eq!(app.get("/api/v1/orders", Some(&ann)).await.0, StatusCode::OK);
-    assert_eq!(
-        app.place_order(&bob, "RL-1", 1, Some(GOOD_CARD)).await.0,
-        StatusCode::CREATED
-    );
+    assert_eq!(app.place_order(&bob, "RL-1", 1, Some(GOOD_CARD)).await.0, StatusCode::CREATED);
 }
 
 #[tokio::test]
 async fn callers_are_counted_by_api_key_else_user_else_address() {
     let app = spawn(&[("ratelimit.api_limit", "2")]).await;
     let admin = app.admin().await;
-    let (status, created) = app
-        .post(
-            "/api/v1/api-keys",
-            Some(&admin),
-            &json!({ "name": "k", "scopes": ["catalog:read"] }),
-        )
-        .await;
+    let (status, created) =
+        app.post("/api/v1/api-keys", Some(&admin), &json!({ "name": "k", "scopes": ["catalog:read"] })).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let key = created["key"].as_str().unwrap().to_owned();
     let (customer, _, _) = app.register_customer("counted@example.com").await;
@@ -152,42 +122,21 @@ async fn callers_are_counted_by_api_key_else_user_else_address() {
         for _ in 0..2 {
             assert_eq!(products(&app, token, None).await.status(), StatusCode::OK);
         }
-        assert_eq!(
-            products(&app, token, None).await.status(),
-            StatusCode::TOO_MANY_REQUESTS
-        );
+        assert_eq!(products(&app, token, None).await.status(), StatusCode::TOO_MANY_REQUESTS);
     }
 }
 
 #[tokio::test]
 async fn forwarded_for_counts_only_from_a_trusted_proxy_and_only_its_right_most_untrusted_hop() {
     let direct = spawn(&[("ratelimit.api_limit", "1")]).await;
-    assert_eq!(
-        products(&direct, None, Some("198.51.100.1")).await.status(),
-        StatusCode::OK
-    );
-    assert_eq!(
-        products(&direct, None, Some("198.51.100.2")).await.status(),
-        StatusCode::TOO_MANY_REQUESTS
-    );
+    assert_eq!(products(&direct, None, Some("198.51.100.1")).await.status(), StatusCode::OK);
+    assert_eq!(products(&direct, None, Some("198.51.100.2")).await.status(), StatusCode::TOO_MANY_REQUESTS);
 
-    let proxied = spawn(&[
-        ("ratelimit.api_limit", "1"),
-        ("ratelimit.trusted_proxies", "127.0.0.1/32, 10.0.0.0/8"),
-    ])
-    .await;
-    assert_eq!(
-        products(&proxied, None, Some("198.51.100.1")).await.status(),
-        StatusCode::OK
-    );
-    assert_eq!(
-        products(&proxied, None, Some("198.51.100.2, 10.1.2.3")).await.status(),
-        StatusCode::OK
-    );
-    assert_eq!(
-        products(&proxied, None, Some("198.51.100.2")).await.status(),
-        StatusCode::TOO_MANY_REQUESTS
-    );
+    let proxied =
+        spawn(&[("ratelimit.api_limit", "1"), ("ratelimit.trusted_proxies", "127.0.0.1/32, 10.0.0.0/8")]).await;
+    assert_eq!(products(&proxied, None, Some("198.51.100.1")).await.status(), StatusCode::OK);
+    assert_eq!(products(&proxied, None, Some("198.51.100.2, 10.1.2.3")).await.status(), StatusCode::OK);
+    assert_eq!(products(&proxied, None, Some("198.51.100.2")).await.status(), StatusCode::TOO_MANY_REQUESTS);
     // A client that writes its own header does not escape: the proxy appended the real one.
     let spoofed = products(&proxied, None, Some("203.0.113.66, 198.51.100.1")).await;
     assert_eq!(spoofed.status(), StatusCode::TOO_MANY_REQUESTS);
@@ -195,11 +144,7 @@ async fn forwarded_for_counts_only_from_a_trusted_proxy_and_only_its_right_most_
 
 #[tokio::test]
 async fn failed_logins_lock_the_account_even_for_the_right_password() {
-    let app = spawn(&[
-        ("ratelimit.lockout_account_failures", "3"),
-        ("ratelimit.lockout_ip_failures", "0"),
-    ])
-    .await;
+    let app = spawn(&[("ratelimit.lockout_account_failures", "3"), ("ratelimit.lockout_ip_failures", "0")]).await;
     app.register_customer("locked@example.com").await;
     app.register_customer("other@example.com").await;
     for _ in 0..3 {
@@ -218,17 +163,11 @@ async fn failed_logins_lock_the_account_even_for_the_right_password() {
 
     // A successful login clears the account's count.
     for _ in 0..2 {
-        assert_eq!(
-            login(&app, "other@example.com", "wrong password", None).await.0,
-            StatusCode::UNAUTHORIZED
-        );
+        assert_eq!(login(&app, "other@example.com", "wrong password", None).await.0, StatusCode::UNAUTHORIZED);
     }
     assert_eq!(login(&app, "other@example.com", PASSWORD, None).await.0, StatusCode::OK);
     for _ in 0..2 {
-        assert_eq!(
-            login(&app, "other@example.com", "wrong password", None).await.0,
-            StatusCode::UNAUTHORIZED
-        );
+        assert_eq!(login(&app, "other@example.com", "wrong password", None).await.0, StatusCode::UNAUTHORIZED);
     }
     assert_eq!(login(&app, "other@example.com", PASSWORD, None).await.0, StatusCode::OK);
 }
@@ -243,41 +182,25 @@ async fn failed_logins_from_one_address_lock_that_address() {
     .await;
     app.register_customer("dan@example.com").await;
     for i in 0..3 {
-        let (status, _, _) = login(
-            &app,
-            &format!("guess{i}@example.com"),
-            "wrong password",
-            Some("198.51.100.7"),
-        )
-        .await;
+        let (status, _, _) =
+            login(&app, &format!("guess{i}@example.com"), "wrong password", Some("198.51.100.7")).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
     let (status, body, _) = login(&app, "dan@example.com", PASSWORD, Some("198.51.100.7")).await;
     assert_problem(status, &body, StatusCode::TOO_MANY_REQUESTS, "rate-limited");
     assert_eq!(body["violated-policies"], json!(["login-ip"]));
-    assert_eq!(
-        login(&app, "dan@example.com", PASSWORD, Some("198.51.100.8")).await.0,
-        StatusCode::OK
-    );
+    assert_eq!(login(&app, "dan@example.com", PASSWORD, Some("198.51.100.8")).await.0, StatusCode::OK);
 }
 
 #[tokio::test]
 async fn an_unreachable_redis_at_start_up_degrades_the_same_way() {
     // A port nobody listens on: connections are refused at once.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let url = format!("redis://127.0.0.1:{port}");
     let app = spawn(&[("redis.url", url.as_str())]).await;
     assert_eq!(products(&app, None, None).await.status(), StatusCode::OK);
     let (status, body) = app
-        .post(
-            "/api/v1/auth/register",
-            None,
-            &json!({ "email": "x@example.com", "password": PASSWORD, "name": "X" }),
-        )
+        .post("/api/v1/auth/register", None, &json!({ "email": "x@example.com", "password": PASSWORD, "name": "X" }))
         .await;
     assert_problem(status, &body, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
 }

@@ -95,15 +95,8 @@ async fn charge(
     let req: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     let card = req["card_number"].as_str().map(str::to_owned);
     record(&ledger, method, &uri, &headers, card.clone());
-    let Some(key) = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-    else {
-        return (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            axum::Json(json!({ "error": "Idempotency-Key required" })),
-        );
+    let Some(key) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned) else {
+        return (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(json!({ "error": "Idempotency-Key required" })));
     };
     if req["amount_minor"].as_i64().is_none() || req["currency"].as_str().is_none() {
         return (

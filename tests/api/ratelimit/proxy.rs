@@ -22,11 +22,7 @@ fn split(url: &str) -> (String, String, String) {
     let (scheme, rest) = url.split_once("://").expect("redis URL");
     let (auth, rest) = rest.rsplit_once('@').map_or(("", rest), |(a, r)| (a, r));
     let (hostport, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
-    let auth = if auth.is_empty() {
-        String::new()
-    } else {
-        format!("{auth}@")
-    };
+    let auth = if auth.is_empty() { String::new() } else { format!("{auth}@") };
     (format!("{scheme}://{auth}"), hostport.to_owned(), path.to_owned())
 }
 

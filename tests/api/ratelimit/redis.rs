@@ -38,12 +38,7 @@ async fn two_instances_on_one_redis_share_one_budget_and_one_lockout() {
     ];
     let a = spawn(&config).await;
     let owned = config.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
-    let b = TestApp::spawn_with(Options {
-        config: owned,
-        db: Some(a.db.clone()),
-        ..Default::default()
-    })
-    .await;
+    let b = TestApp::spawn_with(Options { config: owned, db: Some(a.db.clone()), ..Default::default() }).await;
 
     for (app, remaining) in [(&a, 3), (&a, 2), (&b, 1), (&b, 0)] {
         let res = products(app, None, None).await;
@@ -51,10 +46,7 @@ async fn two_instances_on_one_redis_share_one_budget_and_one_lockout() {
         // One unit comes back every 60/4 = 15 s; `t` counts down from there as time passes.
         let field = header(&res, "ratelimit");
         let t: u64 = field.rsplit("t=").next().and_then(|t| t.parse().ok()).unwrap_or(0);
-        assert!(
-            field.starts_with(&format!("\"api\";r={remaining};t=")) && (10..=15).contains(&t),
-            "{field}"
-        );
+        assert!(field.starts_with(&format!("\"api\";r={remaining};t=")) && (10..=15).contains(&t), "{field}");
     }
     for app in [&b, &a] {
         let res = products(app, None, None).await;
@@ -64,10 +56,7 @@ async fn two_instances_on_one_redis_share_one_budget_and_one_lockout() {
 
     a.register_customer("shared@example.com").await;
     for _ in 0..2 {
-        assert_eq!(
-            login(&a, "shared@example.com", "wrong password", None).await.0,
-            StatusCode::UNAUTHORIZED
-        );
+        assert_eq!(login(&a, "shared@example.com", "wrong password", None).await.0, StatusCode::UNAUTHORIZED);
     }
     let (status, body, _) = login(&b, "shared@example.com", PASSWORD, None).await;
     assert_problem(status, &body, StatusCode::TOO_MANY_REQUESTS, "rate-limited");
@@ -88,24 +77,14 @@ async fn when_redis_goes_away_reads_are_served_and_login_fails_closed_without_ha
     app.register_customer("outage@example.com").await;
     assert_eq!(products(&app, None, None).await.status(), StatusCode::OK);
     let (_, ready) = app.get("/readyz", None).await;
-    assert!(
-        ready["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|c| c["name"] == "redis" && c["status"] == "ok"),
-        "{ready}"
-    );
+    assert!(ready["checks"].as_array().unwrap().iter().any(|c| c["name"] == "redis" && c["status"] == "ok"), "{ready}");
 
     proxy.blackhole();
     for _ in 0..3 {
         let started = Instant::now();
         let res = products(&app, None, None).await;
         assert_eq!(res.status(), StatusCode::OK, "reads fail open");
-        assert!(
-            !header(&res, "ratelimit").is_empty(),
-            "limited by this process meanwhile"
-        );
+        assert!(!header(&res, "ratelimit").is_empty(), "limited by this process meanwhile");
         assert!(started.elapsed() < NO_HANG, "took {:?}", started.elapsed());
 
         let started = Instant::now();
@@ -115,18 +94,8 @@ async fn when_redis_goes_away_reads_are_served_and_login_fails_closed_without_ha
         assert!(started.elapsed() < NO_HANG, "took {:?}", started.elapsed());
     }
     let (status, ready) = app.get("/readyz", None).await;
-    assert_eq!(
-        status,
-        StatusCode::OK,
-        "Redis is not a reason to leave the load balancer: {ready}"
-    );
-    assert!(
-        ready["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|c| c["name"] == "redis" && c["status"] == "unavailable")
-    );
+    assert_eq!(status, StatusCode::OK, "Redis is not a reason to leave the load balancer: {ready}");
+    assert!(ready["checks"].as_array().unwrap().iter().any(|c| c["name"] == "redis" && c["status"] == "unavailable"));
 
     proxy.restore();
     let deadline = Instant::now() + Duration::from_secs(15);
