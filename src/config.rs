@@ -15,7 +15,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 mod http;
 mod limits;
-pub use self::http::HttpConfig;
+pub use self::http::{HttpConfig, Middleware};
 use self::http::string_or_list;
 pub use self::limits::{RateLimitConfig, RedisConfig};
 
@@ -191,6 +191,7 @@ impl Default for Config {
                 cors_allow_credentials: false,
                 hsts_max_age_secs: 0,
                 compression_min_bytes: 1024,
+                middleware: Middleware::Full,
             },
             database: DatabaseConfig {
                 url: Secret::default(),
@@ -281,6 +282,9 @@ impl Config {
                 "must list origins, not \"*\", when http.cors_allow_credentials is true",
             );
         }
+        if self.mode == Mode::Production && self.http.middleware == Middleware::Off {
+            return bad("http.middleware", "must be full in production mode");
+        }
         if self.http.header_read_timeout_ms == 0 {
             return bad("http.header_read_timeout_ms", "must be positive");
         }
@@ -363,6 +367,17 @@ mod tests {
     fn production_without_a_secret_is_rejected() {
         let err = Config::from_pairs([("mode", "production".to_string())]).unwrap_err();
         assert!(err.to_string().contains("auth.jwt_secret"), "{err}");
+    }
+
+    #[test]
+    fn production_refuses_to_run_without_the_middleware_stack() {
+        let err = Config::from_pairs([
+            ("mode", "production".to_string()),
+            ("auth.jwt_secret", "x".repeat(40)),
+            ("http.middleware", "off".to_string()),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("http.middleware"), "{err}");
     }
 
     #[test]

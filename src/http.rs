@@ -142,7 +142,8 @@ impl Modify for BearerAuth {
 
 /// The whole HTTP application, ready to serve or to `oneshot` in tests.
 pub fn router(state: AppState) -> Router {
-    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let full = state.config.http.middleware == crate::config::Middleware::Full;
+    let api = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest(
             "/api/v1",
             OpenApiRouter::new()
@@ -153,11 +154,15 @@ pub fn router(state: AppState) -> Router {
                 .merge(dashboard::routes())
                 .merge(flags::routes())
                 .merge(api_keys::routes()),
-        )
+        );
+    let (api, openapi) = if full {
         // Checks credentials once and applies the route's rate limit (src/ratelimit.rs).
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::ratelimit::middleware::enforce))
-        .route_layer(map_request(record_route))
-        .split_for_parts();
+        api.route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::ratelimit::middleware::enforce))
+            .route_layer(map_request(record_route))
+            .split_for_parts()
+    } else {
+        api.split_for_parts()
+    };
 
     let config = &state.config.http;
     let body_limit = usize::try_from(config.max_body_bytes).unwrap_or(usize::MAX);
@@ -209,13 +214,18 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(RequestBodyLimitLayer::new(body_limit));
 
-    Router::new()
+    let routes = Router::new()
         .merge(api)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .route("/healthz", get(health::live))
-        .route("/readyz", get(health::ready))
+        .route("/readyz", get(health::ready));
+    let routes = if full {
         // Hands the route template to the metrics middleware; routes added later go unlabelled.
-        .route_layer(axum::middleware::from_fn(crate::metrics::tag_route))
+        routes.route_layer(axum::middleware::from_fn(crate::metrics::tag_route))
+    } else {
+        routes
+    };
+    let routes = routes
         .fallback(|method: Method| async move {
             // TRACE echoes requests back (cross-site tracing); no route of ours accepts it.
             if method == Method::TRACE {
@@ -225,9 +235,8 @@ pub fn router(state: AppState) -> Router {
             }
         })
         // Our own limit covers every body, streamed or not; axum's default would cap at 2 MiB.
-        .layer(DefaultBodyLimit::disable())
-        .layer(middleware)
-        .with_state(state)
+        .layer(DefaultBodyLimit::disable());
+    if full { routes.layer(middleware).with_state(state) } else { routes.with_state(state) }
 }
 
 /// Puts the route template (never the raw path) on the request span.

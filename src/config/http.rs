@@ -29,6 +29,18 @@ pub struct HttpConfig {
     pub hsts_max_age_secs: u64,
     /// Responses smaller than this are not compressed.
     pub compression_min_bytes: u64,
+    /// `full` (default). `off` serves the bare routes with no middleware at all — no rate
+    /// limits, security headers, logs, metrics or limits — only to measure what the stack
+    /// costs (bench/); refused in production mode.
+    pub middleware: Middleware,
+}
+
+/// Whether the middleware stack wraps the routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Middleware {
+    Full,
+    Off,
 }
 
 /// Accepts a list, or a comma-separated string as environment variables give it.

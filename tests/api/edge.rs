@@ -198,3 +198,14 @@ async fn oversized_request_heads_are_refused() {
     let (status, _) = app.get("/healthz", None).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn the_benchmark_switch_serves_bare_routes_without_the_stack() {
+    let app = TestApp::spawn_with(Options { config: vec![("http.middleware", "off".into())], ..Default::default() }).await;
+    let staff = app.staff().await;
+    let p = app.create_product(&staff, "BARE-1", 100, 1).await;
+    let res = app.client.get(app.url(&format!("/api/v1/products/{}", p["id"].as_str().unwrap()))).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers().get("x-request-id").is_none(), "no middleware ran");
+    assert!(res.headers().get("x-content-type-options").is_none());
+}
