@@ -15,8 +15,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 mod http;
 mod limits;
-pub use self::http::{HttpConfig, Middleware};
 use self::http::string_or_list;
+pub use self::http::{HttpConfig, Middleware};
 pub use self::limits::{RateLimitConfig, RedisConfig};
 
 /// Sections whose keys are reachable as `ORDERLY_<SECTION>_<KEY>`.

@@ -143,18 +143,17 @@ impl Modify for BearerAuth {
 /// The whole HTTP application, ready to serve or to `oneshot` in tests.
 pub fn router(state: AppState) -> Router {
     let full = state.config.http.middleware == crate::config::Middleware::Full;
-    let api = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .nest(
-            "/api/v1",
-            OpenApiRouter::new()
-                .merge(auth::routes())
-                .merge(users::routes())
-                .merge(catalog::routes())
-                .merge(orders::routes())
-                .merge(dashboard::routes())
-                .merge(flags::routes())
-                .merge(api_keys::routes()),
-        );
+    let api = OpenApiRouter::with_openapi(ApiDoc::openapi()).nest(
+        "/api/v1",
+        OpenApiRouter::new()
+            .merge(auth::routes())
+            .merge(users::routes())
+            .merge(catalog::routes())
+            .merge(orders::routes())
+            .merge(dashboard::routes())
+            .merge(flags::routes())
+            .merge(api_keys::routes()),
+    );
     let (api, openapi) = if full {
         // Checks credentials once and applies the route's rate limit (src/ratelimit.rs).
         api.route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::ratelimit::middleware::enforce))

@@ -120,34 +120,41 @@ pub async fn reserve(tx: &mut Tx, lines: &[StockLine]) -> Result<()> {
 
 /// Gives reserved units back (order cancelled, failed, expired or refunded before shipping).
 pub async fn release(tx: &mut Tx, lines: &[StockLine]) -> Result<()> {
-    let now = db::now();
-    for l in lines {
-        sqlx::query(
-            "UPDATE inventory SET reserved = reserved - $1, updated_at = $2 \
-             WHERE product_id = $3 AND reserved >= $1",
-        )
-        .bind(l.quantity)
-        .bind(&now)
-        .bind(l.product_id.to_string())
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(())
+    settle(
+        tx,
+        lines,
+        "UPDATE inventory SET reserved = reserved - $1, updated_at = $2 WHERE product_id = $3 AND reserved >= $1",
+    )
+    .await
 }
 
 /// The goods leave the warehouse: reserved units stop being on hand.
 pub async fn ship(tx: &mut Tx, lines: &[StockLine]) -> Result<()> {
+    settle(
+        tx,
+        lines,
+        "UPDATE inventory SET on_hand = on_hand - $1, reserved = reserved - $1, updated_at = $2 \
+         WHERE product_id = $3 AND reserved >= $1",
+    )
+    .await
+}
+
+/// Runs `sql` (binding quantity `$1`, now `$2`, product `$3`) for each line's reservation.
+/// A line whose reservation is already gone is left alone and logged: the CHECKs would
+/// refuse a negative count, and the order's own transition decides what is settled.
+async fn settle(tx: &mut Tx, lines: &[StockLine], sql: &'static str) -> Result<()> {
     let now = db::now();
     for l in lines {
-        sqlx::query(
-            "UPDATE inventory SET on_hand = on_hand - $1, reserved = reserved - $1, updated_at = $2 \
-             WHERE product_id = $3 AND reserved >= $1",
-        )
-        .bind(l.quantity)
-        .bind(&now)
-        .bind(l.product_id.to_string())
-        .execute(&mut **tx)
-        .await?;
+        let n = sqlx::query(sql)
+            .bind(l.quantity)
+            .bind(&now)
+            .bind(l.product_id.to_string())
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            tracing::error!(product.id = %l.product_id, quantity = l.quantity, "reservation missing while settling stock");
+        }
     }
     Ok(())
 }

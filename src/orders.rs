@@ -4,6 +4,7 @@
 
 pub mod checkout;
 pub mod lifecycle;
+mod pricing;
 pub mod recovery;
 pub mod state;
 

@@ -68,6 +68,17 @@ fn bad_cursor() -> Error {
     Error::Validation(vec![FieldError::new("cursor", "does not belong to this sort order")])
 }
 
+/// The `limit` and `cursor` query parameters of a list endpoint with no other filters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// Page size, 1 to 100 (default 20).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
 /// A validated page request.
 #[derive(Debug, Clone)]
 pub struct PageRequest {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -17,7 +17,7 @@ use crate::auth::api_keys::{self, ApiKey, CreatedApiKey};
 use crate::auth::scopes::{Scope, Scopes};
 use crate::auth::{AuthUser, parse_name};
 use crate::error::{Error, Problem, Result};
-use crate::pagination::{Page, PageRequest};
+use crate::pagination::{Page, PageParams, PageRequest};
 use crate::validate;
 
 /// Longest overlap a rotation may grant: 30 days.
@@ -69,22 +69,13 @@ async fn create_key(
     Ok((StatusCode::CREATED, Json(api_keys::create(&state.db, &name, owner, scopes, caller.id).await?)))
 }
 
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListParams {
-    /// Page size, 1 to 100 (default 20).
-    limit: Option<u32>,
-    cursor: Option<String>,
-}
-
 /// List API keys, newest first (revoked and expired ones too). Never shows a secret.
-#[utoipa::path(get, path = "/api-keys", tag = "api-keys", security(("bearer" = [])), params(ListParams),
+#[utoipa::path(get, path = "/api-keys", tag = "api-keys", security(("bearer" = [])), params(PageParams),
     responses((status = 200, body = Page<ApiKey>), (status = 403, body = Problem)))]
 async fn list_keys(
     State(state): State<AppState>,
     caller: AuthUser,
-    Query(q): Query<ListParams>,
+    Query(q): Query<PageParams>,
 ) -> Result<Json<Page<ApiKey>>> {
     admin_session(&caller)?;
     let page = PageRequest::parse(q.limit, q.cursor.as_deref(), "-created_at").map_err(Error::Validation)?;

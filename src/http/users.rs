@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -14,7 +14,7 @@ use crate::app::AppState;
 use crate::auth::users::{self, User};
 use crate::auth::{AuthUser, Email, Password, Role, parse_name};
 use crate::error::{Error, Problem, Result};
-use crate::pagination::{Page, PageRequest};
+use crate::pagination::{Page, PageParams, PageRequest};
 use crate::validate;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -24,22 +24,13 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(issue_password_reset))
 }
 
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListParams {
-    /// Page size, 1 to 100 (default 20).
-    limit: Option<u32>,
-    cursor: Option<String>,
-}
-
 /// List users, newest first.
-#[utoipa::path(get, path = "/users", tag = "users", security(("bearer" = [])), params(ListParams),
+#[utoipa::path(get, path = "/users", tag = "users", security(("bearer" = [])), params(PageParams),
     responses((status = 200, body = Page<User>), (status = 403, body = Problem)))]
 async fn list_users(
     State(state): State<AppState>,
     caller: AuthUser,
-    Query(q): Query<ListParams>,
+    Query(q): Query<PageParams>,
 ) -> Result<Json<Page<User>>> {
     caller.require_session()?;
     caller.require_admin()?;

@@ -12,14 +12,13 @@
 //! Without a card the order waits in `awaiting_payment` until paid (`pay`) or until its
 //! reservation expires.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::json;
-use sqlx::Row;
 use uuid::Uuid;
 
+use super::pricing::{PricedLine, price};
 use super::{Order, OrderStatus};
 use crate::app::App;
 use crate::auth::AuthUser;
@@ -47,78 +46,6 @@ pub struct CheckoutRequest {
     pub lines: Vec<CartLine>,
     pub card: Option<CardNumber>,
     pub shipping_address: Option<serde_json::Value>,
-}
-
-struct PricedLine {
-    product_id: Uuid,
-    sku: String,
-    name: String,
-    unit_price_minor: i64,
-    quantity: i64,
-}
-
-/// Step 1: merges repeated SKUs and prices every line from the catalog.
-#[tracing::instrument(name = "checkout.price", skip_all, fields(order.lines = lines.len()))]
-async fn price(app: &App, lines: &[CartLine]) -> Result<(Vec<PricedLine>, String)> {
-    let mut merged: Vec<(String, i64, usize)> = Vec::new();
-    for (i, l) in lines.iter().enumerate() {
-        match merged.iter_mut().find(|(s, _, _)| s == l.sku.as_str()) {
-            Some(m) => m.1 += l.quantity,
-            None => merged.push((l.sku.as_str().to_owned(), l.quantity, i)),
-        }
-    }
-    let mut b = SqlBuilder::new("SELECT id, sku, name, price_minor, currency, status FROM products WHERE sku IN (");
-    for (i, (sku, _, _)) in merged.iter().enumerate() {
-        let a = b.arg(Arg::Text(sku.clone()));
-        b.push(if i == 0 { "" } else { ", " }).push(&a);
-    }
-    b.push(")");
-    let rows = b.build().fetch_all(app.db.pool()).await?;
-    let mut by_sku = HashMap::with_capacity(rows.len());
-    for r in &rows {
-        by_sku.insert(r.try_get::<String, _>("sku")?, r);
-    }
-    let mut errors = Vec::new();
-    let mut priced = Vec::with_capacity(merged.len());
-    let mut currency: Option<String> = None;
-    for (sku, quantity, i) in &merged {
-        let field = format!("line_items[{i}].sku");
-        let Some(r) = by_sku.get(sku) else {
-            errors.push(FieldError::new(field, format!("no product has SKU {sku}")));
-            continue;
-        };
-        if r.try_get::<String, _>("status")? != "active" {
-            errors.push(FieldError::new(field, format!("{sku} is not for sale")));
-            continue;
-        }
-        if *quantity > MAX_QUANTITY {
-            errors.push(FieldError::new(
-                format!("line_items[{i}].quantity"),
-                format!("at most {MAX_QUANTITY} of one SKU"),
-            ));
-            continue;
-        }
-        let cur: String = r.try_get("currency")?;
-        match &currency {
-            Some(c) if *c != cur => {
-                errors.push(FieldError::new(field, format!("is priced in {cur}; one order has one currency ({c})")));
-                continue;
-            }
-            None => currency = Some(cur),
-            _ => {}
-        }
-        priced.push(PricedLine {
-            product_id: db::parse_id(&r.try_get::<String, _>("id")?)?,
-            sku: sku.clone(),
-            name: r.try_get("name")?,
-            unit_price_minor: r.try_get("price_minor")?,
-            quantity: *quantity,
-        });
-    }
-    if !errors.is_empty() {
-        return Err(Error::Validation(errors));
-    }
-    Ok((priced, currency.unwrap_or_default()))
 }
 
 /// A new human-facing order number: `OL-` and 12 hex digits of the id's random part.
@@ -353,12 +280,7 @@ async fn finish_paid(app: &App, id: Uuid, payment_id: &str) -> Result<Settled> {
         return Ok(Settled::Paid);
     }
     let status = super::status_of(&mut tx, id).await?;
-    sqlx::query(
-        "UPDATE orders SET saga_state = 'compensated', saga_deadline = NULL WHERE id = $1 AND saga_state = 'charging'",
-    )
-    .bind(id.to_string())
-    .execute(&mut *tx)
-    .await?;
+    end_saga(&mut tx, id).await?;
     tx.commit().await?;
     if status == OrderStatus::Paid {
         return Ok(Settled::AlreadyPaid);
@@ -366,6 +288,18 @@ async fn finish_paid(app: &App, id: Uuid, payment_id: &str) -> Result<Settled> {
     tracing::warn!(order.id = %id, order.status = status.as_str(), "charged an order that stopped waiting; voiding");
     app.payments.void(payment_id.to_owned()).await.map_err(|e| Error::Internal(e.into()))?;
     Ok(Settled::Voided)
+}
+
+/// Closes a saga that another path already settled (the order was cancelled, expired or
+/// paid meanwhile), so recovery never picks it up again.
+async fn end_saga(tx: &mut db::Tx, id: Uuid) -> Result<()> {
+    sqlx::query(
+        "UPDATE orders SET saga_state = 'compensated', saga_deadline = NULL WHERE id = $1 AND saga_state = 'charging'",
+    )
+    .bind(id.to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Compensation: the order fails and its reservation is released, once.
@@ -388,10 +322,7 @@ async fn fail(app: &App, id: Uuid, reason: &str) -> Result<()> {
         inventory::release(&mut tx, &lines).await?;
         events::record(&mut tx, "order.failed", id, &json!({ "order_id": id, "reason": reason })).await?;
     } else {
-        sqlx::query("UPDATE orders SET saga_state = 'compensated', saga_deadline = NULL WHERE id = $1 AND saga_state = 'charging'")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
+        end_saga(&mut tx, id).await?;
     }
     tx.commit().await?;
     Ok(())

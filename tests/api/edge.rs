@@ -201,7 +201,8 @@ async fn oversized_request_heads_are_refused() {
 
 #[tokio::test]
 async fn the_benchmark_switch_serves_bare_routes_without_the_stack() {
-    let app = TestApp::spawn_with(Options { config: vec![("http.middleware", "off".into())], ..Default::default() }).await;
+    let app =
+        TestApp::spawn_with(Options { config: vec![("http.middleware", "off".into())], ..Default::default() }).await;
     let staff = app.staff().await;
     let p = app.create_product(&staff, "BARE-1", 100, 1).await;
     let res = app.client.get(app.url(&format!("/api/v1/products/{}", p["id"].as_str().unwrap()))).send().await.unwrap();

@@ -1,0 +1,85 @@
+//! Checkout step 1: validate and price a cart from the catalog. Client prices and totals are
+//! never used; repeated SKUs are merged; every bad line is reported at once.
+
+use std::collections::HashMap;
+
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::checkout::{CartLine, MAX_QUANTITY};
+use crate::app::App;
+use crate::db::{self, Arg, SqlBuilder};
+use crate::error::{Error, FieldError, Result};
+
+/// A cart line priced from the catalog.
+pub(super) struct PricedLine {
+    pub product_id: Uuid,
+    pub sku: String,
+    pub name: String,
+    pub unit_price_minor: i64,
+    pub quantity: i64,
+}
+
+/// Step 1: merges repeated SKUs and prices every line from the catalog.
+#[tracing::instrument(name = "checkout.price", skip_all, fields(order.lines = lines.len()))]
+pub(super) async fn price(app: &App, lines: &[CartLine]) -> Result<(Vec<PricedLine>, String)> {
+    let mut merged: Vec<(String, i64, usize)> = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        match merged.iter_mut().find(|(s, _, _)| s == l.sku.as_str()) {
+            Some(m) => m.1 += l.quantity,
+            None => merged.push((l.sku.as_str().to_owned(), l.quantity, i)),
+        }
+    }
+    let mut b = SqlBuilder::new("SELECT id, sku, name, price_minor, currency, status FROM products WHERE sku IN (");
+    for (i, (sku, _, _)) in merged.iter().enumerate() {
+        let a = b.arg(Arg::Text(sku.clone()));
+        b.push(if i == 0 { "" } else { ", " }).push(&a);
+    }
+    b.push(")");
+    let rows = b.build().fetch_all(app.db.pool()).await?;
+    let mut by_sku = HashMap::with_capacity(rows.len());
+    for r in &rows {
+        by_sku.insert(r.try_get::<String, _>("sku")?, r);
+    }
+    let mut errors = Vec::new();
+    let mut priced = Vec::with_capacity(merged.len());
+    let mut currency: Option<String> = None;
+    for (sku, quantity, i) in &merged {
+        let field = format!("line_items[{i}].sku");
+        let Some(r) = by_sku.get(sku) else {
+            errors.push(FieldError::new(field, format!("no product has SKU {sku}")));
+            continue;
+        };
+        if r.try_get::<String, _>("status")? != "active" {
+            errors.push(FieldError::new(field, format!("{sku} is not for sale")));
+            continue;
+        }
+        if *quantity > MAX_QUANTITY {
+            errors.push(FieldError::new(
+                format!("line_items[{i}].quantity"),
+                format!("at most {MAX_QUANTITY} of one SKU"),
+            ));
+            continue;
+        }
+        let cur: String = r.try_get("currency")?;
+        match &currency {
+            Some(c) if *c != cur => {
+                errors.push(FieldError::new(field, format!("is priced in {cur}; one order has one currency ({c})")));
+                continue;
+            }
+            None => currency = Some(cur),
+            _ => {}
+        }
+        priced.push(PricedLine {
+            product_id: db::parse_id(&r.try_get::<String, _>("id")?)?,
+            sku: sku.clone(),
+            name: r.try_get("name")?,
+            unit_price_minor: r.try_get("price_minor")?,
+            quantity: *quantity,
+        });
+    }
+    if !errors.is_empty() {
+        return Err(Error::Validation(errors));
+    }
+    Ok((priced, currency.unwrap_or_default()))
+}
