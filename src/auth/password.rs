@@ -8,6 +8,13 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 
 use super::Password;
 
+/// At most this many hashes run at once (one per core). Each Argon2id hash takes 19 MiB for
+/// its duration: unbounded, 64 concurrent logins would hold 1.2 GiB and starve the runtime's
+/// blocking pool, which is a cheap denial of service. Waiting callers queue here.
+static HASHING: LazyLock<tokio::sync::Semaphore> = LazyLock::new(|| {
+    tokio::sync::Semaphore::new(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
+});
+
 /// Verified against when the account does not exist or has no password, so that a wrong
 /// email costs as much time as a wrong password.
 static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
@@ -17,6 +24,7 @@ static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
 /// Hashes `password` to a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`).
 pub async fn hash(password: &Password) -> anyhow::Result<String> {
     let pw = password.expose().to_owned();
+    let _permit = HASHING.acquire().await?;
     tokio::task::spawn_blocking(move || {
         Argon2::default()
             .hash_password(pw.as_bytes())
@@ -30,6 +38,7 @@ pub async fn hash(password: &Password) -> anyhow::Result<String> {
 /// same time.
 pub async fn verify(password: &str, hash: Option<String>) -> bool {
     let pw = password.to_owned();
+    let Ok(_permit) = HASHING.acquire().await else { return false };
     tokio::task::spawn_blocking(move || {
         let (target, real) = match &hash {
             Some(h) => (h.as_str(), true),
