@@ -16,6 +16,7 @@
 #   BENCH_CUSTOMERS=64  BENCH_PRODUCTS=16
 #   BENCH_OUT=DIR      where results go (default: a new /tmp/orderly-bench.XXXXXX)
 #   ORDERLY_BIN=PATH   benchmark this binary instead of building target/release/orderly
+#                      (CARGO_TARGET_DIR is honoured when building)
 #   BENCH_SERVER_ENV="ORDERLY_DATABASE_MAX_CONNECTIONS=4 ..."   extra server settings
 #
 # Every ORDERLY_* variable of the calling shell is cleared for the server (so it uses the
@@ -56,7 +57,7 @@ if [ -n "${ORDERLY_BIN:-}" ]; then
     commit=${BENCH_COMMIT:-unknown (ORDERLY_BIN=$bin)}
 else
     (cd "$root" && cargo build --release --bin orderly)
-    bin=$root/target/release/orderly
+    bin=${CARGO_TARGET_DIR:-$root/target}/release/orderly
     commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
     [ -z "$(git -C "$root" status --porcelain 2>/dev/null)" ] || commit="$commit+uncommitted changes"
 fi
@@ -66,6 +67,7 @@ fi
 started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 out=${BENCH_OUT:-$(mktemp -d /tmp/orderly-bench.XXXXXX)}
 mkdir -p "$out"
+[ -z "$(ls -A "$out")" ] || die "BENCH_OUT=$out is not empty; results would mix"
 work=$(mktemp -d /tmp/orderly-bench-data.XXXXXX)
 server_pid=
 
