@@ -82,9 +82,12 @@ stop_server() {
         wait "$server_pid" 2>/dev/null || true
     fi
     server_pid=
+}
+cleanup() {
+    stop_server
     rm -rf "$work"
 }
-trap stop_server EXIT
+trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 while IFS= read -r name; do unset "$name"; done < <(compgen -e | grep '^ORDERLY_' || true)
@@ -170,6 +173,27 @@ done
 
 sleep 5 # let in-flight work and the allocator settle
 read -r rest_rss peak_rss < <(python3 "$here/probe.py" mem "$server_pid")
+
+# ---- the same reads without the middleware stack, in the same run ------------------------
+# http.middleware=off serves the bare routes (no limits, headers, logs, metrics, tracing):
+# the difference to healthz/product_get above is what the production stack costs.
+if [ "${BENCH_COMPARE_STACK:-1}" = 1 ] && has_section http && printf '%s\n' "$settings" | grep -q '^middleware'; then
+    stop_server
+    (cd "$work" && ORDERLY_HTTP_MIDDLEWARE=off exec "$bin" serve) >"$out/server-bare.log" 2>&1 &
+    server_pid=$!
+    for _ in $(seq 1 200); do
+        curl -fsS --max-time 1 "$base/readyz" >/dev/null 2>&1 && break
+        kill -0 "$server_pid" 2>/dev/null || { cat "$out/server-bare.log" >&2; die "the bare server exited"; }
+        sleep 0.05
+    done
+    sleep 1
+    for s in $scenarios; do
+        case $s in
+            healthz) scenario healthz_bare "$get_conns" "$base/healthz" get_product.lua ;;
+            product_get) scenario product_get_bare "$get_conns" "$base/api/v1/products/$product_id" get_product.lua ;;
+        esac
+    done
+fi
 
 log_lines=$(grep -c . "$out/server.log" || true)
 log_errors=$(grep -c '"level":"ERROR"' "$out/server.log" || true)
