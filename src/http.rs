@@ -16,7 +16,7 @@ mod users;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{map_request, map_response};
 use axum::response::{IntoResponse, Response};
@@ -157,7 +157,6 @@ pub fn router(state: AppState) -> Router {
     let (api, openapi) = if full {
         // Checks credentials once and applies the route's rate limit (src/ratelimit.rs).
         api.route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::ratelimit::middleware::enforce))
-            .route_layer(map_request(record_route))
             .split_for_parts()
     } else {
         api.split_for_parts()
@@ -219,7 +218,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready));
     let routes = if full {
-        // Hands the route template to the metrics middleware; routes added later go unlabelled.
+        // The route template for the log line and the metrics; routes added later go unlabelled.
         routes.route_layer(axum::middleware::from_fn(crate::metrics::tag_route))
     } else {
         routes
@@ -236,14 +235,6 @@ pub fn router(state: AppState) -> Router {
         // Our own limit covers every body, streamed or not; axum's default would cap at 2 MiB.
         .layer(DefaultBodyLimit::disable());
     if full { routes.layer(middleware).with_state(state) } else { routes.with_state(state) }
-}
-
-/// Puts the route template (never the raw path) on the request span.
-async fn record_route(req: Request) -> Request {
-    if let Some(path) = req.extensions().get::<MatchedPath>() {
-        tracing::Span::current().record("route", path.as_str());
-    }
-    req
 }
 
 /// Error responses that did not come from our `Error` (axum's 405, the body limit's 413,

@@ -144,9 +144,14 @@ pub fn rate_limited(limit: &'static str) {
 #[derive(Clone, Copy)]
 struct RouteLabel(&'static str);
 
-/// Route layer: copies the request's route template onto its response for [`track_http`].
+/// Route layer: puts the request's route template (never the raw path) on the request span
+/// for the log line, and on its response for [`track_http`]. One layer for both, since it
+/// runs on every request.
 pub async fn tag_route(req: Request, next: Next) -> Response {
     let route = req.extensions().get::<MatchedPath>().map(|p| intern(p.as_str()));
+    if let Some(r) = route {
+        tracing::Span::current().record("route", r);
+    }
     let mut res = next.run(req).await;
     if let Some(r) = route {
         res.extensions_mut().insert(RouteLabel(r));

@@ -125,6 +125,26 @@ impl PageRequest {
     }
 }
 
+/// Rows of `table` newest first (`created_at DESC, id DESC`), one page after `page.cursor`
+/// (fetched with `fetch_limit`, for [`PageRequest::finish`] with a `created_at` text
+/// cursor). `columns` and `table` are fixed fragments from the caller's code, never input.
+pub async fn fetch_newest_first(
+    db: &crate::db::Db,
+    columns: &'static str,
+    table: &'static str,
+    page: &PageRequest,
+) -> Result<Vec<sqlx::any::AnyRow>, Error> {
+    let mut b = crate::db::SqlBuilder::new(&format!("SELECT {columns} FROM {table}"));
+    if let Some(c) = &page.cursor {
+        let k = b.arg(crate::db::Arg::Text(c.key_text()?.to_owned()));
+        let id = b.arg(crate::db::Arg::Text(c.id.clone()));
+        b.push(&format!(" WHERE (created_at < {k} OR (created_at = {k} AND id < {id}))"));
+    }
+    let lim = b.arg(crate::db::Arg::Int(page.fetch_limit()));
+    b.push(&format!(" ORDER BY created_at DESC, id DESC LIMIT {lim}"));
+    Ok(b.build().fetch_all(db.pool()).await?)
+}
+
 /// One page of a list. Pass `next_cursor` as `cursor` to get the next page; it is `null` on
 /// the last page.
 #[derive(Debug, Serialize, ToSchema)]

@@ -165,21 +165,7 @@ pub async fn get(db: &Db, id: Uuid) -> Result<ApiKey> {
 
 /// Every key, newest first, `limit` per page.
 pub async fn list(db: &Db, page: &PageRequest) -> Result<Page<ApiKey>> {
-    let (sql, cursor_args) = match &page.cursor {
-        Some(c) => (
-            format!(
-                "SELECT {COLUMNS} FROM api_keys WHERE (created_at < $1 OR (created_at = $1 AND id < $2)) \
-                 ORDER BY created_at DESC, id DESC LIMIT $3"
-            ),
-            Some((c.key_text()?.to_owned(), c.id.clone())),
-        ),
-        None => (format!("SELECT {COLUMNS} FROM api_keys ORDER BY created_at DESC, id DESC LIMIT $1"), None),
-    };
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    if let Some((k, id)) = cursor_args {
-        q = q.bind(k).bind(id);
-    }
-    let rows = q.bind(page.fetch_limit()).fetch_all(db.pool()).await?;
+    let rows = crate::pagination::fetch_newest_first(db, COLUMNS, "api_keys", page).await?;
     let keys = rows.iter().map(key_from_row).collect::<Result<Vec<_>, _>>()?;
     Ok(page.finish(keys, |k| Cursor::text(db::ts(k.created_at), k.id.to_string())))
 }

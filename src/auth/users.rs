@@ -268,21 +268,7 @@ pub async fn set_role(db: &Db, actor: Uuid, target: Uuid, role: Role) -> Result<
 
 /// Users newest first, `limit` per page.
 pub async fn list(db: &Db, page: &PageRequest) -> Result<Page<User>> {
-    let (sql, cursor_args) = match &page.cursor {
-        Some(c) => (
-            format!(
-                "SELECT {USER_COLUMNS} FROM users WHERE (created_at < $1 OR (created_at = $1 AND id < $2)) \
-                 ORDER BY created_at DESC, id DESC LIMIT $3"
-            ),
-            Some((c.key_text()?.to_owned(), c.id.clone())),
-        ),
-        None => (format!("SELECT {USER_COLUMNS} FROM users ORDER BY created_at DESC, id DESC LIMIT $1"), None),
-    };
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    if let Some((k, id)) = cursor_args {
-        q = q.bind(k).bind(id);
-    }
-    let rows = q.bind(page.fetch_limit()).fetch_all(db.pool()).await?;
+    let rows = crate::pagination::fetch_newest_first(db, USER_COLUMNS, "users", page).await?;
     let users = rows.iter().map(|r| user_from_row(r).map(|(u, _)| u)).collect::<Result<Vec<_>, _>>()?;
     Ok(page.finish(users, |u| Cursor::text(db::ts(u.created_at), u.id.to_string())))
 }

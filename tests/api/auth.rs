@@ -199,3 +199,28 @@ async fn staff_role_is_required_for_catalog_writes() {
     let (status, _) = app.post("/api/v1/products", Some(&staff), &body).await;
     assert_eq!(status, StatusCode::CREATED);
 }
+
+#[tokio::test]
+async fn the_user_list_pages_through_every_user_exactly_once() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    for i in 0..5 {
+        app.register_customer(&format!("page{i}@example.com")).await;
+    }
+    let mut seen = Vec::new();
+    let mut url = "/api/v1/users?limit=2".to_owned();
+    for _ in 0..10 {
+        let (status, page) = app.get(&url, Some(&admin)).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        seen.extend(page["items"].as_array().unwrap().iter().map(|u| u["email"].as_str().unwrap().to_owned()));
+        match page["next_cursor"].as_str() {
+            Some(c) => url = format!("/api/v1/users?limit=2&cursor={c}"),
+            None => break,
+        }
+    }
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!((seen.len(), unique.len()), (6, 6), "{seen:?}");
+    assert_eq!(seen[0], "page4@example.com", "newest first");
+}
