@@ -15,8 +15,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
 
-use crate::app::AppState;
 use crate::error::Error;
+use crate::services::AppState;
 
 /// The admin routes.
 pub fn router(state: AppState) -> Router {

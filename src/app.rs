@@ -1,13 +1,11 @@
-//! Assembling and running orderly: `Application::build` connects, migrates and binds (port 0
+//! The composition root: assembling and running orderly. `Application::build` connects, migrates and binds (port 0
 //! works, and the bound address is reported); `run_until` serves until the shutdown future
 //! completes, then drains in-flight requests within the grace period.
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::ops::Deref;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -21,40 +19,7 @@ use crate::payments::PaymentGateway;
 use crate::payments::http::HttpGateway;
 use crate::payments::instrumented::Instrumented;
 use crate::payments::sandbox::SandboxGateway;
-
-/// Everything a request handler or worker needs; shared behind one `Arc`.
-pub struct App {
-    pub config: Config,
-    pub db: Db,
-    pub tokens: TokenKeys,
-    pub payments: Arc<dyn PaymentGateway>,
-    pub dashboard: Arc<dyn DashboardSources>,
-    /// Runtime feature flags (shared by replicas through the database).
-    pub flags: crate::flags::Flags,
-    /// Rate limits and the login lockout (in-process, or shared through Redis).
-    pub limits: crate::ratelimit::Limits,
-    /// Throttles `last_used_at` writes of API keys.
-    pub api_key_usage: crate::auth::api_keys::UsageTracker,
-    draining: AtomicBool,
-}
-
-impl App {
-    /// True once shutdown has begun: `/readyz` turns unready so load balancers move on.
-    pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Relaxed)
-    }
-}
-
-/// The axum state: a cheap clone of the shared [`App`].
-#[derive(Clone)]
-pub struct AppState(pub Arc<App>);
-
-impl Deref for AppState {
-    type Target = App;
-    fn deref(&self) -> &App {
-        &self.0
-    }
-}
+pub use crate::services::{App, AppState};
 
 /// Replacements for the seams, for embedding and fault-injection tests.
 #[derive(Default)]
@@ -80,7 +45,7 @@ impl Application {
         let db = Db::connect(&config).await?;
         db.migrate().await.context("applying migrations")?;
         let secret = jwt_secret(&config)?;
-        let tokens = TokenKeys::new(&config.auth, secret.as_bytes());
+        let tokens = Arc::new(TokenKeys::new(&config.auth, secret.as_bytes()));
         crate::metrics::install();
         let payments: Arc<dyn PaymentGateway> = match overrides.payments {
             Some(p) => p,
@@ -100,21 +65,10 @@ impl Application {
             .await
             .with_context(|| format!("binding admin.addr {}", config.admin.addr))?;
         let admin_addr = admin.local_addr()?;
-        let flags = crate::flags::Flags::default();
+        let flags = Arc::new(crate::flags::Flags::default());
         flags.refresh(&db).await.context("loading feature flags")?;
         let limits = crate::ratelimit::Limits::new(&config)?;
-        let api_key_usage = Default::default();
-        let app = Arc::new(App {
-            config,
-            db,
-            tokens,
-            payments,
-            dashboard,
-            flags,
-            limits,
-            api_key_usage,
-            draining: AtomicBool::new(false),
-        });
+        let app = Arc::new(App::new(config, db, tokens, payments, dashboard, flags, limits));
         Ok(Self { app, listener, addr, admin, admin_addr })
     }
 
@@ -140,14 +94,16 @@ impl Application {
         let _admin = AbortOnDrop(tokio::spawn(crate::admin::serve(admin, AppState(app.clone()))));
         tracing::info!(admin.addr = %admin_addr, "admin listener: /metrics, /debug/pprof/profile");
         let (stop_tx, stop_rx) = watch::channel(false);
-        let _flags = AbortOnDrop(tokio::spawn(crate::flags::run_refresher(app.clone(), stop_rx.clone())));
-        let workers = AbortOnDrop(tokio::spawn(crate::orders::recovery::run_workers(app.clone(), stop_rx)));
+        let refresh = std::time::Duration::from_millis(app.config.flags.refresh_interval_ms.max(50));
+        let refresher = crate::flags::run_refresher(app.flags.clone(), app.db.clone(), refresh, stop_rx.clone());
+        let _flags = AbortOnDrop(tokio::spawn(refresher));
+        let workers = AbortOnDrop(tokio::spawn(crate::orders::recovery::run_workers(app.orders.clone(), stop_rx)));
         let router = crate::http::router(AppState(app.clone()));
         tracing::info!(http.addr = %addr, db.backend = ?app.db.backend(), "orderly is serving");
         let draining = app.clone();
         crate::http::server::serve(listener, router, &app.config.http, async move {
             shutdown.await;
-            draining.draining.store(true, Ordering::Relaxed);
+            draining.start_draining();
             tracing::info!("shutting down: draining in-flight requests");
             let _ = stop_tx.send(true);
         })

@@ -1,9 +1,10 @@
-//! Customers and staff: identities, roles, passwords, tokens, and the extractors that
-//! authenticate a request (`AuthUser`, `MaybeAuthUser`).
+//! Customers and staff: identities, roles, passwords, tokens, API keys, and the
+//! transport-free [`Principal`] every service function takes.
 
 pub mod api_keys;
 pub mod credentials;
 pub mod password;
+pub mod principal;
 pub mod scopes;
 pub mod tokens;
 pub mod users;
@@ -11,16 +12,10 @@ pub mod users;
 use std::fmt;
 use std::str::FromStr;
 
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
-use self::credentials::Caller;
-use self::scopes::{Scope, Scopes};
-use crate::app::AppState;
-use crate::error::Error;
+pub use self::principal::{Actor, Principal};
 
 /// What a user may do. `customer`: own orders; `staff`: catalog, inventory, all orders,
 /// dashboard; `admin`: everything staff may, plus users.
@@ -115,90 +110,6 @@ pub fn parse_name(raw: &str) -> Result<String, String> {
         0 => Err("must not be empty".into()),
         n if n > 200 => Err("must be at most 200 characters".into()),
         _ => Ok(s.to_owned()),
-    }
-}
-
-/// The authenticated caller: a user session (`Authorization: Bearer <access token>`) or an
-/// API key acting as its owner (see [`credentials`]). Rejects with 401 problem+json when
-/// missing or invalid.
-#[derive(Debug, Clone, Copy)]
-pub struct AuthUser {
-    pub id: Uuid,
-    pub role: Role,
-    /// `None` for user sessions (everything the role allows); an API key's scopes otherwise.
-    pub scopes: Option<Scopes>,
-    /// The API key the request came with, if any.
-    pub api_key_id: Option<Uuid>,
-}
-
-impl AuthUser {
-    pub fn is_staff(&self) -> bool {
-        self.role >= Role::Staff
-    }
-
-    /// 403 unless the caller is staff or admin.
-    pub fn require_staff(&self) -> Result<(), Error> {
-        if self.is_staff() { Ok(()) } else { Err(Error::Forbidden("this action needs the staff role")) }
-    }
-
-    /// 403 unless the caller is admin.
-    pub fn require_admin(&self) -> Result<(), Error> {
-        if self.role == Role::Admin { Ok(()) } else { Err(Error::Forbidden("this action needs the admin role")) }
-    }
-
-    /// 403 `insufficient-scope` unless the caller may use `scope`: a user session may use
-    /// every scope, an API key those it was given (a `:write` includes its `:read`). The
-    /// role check still applies on top: scopes never widen a role.
-    pub fn require_scope(&self, scope: Scope) -> Result<(), Error> {
-        match self.scopes {
-            Some(s) if !s.allows(scope) => Err(Error::InsufficientScope(scope.as_str())),
-            _ => Ok(()),
-        }
-    }
-
-    /// 403 `insufficient-scope` for API keys: managing users, roles, API keys and one's own
-    /// password needs a person logged in, so a leaked key can never mint more access.
-    pub fn require_session(&self) -> Result<(), Error> {
-        if self.scopes.is_some() { Err(Error::InsufficientScope("session")) } else { Ok(()) }
-    }
-}
-
-/// The caller as the rate-limit middleware resolved it, or resolved here when no middleware
-/// did (routes outside `/api/v1`, or tests that call the router directly).
-async fn caller(parts: &mut Parts, state: &AppState) -> Result<Option<AuthUser>, Error> {
-    let caller = match parts.extensions.get::<Caller>() {
-        Some(c) => *c,
-        None => {
-            let c = credentials::resolve(&parts.headers, state).await?;
-            parts.extensions.insert(c);
-            c
-        }
-    };
-    let user = caller.into_result()?;
-    if let Some(u) = &user {
-        tracing::Span::current().record("user.id", tracing::field::display(u.id));
-    }
-    Ok(user)
-}
-
-impl FromRequestParts<AppState> for AuthUser {
-    type Rejection = Error;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        caller(parts, state).await?.ok_or(Error::Unauthenticated)
-    }
-}
-
-/// The caller if a valid token or key was sent, `None` for anonymous requests. An invalid
-/// token or key is still a 401: a client that sends one wants to know.
-#[derive(Debug, Clone, Copy)]
-pub struct MaybeAuthUser(pub Option<AuthUser>);
-
-impl FromRequestParts<AppState> for MaybeAuthUser {
-    type Rejection = Error;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        caller(parts, state).await.map(MaybeAuthUser)
     }
 }
 

@@ -13,8 +13,10 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+mod cidr;
 mod http;
 mod limits;
+pub use self::cidr::{Cidr, canonical};
 use self::http::string_or_list;
 pub use self::http::{HttpConfig, Middleware};
 pub use self::limits::{RateLimitConfig, RedisConfig};

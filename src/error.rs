@@ -1,16 +1,12 @@
-//! The one error type. Every failure a handler can return becomes an RFC 9457
-//! `application/problem+json` response with a stable `type` and `code` per kind; client
-//! errors carry safe text, server errors are opaque and logged once, here, inside the
-//! request span.
+//! The one error type, free of any transport. Each error has a [`ErrorKind`] (what class
+//! of failure it is) and a stable, documented `code`; each transport maps kinds to its own
+//! status codes in one place (REST: `http::problem`, RFC 9457 problem+json). Client errors
+//! carry safe text; server errors (`Database`, `Internal`) are opaque to clients and logged
+//! once, at the transport boundary, inside the request span.
 
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
-
-/// The media type of every error body (RFC 9457 §3).
-pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// One invalid input field: `field` is a JSON path such as `line_items[0].quantity`.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
@@ -25,24 +21,38 @@ impl FieldError {
     }
 }
 
-/// An RFC 9457 problem details object, with the extension members `code` (stable, machine
-/// readable) and `errors` (field errors for validation failures).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Problem {
-    /// A URI reference naming the problem type, e.g. `/problems/validation-error`;
-    /// documented in docs/API.md.
-    #[serde(rename = "type")]
-    pub type_uri: String,
-    pub title: String,
-    pub status: u16,
-    pub detail: String,
-    pub code: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub errors: Vec<FieldError>,
-    /// Extra members for the kind (e.g. `current_status`, `order_id`, `available`).
-    #[serde(flatten)]
-    #[schema(value_type = Object)]
-    pub extensions: Map<String, Value>,
+/// What class of failure an error is, independent of any transport. REST maps these to
+/// HTTP status codes, gRPC to `Status` codes, GraphQL to `extensions.code` families.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The input is well-formed but breaks a rule (REST 422, gRPC INVALID_ARGUMENT).
+    InvalidInput,
+    /// The input could not be read at all (REST 400, gRPC INVALID_ARGUMENT).
+    Malformed,
+    /// The body has a media type orderly does not read (REST 415).
+    UnsupportedMediaType,
+    /// The body is larger than allowed (REST 413, gRPC RESOURCE_EXHAUSTED).
+    TooLarge,
+    /// No valid credentials (REST 401, gRPC UNAUTHENTICATED).
+    Unauthenticated,
+    /// Authenticated, but the role or API-key scope does not allow it (REST 403, gRPC
+    /// PERMISSION_DENIED).
+    PermissionDenied,
+    /// No such resource, or not the caller's to see (REST 404, gRPC NOT_FOUND).
+    NotFound,
+    /// The resource is in a state that does not allow it (REST 409, gRPC FAILED_PRECONDITION
+    /// or ABORTED).
+    Conflict,
+    /// A conditional request's precondition (ETag) failed (REST 412, gRPC FAILED_PRECONDITION).
+    PreconditionFailed,
+    /// The payment was declined (REST 402, gRPC FAILED_PRECONDITION).
+    PaymentRequired,
+    /// A rate limit or lockout (REST 429, gRPC RESOURCE_EXHAUSTED).
+    RateLimited,
+    /// A dependency is down; retrying later may work (REST 503, gRPC UNAVAILABLE).
+    Unavailable,
+    /// A bug or an unexpected failure (REST 500, gRPC INTERNAL).
+    Internal,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,26 +109,51 @@ impl Error {
         Self::Conflict { code, detail: detail.into() }
     }
 
-    pub fn status(&self) -> StatusCode {
+    /// The class of failure, for transports to map to their status codes.
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::Validation(_) => ErrorKind::InvalidInput,
+            Error::BadRequest(_) => ErrorKind::Malformed,
+            Error::UnsupportedMediaType => ErrorKind::UnsupportedMediaType,
+            Error::PayloadTooLarge => ErrorKind::TooLarge,
             Error::Unauthenticated | Error::InvalidCredentials | Error::InvalidToken | Error::RefreshTokenReused => {
-                StatusCode::UNAUTHORIZED
+                ErrorKind::Unauthenticated
             }
-            Error::Forbidden(_) => StatusCode::FORBIDDEN,
-            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Forbidden(_) | Error::InsufficientScope(_) => ErrorKind::PermissionDenied,
+            Error::NotFound(_) => ErrorKind::NotFound,
             Error::Conflict { .. } | Error::InvalidTransition { .. } | Error::InsufficientStock { .. } => {
-                StatusCode::CONFLICT
+                ErrorKind::Conflict
             }
-            Error::PaymentDeclined { .. } => StatusCode::PAYMENT_REQUIRED,
-            Error::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
-            Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Error::InsufficientScope(_) => StatusCode::FORBIDDEN,
-            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::PaymentDeclined { .. } => ErrorKind::PaymentRequired,
+            Error::PreconditionFailed => ErrorKind::PreconditionFailed,
+            Error::RateLimited { .. } => ErrorKind::RateLimited,
+            Error::Unavailable(_) => ErrorKind::Unavailable,
+            Error::Database(_) | Error::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// Whether this is a server-side failure whose cause must be logged (once, by the
+    /// transport) and never shown to the client.
+    pub fn is_internal(&self) -> bool {
+        self.kind() == ErrorKind::Internal
+    }
+
+    /// Logs a server error with its cause; client errors are not logged. Transports call
+    /// this once, at their boundary, inside the request's span.
+    pub fn log_if_internal(&self) {
+        match self {
+            Error::Database(e) => tracing::error!(error = %e, "database error"),
+            Error::Internal(e) => tracing::error!(error = format!("{e:#}"), "internal error"),
+            _ => {}
+        }
+    }
+
+    /// Seconds after which a retry may succeed, for rate limits and unavailability.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Error::RateLimited { retry_after_secs, .. } => Some((*retry_after_secs).max(1)),
+            Error::Unavailable(_) => Some(1),
+            _ => None,
         }
     }
 
@@ -147,7 +182,9 @@ impl Error {
         }
     }
 
-    fn extensions(&self) -> Map<String, Value> {
+    /// Kind-specific members for the client (e.g. `current_status`, `sku`, `available`),
+    /// the same in every transport (problem+json members, GraphQL `extensions`).
+    pub fn extensions(&self) -> Map<String, Value> {
         let mut m = Map::new();
         match self {
             Error::InvalidTransition { from, to } => {
@@ -175,44 +212,6 @@ impl Error {
         }
         m
     }
-
-    pub fn to_problem(&self) -> Problem {
-        let status = self.status();
-        let errors = match self {
-            Error::Validation(errors) => errors.clone(),
-            _ => Vec::new(),
-        };
-        Problem {
-            type_uri: format!("/problems/{}", self.code()),
-            title: status.canonical_reason().unwrap_or("Error").to_owned(),
-            status: status.as_u16(),
-            detail: self.to_string(),
-            code: self.code().to_owned(),
-            errors,
-            extensions: self.extensions(),
-        }
-    }
-}
-
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        match &self {
-            // Logged once, here, with the cause; the client sees only "internal error".
-            Error::Database(e) => tracing::error!(error = %e, "database error"),
-            Error::Internal(e) => tracing::error!(error = format!("{e:#}"), "internal error"),
-            _ => {}
-        }
-        let mut res = problem_response(self.status(), &self.to_problem());
-        let retry_after = match &self {
-            Error::RateLimited { retry_after_secs, .. } => Some((*retry_after_secs).max(1)),
-            Error::Unavailable(_) => Some(1),
-            _ => None,
-        };
-        if let Some(secs) = retry_after {
-            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        res
-    }
 }
 
 fn insufficient_scope_detail(scope: &str) -> String {
@@ -221,14 +220,6 @@ fn insufficient_scope_detail(scope: &str) -> String {
     } else {
         format!("this API key lacks the `{scope}` scope")
     }
-}
-
-/// Serializes a problem with its media type.
-pub fn problem_response(status: StatusCode, problem: &Problem) -> Response {
-    let body = serde_json::to_vec(problem).unwrap_or_default();
-    let mut res = (status, body).into_response();
-    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-    res
 }
 
 /// Runs each `field => parse` pair, collects every failure, and returns
@@ -260,16 +251,16 @@ mod tests {
 
     #[test]
     fn server_errors_do_not_leak_their_cause() {
-        let p = Error::Internal(anyhow::anyhow!("password=hunter2 at 10.0.0.1")).to_problem();
-        assert_eq!(p.status, 500);
-        assert_eq!(p.detail, "internal error");
-        assert_eq!(p.type_uri, "/problems/internal-error");
+        let e = Error::Internal(anyhow::anyhow!("password=hunter2 at 10.0.0.1"));
+        assert_eq!(e.kind(), ErrorKind::Internal);
+        assert_eq!(e.to_string(), "internal error");
+        assert_eq!(e.code(), "internal-error");
     }
 
     #[test]
     fn an_invalid_transition_names_the_current_state() {
-        let p = Error::InvalidTransition { from: "shipped", to: "cancelled" }.to_problem();
-        assert_eq!(p.status, 409);
-        assert_eq!(p.extensions["current_status"], "shipped");
+        let e = Error::InvalidTransition { from: "shipped", to: "cancelled" };
+        assert_eq!(e.kind(), ErrorKind::Conflict);
+        assert_eq!(e.extensions()["current_status"], "shipped");
     }
 }

@@ -6,6 +6,7 @@
 //! through this process. Reading a flag is a lock-free-ish read of that copy, never a query.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::RwLock;
 use std::time::Duration;
 
@@ -121,15 +122,15 @@ impl Flags {
     }
 }
 
-/// Refreshes `flags` from the database until `shutdown` turns true.
-pub async fn run_refresher(app: std::sync::Arc<crate::App>, mut shutdown: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(app.config.flags.refresh_interval_ms.max(50)));
+/// Refreshes `flags` from the database every `interval` until `shutdown` turns true.
+pub async fn run_refresher(flags: Arc<Flags>, db: Db, interval: Duration, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
             _ = tick.tick() => {
-                if let Err(e) = app.flags.refresh(&app.db).await {
+                if let Err(e) = flags.refresh(&db).await {
                     tracing::warn!(error = %e, "feature flag refresh failed; keeping the last values");
                 }
             }

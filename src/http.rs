@@ -9,7 +9,10 @@ mod dashboard;
 pub mod extract;
 mod flags;
 mod health;
+mod limits;
 mod orders;
+pub mod principal;
+pub mod problem;
 pub mod server;
 mod users;
 
@@ -38,12 +41,13 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::app::AppState;
+use self::problem::{PROBLEM_JSON, Problem, problem_response};
 use crate::config::HttpConfig;
-use crate::error::{Error, PROBLEM_JSON, Problem, problem_response};
+use crate::error::Error;
+use crate::services::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+use self::principal::X_API_KEY;
 
 /// A client-sent `X-Request-Id` is kept only if well-formed (1–128 characters of
 /// `A–Z a–z 0–9 - _ . :`), so ids are safe to log and echo; otherwise one is generated.
@@ -156,8 +160,7 @@ pub fn router(state: AppState) -> Router {
     );
     let (api, openapi) = if full {
         // Checks credentials once and applies the route's rate limit (src/ratelimit.rs).
-        api.route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::ratelimit::middleware::enforce))
-            .split_for_parts()
+        api.route_layer(axum::middleware::from_fn_with_state(state.clone(), limits::enforce)).split_for_parts()
     } else {
         api.split_for_parts()
     };

@@ -21,6 +21,7 @@ pub mod orders;
 pub mod pagination;
 pub mod payments;
 pub mod ratelimit;
+pub mod services;
 pub mod telemetry;
 
 pub use app::{App, AppState, Application, Overrides};

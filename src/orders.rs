@@ -17,11 +17,35 @@ use uuid::Uuid;
 
 pub use state::OrderStatus;
 
-use crate::auth::AuthUser;
+use std::sync::Arc;
+
+use crate::auth::scopes::Scope;
+use crate::auth::{Actor, Principal};
+use crate::config::{CheckoutConfig, Config};
 use crate::db::{self, Arg, Db, SqlBuilder, Tx};
 use crate::error::{Error, FieldError, Result};
+use crate::flags::Flags;
 use crate::inventory::StockLine;
 use crate::pagination::{Cursor, Page, PageRequest};
+use crate::payments::PaymentGateway;
+
+/// The order service: checkout, reads, transitions, and the workers that finish sagas.
+/// Holds only what orders need.
+#[derive(Clone)]
+pub struct Orders {
+    pub(crate) db: Db,
+    pub(crate) payments: Arc<dyn PaymentGateway>,
+    pub(crate) flags: Arc<Flags>,
+    pub(crate) checkout: CheckoutConfig,
+    /// How long one gateway call may take (`payments.timeout_ms`).
+    pub(crate) payment_timeout_ms: u64,
+}
+
+impl Orders {
+    pub fn new(db: Db, payments: Arc<dyn PaymentGateway>, flags: Arc<Flags>, config: &Config) -> Self {
+        Self { db, payments, flags, checkout: config.checkout.clone(), payment_timeout_ms: config.payments.timeout_ms }
+    }
+}
 
 /// A line item: SKU, name and unit price as they were when the order was placed.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -143,9 +167,15 @@ async fn attach_lines(db: &Db, orders: &mut [Order]) -> Result<()> {
     Ok(())
 }
 
-/// An order as `caller` may see it: a customer's view of another customer's order is 404,
-/// exactly as if it did not exist.
-pub async fn get(db: &Db, caller: &AuthUser, id: Uuid) -> Result<Order> {
+/// An order as `principal` may see it (scope `orders:read`): a customer's view of another
+/// customer's order is 404, exactly as if it did not exist.
+pub async fn get(db: &Db, principal: &Principal, id: Uuid) -> Result<Order> {
+    let caller = principal.require(Scope::OrdersRead)?;
+    get_as(db, &caller, id).await
+}
+
+/// An order as `caller` may see it, once authorized.
+pub(crate) async fn get_as(db: &Db, caller: &Actor, id: Uuid) -> Result<Order> {
     let sql = format!("SELECT {COLUMNS} FROM orders WHERE id = $1 AND ($2 = '' OR customer_id = $2)");
     let owner = if caller.is_staff() { String::new() } else { caller.id.to_string() };
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -206,8 +236,9 @@ pub struct OrderFilter {
     pub cursor: Option<String>,
 }
 
-/// Orders newest first.
-pub async fn list(db: &Db, caller: &AuthUser, f: &OrderFilter) -> Result<Page<Order>> {
+/// Orders newest first (scope `orders:read`). Customers see their own.
+pub async fn list(db: &Db, principal: &Principal, f: &OrderFilter) -> Result<Page<Order>> {
+    let caller = principal.require(Scope::OrdersRead)?;
     let page = PageRequest::parse(f.limit, f.cursor.as_deref(), "-placed_at").map_err(Error::Validation)?;
     let mut b = SqlBuilder::new(&format!("SELECT {COLUMNS} FROM orders WHERE 1 = 1"));
     let customer = if caller.is_staff() {

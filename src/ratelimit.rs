@@ -1,11 +1,15 @@
 //! Rate limits and login brute-force protection.
 //!
-//! Every `/api/v1` request takes one unit from a GCRA bucket (the Generic Cell Rate
-//! Algorithm: `limit` requests per `window`, all of it usable as a burst, refilled
-//! continuously) keyed by route class and caller identity: the API key, else the user,
-//! else the client IP (see [`client_ip`]). Login-like routes and checkout have their own,
-//! stricter classes. Buckets live in this process (`governor`), or in Redis when
-//! `redis.url` is set, so that all replicas enforce one budget.
+//! A request takes one unit from a GCRA bucket (the Generic Cell Rate Algorithm: `limit`
+//! requests per `window`, all of it usable as a burst, refilled continuously) keyed by
+//! [`Class`] and caller [`Identity`]: the API key, else the user, else the client IP (see
+//! [`client_ip`]). The class belongs to the **service operation**, not to a URL: each
+//! service operation first calls `Principal::admit` with its class (`login` for logging in,
+//! registering, refreshing and resetting a password; `checkout` for placing and paying an
+//! order; `api` for everything else), so REST, GraphQL and gRPC are limited alike. A request
+//! refused before reaching an operation (bad credentials, a malformed body) is charged to
+//! `api` by its transport. Buckets live in this process (`governor`), or in Redis when `redis.url`
+//! is set, so that all replicas enforce one budget.
 //!
 //! Responses of limited routes carry `RateLimit-Policy` and `RateLimit` as defined by
 //! draft-ietf-httpapi-ratelimit-headers-10 (structured fields, e.g.
@@ -19,51 +23,38 @@
 pub mod client_ip;
 mod local;
 pub mod lockout;
-pub mod middleware;
 mod shared;
 
 use std::fmt;
 use std::future::Future;
 use std::net::IpAddr;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use uuid::Uuid;
 
-use self::client_ip::Cidr;
 use self::local::LocalLimits;
 use self::lockout::LocalCounts;
 pub use self::shared::Redis;
-use crate::config::Config;
+use crate::config::{Cidr, Config};
 use crate::error::{Error, Result};
 
 pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 
-/// Which budget a route draws from.
+/// Which budget an operation draws from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Class {
+    /// Every request of every transport (the transport takes it before the operation runs).
     Api,
-    /// POST /auth/login, /auth/register, /auth/refresh, /auth/password-reset.
+    /// Operations that check a secret: log in, register, refresh a session, reset a password.
     Login,
-    /// POST /orders, /orders/{id}/pay.
+    /// Operations that reserve stock or charge a card: place an order, pay an order.
     Checkout,
 }
 
 impl Class {
-    /// The class of a request by method and route template (`/api/v1/orders/{id}/pay`).
-    pub fn of(method: &Method, route: &str) -> Class {
-        if method != Method::POST {
-            return Class::Api;
-        }
-        match route.strip_prefix("/api/v1").unwrap_or(route) {
-            "/auth/login" | "/auth/register" | "/auth/refresh" | "/auth/password-reset" => Class::Login,
-            "/orders" | "/orders/{id}/pay" => Class::Checkout,
-            _ => Class::Api,
-        }
-    }
-
     /// The policy name in headers, problems and metrics.
     pub fn name(self) -> &'static str {
         match self {
@@ -219,6 +210,61 @@ impl Limits {
     }
 }
 
+/// A caller's admission to operations: the limits and whose bucket to draw from. A
+/// transport attaches one to each request's principal; every service operation calls
+/// [`Admission::admit`] with its class first. The last decision is kept for the transport's
+/// response headers. Clones share that record.
+#[derive(Clone)]
+pub struct Admission {
+    limits: Limits,
+    identity: Identity,
+    last: Arc<Mutex<Option<Decision>>>,
+}
+
+impl Admission {
+    pub fn new(limits: Limits, identity: Identity) -> Self {
+        Self { limits, identity, last: Arc::default() }
+    }
+
+    /// Takes one request of the operation's `class` from the caller's bucket. Over the limit:
+    /// `RateLimited` (REST 429 with `Retry-After`), and the operation must do nothing else.
+    /// Disabled limits admit everything.
+    pub async fn admit(&self, class: Class) -> Result<()> {
+        if !self.limits.enabled() {
+            return Ok(());
+        }
+        let decision = self.limits.check(class, self.identity).await?;
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some(decision);
+        }
+        if decision.allowed {
+            Ok(())
+        } else {
+            crate::metrics::rate_limited(class.name());
+            Err(Error::RateLimited { policy: class.name(), retry_after_secs: decision.reset_secs.max(1) })
+        }
+    }
+
+    /// The decision of the last [`admit`](Self::admit), if any operation asked.
+    pub fn last_decision(&self) -> Option<Decision> {
+        self.last.lock().ok().and_then(|d| *d)
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub fn identity(&self) -> Identity {
+        self.identity
+    }
+}
+
+impl fmt::Debug for Admission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Admission({})", self.identity)
+    }
+}
+
 /// Every minute, until the limits are dropped: forget full buckets and ended lockouts.
 async fn retain_recent(inner: Weak<Inner>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -234,16 +280,6 @@ async fn retain_recent(inner: Weak<Inner>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn routes_fall_into_their_classes() {
-        assert_eq!(Class::of(&Method::POST, "/api/v1/auth/login"), Class::Login);
-        assert_eq!(Class::of(&Method::POST, "/api/v1/auth/password-reset"), Class::Login);
-        assert_eq!(Class::of(&Method::POST, "/api/v1/orders"), Class::Checkout);
-        assert_eq!(Class::of(&Method::POST, "/api/v1/orders/{id}/pay"), Class::Checkout);
-        assert_eq!(Class::of(&Method::GET, "/api/v1/orders"), Class::Api);
-        assert_eq!(Class::of(&Method::POST, "/api/v1/orders/{id}/cancel"), Class::Api);
-    }
 
     #[test]
     fn headers_follow_the_draft_syntax() {

@@ -89,8 +89,7 @@ impl RateLimitConfig {
             return Err(ConfigError("`ratelimit.lockout_window_secs` must be positive".into()));
         }
         for p in &self.trusted_proxies {
-            crate::ratelimit::client_ip::Cidr::parse(p)
-                .map_err(|e| ConfigError(format!("`ratelimit.trusted_proxies` entry {p:?}: {e}")))?;
+            super::Cidr::parse(p).map_err(|e| ConfigError(format!("`ratelimit.trusted_proxies` entry {p:?}: {e}")))?;
         }
         Ok(())
     }

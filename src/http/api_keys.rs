@@ -12,12 +12,13 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::extract::{Json, Query};
-use crate::app::AppState;
+use super::problem::Problem;
 use crate::auth::api_keys::{self, ApiKey, CreatedApiKey};
 use crate::auth::scopes::{Scope, Scopes};
-use crate::auth::{AuthUser, parse_name};
-use crate::error::{Error, Problem, Result};
+use crate::auth::{Principal, parse_name};
+use crate::error::{Error, Result};
 use crate::pagination::{Page, PageParams, PageRequest};
+use crate::services::AppState;
 use crate::validate;
 
 /// Longest overlap a rotation may grant: 30 days.
@@ -28,11 +29,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_keys, create_key))
         .routes(routes!(get_key, revoke_key))
         .routes(routes!(rotate_key))
-}
-
-fn admin_session(caller: &AuthUser) -> Result<()> {
-    caller.require_session()?;
-    caller.require_admin()
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -57,10 +53,10 @@ fn check_scopes(scopes: &[Scope]) -> Result<Scopes, String> {
     responses((status = 201, body = CreatedApiKey), (status = 403, body = Problem), (status = 422, body = Problem)))]
 async fn create_key(
     State(state): State<AppState>,
-    caller: AuthUser,
+    principal: Principal,
     Json(body): Json<CreateApiKeyRequest>,
 ) -> Result<(StatusCode, Json<CreatedApiKey>)> {
-    admin_session(&caller)?;
+    let caller = principal.require_admin_session()?;
     validate! {
         name <- "name" => parse_name(&body.name);
         scopes <- "scopes" => check_scopes(&body.scopes);
@@ -74,10 +70,10 @@ async fn create_key(
     responses((status = 200, body = Page<ApiKey>), (status = 403, body = Problem)))]
 async fn list_keys(
     State(state): State<AppState>,
-    caller: AuthUser,
+    principal: Principal,
     Query(q): Query<PageParams>,
 ) -> Result<Json<Page<ApiKey>>> {
-    admin_session(&caller)?;
+    let _ = principal.require_admin_session()?;
     let page = PageRequest::parse(q.limit, q.cursor.as_deref(), "-created_at").map_err(Error::Validation)?;
     Ok(Json(api_keys::list(&state.db, &page).await?))
 }
@@ -85,16 +81,16 @@ async fn list_keys(
 /// One API key.
 #[utoipa::path(get, path = "/api-keys/{id}", tag = "api-keys", security(("bearer" = [])),
     responses((status = 200, body = ApiKey), (status = 404, body = Problem)))]
-async fn get_key(State(state): State<AppState>, caller: AuthUser, Path(id): Path<Uuid>) -> Result<Json<ApiKey>> {
-    admin_session(&caller)?;
+async fn get_key(State(state): State<AppState>, principal: Principal, Path(id): Path<Uuid>) -> Result<Json<ApiKey>> {
+    let _ = principal.require_admin_session()?;
     Ok(Json(api_keys::get(&state.db, id).await?))
 }
 
 /// Revoke an API key: it stops working at once. Idempotent.
 #[utoipa::path(delete, path = "/api-keys/{id}", tag = "api-keys", security(("bearer" = [])),
     responses((status = 204, description = "revoked"), (status = 404, body = Problem)))]
-async fn revoke_key(State(state): State<AppState>, caller: AuthUser, Path(id): Path<Uuid>) -> Result<StatusCode> {
-    admin_session(&caller)?;
+async fn revoke_key(State(state): State<AppState>, principal: Principal, Path(id): Path<Uuid>) -> Result<StatusCode> {
+    let _ = principal.require_admin_session()?;
     api_keys::revoke(&state.db, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -112,11 +108,11 @@ pub struct RotateApiKeyRequest {
     responses((status = 201, body = CreatedApiKey), (status = 404, body = Problem), (status = 409, body = Problem)))]
 async fn rotate_key(
     State(state): State<AppState>,
-    caller: AuthUser,
+    principal: Principal,
     Path(id): Path<Uuid>,
     Json(body): Json<RotateApiKeyRequest>,
 ) -> Result<(StatusCode, Json<CreatedApiKey>)> {
-    admin_session(&caller)?;
+    let caller = principal.require_admin_session()?;
     validate! {
         overlap <- "overlap_secs" => if body.overlap_secs <= MAX_OVERLAP_SECS { Ok(Duration::from_secs(body.overlap_secs)) } else { Err(format!("must be at most {MAX_OVERLAP_SECS}")) };
     }

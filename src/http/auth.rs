@@ -8,11 +8,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::Json;
-use crate::app::AppState;
+use super::problem::Problem;
 use crate::auth::users::{self, Session, User};
-use crate::auth::{AuthUser, Email, Password, Role, parse_name};
-use crate::error::{Problem, Result};
-use crate::ratelimit::client_ip::ClientIp;
+use crate::auth::{Email, Password, Principal, Role, parse_name};
+use crate::error::Result;
+use crate::ratelimit::Class;
+use crate::services::AppState;
 use crate::validate;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -41,8 +42,10 @@ pub struct RegisterRequest {
               (status = 422, description = "invalid fields", body = Problem)))]
 async fn register(
     State(state): State<AppState>,
+    principal: Principal,
     Json(body): Json<RegisterRequest>,
 ) -> Result<(StatusCode, Json<Session>)> {
+    principal.admit(Class::Login).await?;
     validate! {
         email <- "email" => Email::parse(&body.email);
         password <- "password" => Password::parse(&body.password);
@@ -67,9 +70,11 @@ pub struct LoginRequest {
               (status = 429, description = "too many failed logins for this account or address", body = Problem)))]
 async fn login(
     State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
+    principal: Principal,
     Json(body): Json<LoginRequest>,
 ) -> Result<Json<Session>> {
+    principal.admit(Class::Login).await?;
+    let ip = principal.client_ip.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
     // Brute-force lockout per account and per IP (src/ratelimit/lockout.rs).
     let attempt = users::authenticate(&state.db, &body.email, &body.password);
     let user = state.limits.guard_login(ip, &body.email, attempt).await?;
@@ -86,7 +91,12 @@ pub struct RefreshRequest {
 /// revokes every token of its session (401 `refresh-token-reused`).
 #[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body = RefreshRequest,
     responses((status = 200, body = Session), (status = 401, body = Problem)))]
-async fn refresh(State(state): State<AppState>, Json(body): Json<RefreshRequest>) -> Result<Json<Session>> {
+async fn refresh(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(body): Json<RefreshRequest>,
+) -> Result<Json<Session>> {
+    principal.admit(Class::Login).await?;
     Ok(Json(users::refresh(&state.db, &state.tokens, &body.refresh_token).await?))
 }
 
@@ -109,7 +119,12 @@ pub struct ResetPasswordRequest {
 /// Set a password with a one-time reset token; ends every session of the account.
 #[utoipa::path(post, path = "/auth/password-reset", tag = "auth", request_body = ResetPasswordRequest,
     responses((status = 204, description = "password set"), (status = 401, body = Problem), (status = 422, body = Problem)))]
-async fn reset_password(State(state): State<AppState>, Json(body): Json<ResetPasswordRequest>) -> Result<StatusCode> {
+async fn reset_password(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(body): Json<ResetPasswordRequest>,
+) -> Result<StatusCode> {
+    principal.admit(Class::Login).await?;
     validate! { password <- "new_password" => Password::parse(&body.new_password); }
     users::reset_password(&state.db, &body.token, &password).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -118,7 +133,8 @@ async fn reset_password(State(state): State<AppState>, Json(body): Json<ResetPas
 /// The caller's own account.
 #[utoipa::path(get, path = "/me", tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = User), (status = 401, body = Problem)))]
-async fn me(State(state): State<AppState>, caller: AuthUser) -> Result<Json<User>> {
+async fn me(State(state): State<AppState>, principal: Principal) -> Result<Json<User>> {
+    let caller = principal.authenticated()?;
     Ok(Json(users::get(&state.db, caller.id).await?))
 }
 
@@ -135,10 +151,10 @@ pub struct UpdateMeRequest {
     responses((status = 200, body = User), (status = 422, body = Problem)))]
 async fn update_me(
     State(state): State<AppState>,
-    caller: AuthUser,
+    principal: Principal,
     Json(body): Json<UpdateMeRequest>,
 ) -> Result<Json<User>> {
-    caller.require_session()?;
+    let caller = principal.require_session()?;
     validate! {
         name <- "name" => body.name.as_deref().map(parse_name).transpose();
         password <- "password" => body.password.as_deref().map(Password::parse).transpose();

@@ -10,16 +10,17 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::extract::{Json, Query};
-use crate::app::AppState;
+use super::problem::Problem;
 use crate::auth::scopes::Scope;
-use crate::auth::{AuthUser, MaybeAuthUser, parse_name};
+use crate::auth::{Principal, parse_name};
 use crate::catalog::categories::{self, Category};
 use crate::catalog::products::{self, NewProduct, Product, ProductFilter, ProductPatch};
 use crate::catalog::{ProductStatus, Sku};
-use crate::error::{Error, FieldError, Problem, Result};
+use crate::error::{Error, FieldError, Result};
 use crate::inventory::{self, Inventory};
 use crate::money::Currency;
 use crate::pagination::Page;
+use crate::services::AppState;
 use crate::validate;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -49,11 +50,10 @@ pub struct CreateCategoryRequest {
     responses((status = 201, body = Category), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn create_category(
     State(state): State<AppState>,
-    caller: AuthUser,
+    principal: Principal,
     Json(body): Json<CreateCategoryRequest>,
 ) -> Result<(StatusCode, Json<Category>)> {
-    caller.require_scope(Scope::CatalogWrite)?;
-    caller.require_staff()?;
+    let _ = principal.require_staff(Scope::CatalogWrite)?;
     validate! { name <- "name" => parse_name(&body.name); }
     Ok((StatusCode::CREATED, Json(categories::create(&state.db, &name, body.parent_id).await?)))
 }
@@ -64,15 +64,13 @@ async fn create_category(
     responses((status = 200, body = Page<Product>), (status = 422, body = Problem)))]
 async fn list_products(
     State(state): State<AppState>,
-    caller: MaybeAuthUser,
+    principal: Principal,
     Query(filter): Query<ProductFilter>,
 ) -> Result<Response> {
-    if let Some(c) = caller.0 {
-        c.require_scope(Scope::CatalogRead)?;
-    }
-    let staff = caller.0.is_some_and(|c| c.is_staff());
+    principal.allow_public(Scope::CatalogRead)?;
+    let staff = principal.is_staff();
     let mut res = Json(products::list(&state.db, &filter, staff).await?).into_response();
-    if caller.0.is_none() {
+    if principal.actor.is_none() {
         public_revalidate(&mut res);
     }
     Ok(res)
@@ -110,11 +108,10 @@ fn check_description(d: &str) -> Result<String, String> {
     responses((status = 201, body = Product), (status = 409, description = "SKU taken", body = Problem), (status = 422, body = Problem)))]
 async fn create_product(
     State(state): State<AppState>,
-    caller: AuthUser,
+    principal: Principal,
     Json(body): Json<CreateProductRequest>,
 ) -> Result<Response> {
-    caller.require_scope(Scope::CatalogWrite)?;
-    caller.require_staff()?;
+    let _ = principal.require_staff(Scope::CatalogWrite)?;
     validate! {
         sku <- "sku" => Sku::parse(&body.sku);
         name <- "name" => parse_name(&body.name);
@@ -158,14 +155,12 @@ fn with_etag(status: StatusCode, p: Product) -> Response {
     security((), ("bearer" = []), ("api_key" = ["catalog:read"])), responses((status = 200, body = Product), (status = 304, description = "not modified"), (status = 404, body = Problem)))]
 async fn get_product(
     State(state): State<AppState>,
-    caller: MaybeAuthUser,
+    principal: Principal,
     Path(id): Path<Uuid>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    if let Some(c) = caller.0 {
-        c.require_scope(Scope::CatalogRead)?;
-    }
-    let staff = caller.0.is_some_and(|c| c.is_staff());
+    principal.allow_public(Scope::CatalogRead)?;
+    let staff = principal.is_staff();
     let product = products::get(&state.db, id, staff).await?;
     let tag = etag(&product);
     let matches = headers
@@ -180,7 +175,7 @@ async fn get_product(
         return Ok(res);
     }
     let mut res = with_etag(StatusCode::OK, product);
-    if caller.0.is_none() {
+    if principal.actor.is_none() {
         public_revalidate(&mut res);
     }
     Ok(res)
@@ -210,13 +205,12 @@ pub struct UpdateProductRequest {
     responses((status = 200, body = Product), (status = 404, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)))]
 async fn update_product(
     State(state): State<AppState>,
-    caller: AuthUser,
+    principal: Principal,
     Path(id): Path<Uuid>,
     headers: HeaderMap,
     Json(body): Json<UpdateProductRequest>,
 ) -> Result<Response> {
-    caller.require_scope(Scope::CatalogWrite)?;
-    caller.require_staff()?;
+    let _ = principal.require_staff(Scope::CatalogWrite)?;
     let if_version = match headers.get(header::IF_MATCH) {
         None => None,
         Some(v) => Some(
@@ -244,11 +238,10 @@ async fn update_product(
     responses((status = 200, body = Inventory), (status = 404, body = Problem)))]
 async fn get_inventory(
     State(state): State<AppState>,
-    caller: AuthUser,
+    principal: Principal,
     Path(id): Path<Uuid>,
 ) -> Result<Json<Inventory>> {
-    caller.require_scope(Scope::CatalogRead)?;
-    caller.require_staff()?;
+    let _ = principal.require_staff(Scope::CatalogRead)?;
     Ok(Json(inventory::get(&state.db, id).await?))
 }
 
@@ -268,12 +261,11 @@ pub struct AdjustmentRequest {
     responses((status = 200, body = Inventory), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn adjust_inventory(
     State(state): State<AppState>,
-    caller: AuthUser,
+    principal: Principal,
     Path(id): Path<Uuid>,
     Json(body): Json<AdjustmentRequest>,
 ) -> Result<Json<Inventory>> {
-    caller.require_scope(Scope::CatalogWrite)?;
-    caller.require_staff()?;
+    let _ = principal.require_staff(Scope::CatalogWrite)?;
     validate! {
         delta <- "delta" => if body.delta == 0 || body.delta.abs() > 1_000_000_000 { Err("must be non-zero and at most 1e9 in size".to_string()) } else { Ok(body.delta) };
         reason <- "reason" => parse_name(&body.reason);

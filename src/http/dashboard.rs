@@ -10,11 +10,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{Json, Query};
-use crate::app::AppState;
-use crate::auth::AuthUser;
+use super::problem::Problem;
+use crate::auth::Principal;
 use crate::auth::scopes::Scope;
 use crate::dashboard::{self, Dashboard, Period};
-use crate::error::{Error, FieldError, Problem, Result};
+use crate::error::{Error, FieldError, Result};
+use crate::services::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_dashboard))
@@ -36,11 +37,10 @@ pub struct DashboardParams {
     responses((status = 200, body = Dashboard), (status = 403, body = Problem), (status = 422, body = Problem)))]
 async fn get_dashboard(
     State(state): State<AppState>,
-    caller: AuthUser,
+    principal: Principal,
     Query(q): Query<DashboardParams>,
 ) -> Result<Json<Dashboard>> {
-    caller.require_scope(Scope::DashboardRead)?;
-    caller.require_staff()?;
+    let _ = principal.require_staff(Scope::DashboardRead)?;
     let to = q.to.unwrap_or_else(|| Utc::now().date_naive());
     let from = q.from.unwrap_or_else(|| to - chrono::Duration::days(29));
     if from > to {

@@ -7,10 +7,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::Json;
-use crate::app::AppState;
-use crate::auth::AuthUser;
-use crate::error::{Problem, Result};
+use super::problem::Problem;
+use crate::auth::Principal;
+use crate::error::Result;
 use crate::flags::FlagState;
+use crate::services::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_flags)).routes(routes!(set_flag))
@@ -19,9 +20,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// Every feature flag with its current state.
 #[utoipa::path(get, path = "/admin/flags", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = Vec<FlagState>), (status = 403, body = Problem)))]
-async fn list_flags(State(state): State<AppState>, caller: AuthUser) -> Result<Json<Vec<FlagState>>> {
-    caller.require_session()?;
-    caller.require_admin()?;
+async fn list_flags(State(state): State<AppState>, principal: Principal) -> Result<Json<Vec<FlagState>>> {
+    let _ = principal.require_admin_session()?;
     Ok(Json(state.flags.snapshot()))
 }
 
@@ -36,11 +36,10 @@ pub struct SetFlagRequest {
     responses((status = 200, body = FlagState), (status = 403, body = Problem), (status = 404, body = Problem)))]
 async fn set_flag(
     State(state): State<AppState>,
-    caller: AuthUser,
+    principal: Principal,
     Path(key): Path<String>,
     Json(body): Json<SetFlagRequest>,
 ) -> Result<Json<FlagState>> {
-    caller.require_session()?;
-    caller.require_admin()?;
+    let caller = principal.require_admin_session()?;
     Ok(Json(state.flags.set(&state.db, &key, body.enabled, caller.id).await?))
 }

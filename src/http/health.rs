@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
 
-use crate::app::AppState;
+use crate::services::AppState;
 
 #[derive(Serialize)]
 pub struct Health {

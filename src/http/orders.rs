@@ -9,15 +9,15 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::extract::{Json, Query};
-use crate::app::AppState;
-use crate::auth::AuthUser;
-use crate::auth::scopes::Scope;
+use super::problem::Problem;
+use crate::auth::Principal;
 use crate::catalog::Sku;
-use crate::error::{Error, FieldError, Problem, Result};
+use crate::error::{Error, FieldError, Result};
 use crate::orders::checkout::{self, CartLine, CheckoutRequest};
 use crate::orders::{self, Order, OrderFilter, OrderStatus, lifecycle};
 use crate::pagination::Page;
 use crate::payments::CardNumber;
+use crate::services::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -74,10 +74,9 @@ fn check_quantity(q: i64) -> Result<i64, String> {
     responses((status = 201, body = Order), (status = 402, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn place_order(
     State(state): State<AppState>,
-    caller: AuthUser,
+    principal: Principal,
     Json(body): Json<PlaceOrderRequest>,
 ) -> Result<(StatusCode, Json<Order>)> {
-    caller.require_scope(Scope::OrdersWrite)?;
     let mut errors = Vec::new();
     let mut lines = Vec::with_capacity(body.line_items.len());
     for (i, l) in body.line_items.iter().enumerate() {
@@ -107,7 +106,7 @@ async fn place_order(
         return Err(Error::Validation(errors));
     }
     let req = CheckoutRequest { lines, card, shipping_address: body.shipping_address };
-    let order = checkout::place_order(&state, &caller, req).await?;
+    let order = checkout::place_order(&state.orders, &principal, req).await?;
     Ok((StatusCode::CREATED, Json(order)))
 }
 
@@ -117,19 +116,17 @@ async fn place_order(
     responses((status = 200, body = Page<Order>), (status = 422, body = Problem)))]
 async fn list_orders(
     State(state): State<AppState>,
-    caller: AuthUser,
+    principal: Principal,
     Query(filter): Query<OrderFilter>,
 ) -> Result<Json<Page<Order>>> {
-    caller.require_scope(Scope::OrdersRead)?;
-    Ok(Json(orders::list(&state.db, &caller, &filter).await?))
+    Ok(Json(orders::list(&state.db, &principal, &filter).await?))
 }
 
 /// One order. Another customer's order is 404.
 #[utoipa::path(get, path = "/orders/{id}", tag = "orders", security(("bearer" = []), ("api_key" = ["orders:read"])),
     responses((status = 200, body = Order), (status = 404, body = Problem)))]
-async fn get_order(State(state): State<AppState>, caller: AuthUser, Path(id): Path<Uuid>) -> Result<Json<Order>> {
-    caller.require_scope(Scope::OrdersRead)?;
-    Ok(Json(orders::get(&state.db, &caller, id).await?))
+async fn get_order(State(state): State<AppState>, principal: Principal, Path(id): Path<Uuid>) -> Result<Json<Order>> {
+    Ok(Json(orders::get(&state.db, &principal, id).await?))
 }
 
 /// Pay an order that is waiting for payment.
@@ -137,44 +134,51 @@ async fn get_order(State(state): State<AppState>, caller: AuthUser, Path(id): Pa
     responses((status = 200, body = Order), (status = 402, body = Problem), (status = 409, body = Problem)))]
 async fn pay_order(
     State(state): State<AppState>,
-    caller: AuthUser,
+    principal: Principal,
     Path(id): Path<Uuid>,
     Json(body): Json<PaymentRequest>,
 ) -> Result<Json<Order>> {
-    caller.require_scope(Scope::OrdersWrite)?;
     let card =
         CardNumber::parse(&body.card_number).map_err(|m| Error::Validation(vec![FieldError::new("card_number", m)]))?;
-    Ok(Json(checkout::pay(&state, &caller, id, card).await?))
+    Ok(Json(checkout::pay(&state.orders, &principal, id, card).await?))
 }
 
 /// Cancel an unpaid order (its customer or staff); its stock is released.
 #[utoipa::path(post, path = "/orders/{id}/cancel", tag = "orders", security(("bearer" = []), ("api_key" = ["orders:write"])),
     responses((status = 200, body = Order), (status = 404, body = Problem), (status = 409, body = Problem)))]
-async fn cancel_order(State(state): State<AppState>, caller: AuthUser, Path(id): Path<Uuid>) -> Result<Json<Order>> {
-    caller.require_scope(Scope::OrdersWrite)?;
-    Ok(Json(lifecycle::transition(&state, &caller, id, OrderStatus::Cancelled).await?))
+async fn cancel_order(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Order>> {
+    Ok(Json(lifecycle::transition(&state.orders, &principal, id, OrderStatus::Cancelled).await?))
 }
 
 /// Mark a paid order shipped (staff); its reserved stock leaves on-hand.
 #[utoipa::path(post, path = "/orders/{id}/ship", tag = "orders", security(("bearer" = []), ("api_key" = ["orders:write"])),
     responses((status = 200, body = Order), (status = 403, body = Problem), (status = 409, body = Problem)))]
-async fn ship_order(State(state): State<AppState>, caller: AuthUser, Path(id): Path<Uuid>) -> Result<Json<Order>> {
-    caller.require_scope(Scope::OrdersWrite)?;
-    Ok(Json(lifecycle::transition(&state, &caller, id, OrderStatus::Shipped).await?))
+async fn ship_order(State(state): State<AppState>, principal: Principal, Path(id): Path<Uuid>) -> Result<Json<Order>> {
+    Ok(Json(lifecycle::transition(&state.orders, &principal, id, OrderStatus::Shipped).await?))
 }
 
 /// Mark a shipped order delivered (staff).
 #[utoipa::path(post, path = "/orders/{id}/deliver", tag = "orders", security(("bearer" = []), ("api_key" = ["orders:write"])),
     responses((status = 200, body = Order), (status = 403, body = Problem), (status = 409, body = Problem)))]
-async fn deliver_order(State(state): State<AppState>, caller: AuthUser, Path(id): Path<Uuid>) -> Result<Json<Order>> {
-    caller.require_scope(Scope::OrdersWrite)?;
-    Ok(Json(lifecycle::transition(&state, &caller, id, OrderStatus::Delivered).await?))
+async fn deliver_order(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Order>> {
+    Ok(Json(lifecycle::transition(&state.orders, &principal, id, OrderStatus::Delivered).await?))
 }
 
 /// Refund a paid, unshipped order (staff): the payment is refunded and the stock released.
 #[utoipa::path(post, path = "/orders/{id}/refund", tag = "orders", security(("bearer" = []), ("api_key" = ["orders:write"])),
     responses((status = 200, body = Order), (status = 403, body = Problem), (status = 409, body = Problem)))]
-async fn refund_order(State(state): State<AppState>, caller: AuthUser, Path(id): Path<Uuid>) -> Result<Json<Order>> {
-    caller.require_scope(Scope::OrdersWrite)?;
-    Ok(Json(lifecycle::transition(&state, &caller, id, OrderStatus::Refunded).await?))
+async fn refund_order(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Order>> {
+    Ok(Json(lifecycle::transition(&state.orders, &principal, id, OrderStatus::Refunded).await?))
 }

@@ -10,11 +10,12 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::extract::{Json, Query};
-use crate::app::AppState;
+use super::problem::Problem;
 use crate::auth::users::{self, User};
-use crate::auth::{AuthUser, Email, Password, Role, parse_name};
-use crate::error::{Error, Problem, Result};
+use crate::auth::{Email, Password, Principal, Role, parse_name};
+use crate::error::{Error, Result};
 use crate::pagination::{Page, PageParams, PageRequest};
+use crate::services::AppState;
 use crate::validate;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -29,11 +30,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
     responses((status = 200, body = Page<User>), (status = 403, body = Problem)))]
 async fn list_users(
     State(state): State<AppState>,
-    caller: AuthUser,
+    principal: Principal,
     Query(q): Query<PageParams>,
 ) -> Result<Json<Page<User>>> {
-    caller.require_session()?;
-    caller.require_admin()?;
+    let _ = principal.require_admin_session()?;
     let page = PageRequest::parse(q.limit, q.cursor.as_deref(), "-created_at").map_err(Error::Validation)?;
     Ok(Json(users::list(&state.db, &page).await?))
 }
@@ -53,11 +53,10 @@ pub struct CreateUserRequest {
     responses((status = 201, body = User), (status = 403, body = Problem), (status = 409, body = Problem)))]
 async fn create_user(
     State(state): State<AppState>,
-    caller: AuthUser,
+    principal: Principal,
     Json(body): Json<CreateUserRequest>,
 ) -> Result<(StatusCode, Json<User>)> {
-    caller.require_session()?;
-    caller.require_admin()?;
+    let _ = principal.require_admin_session()?;
     validate! {
         email <- "email" => Email::parse(&body.email);
         password <- "password" => body.password.as_deref().map(Password::parse).transpose();
@@ -70,9 +69,8 @@ async fn create_user(
 /// One user.
 #[utoipa::path(get, path = "/users/{id}", tag = "users", security(("bearer" = [])),
     responses((status = 200, body = User), (status = 404, body = Problem)))]
-async fn get_user(State(state): State<AppState>, caller: AuthUser, Path(id): Path<Uuid>) -> Result<Json<User>> {
-    caller.require_session()?;
-    caller.require_admin()?;
+async fn get_user(State(state): State<AppState>, principal: Principal, Path(id): Path<Uuid>) -> Result<Json<User>> {
+    let _ = principal.require_admin_session()?;
     Ok(Json(users::get(&state.db, id).await?))
 }
 
@@ -87,12 +85,11 @@ pub struct UpdateUserRequest {
     responses((status = 200, body = User), (status = 403, body = Problem), (status = 404, body = Problem)))]
 async fn update_user(
     State(state): State<AppState>,
-    caller: AuthUser,
+    principal: Principal,
     Path(id): Path<Uuid>,
     Json(body): Json<UpdateUserRequest>,
 ) -> Result<Json<User>> {
-    caller.require_session()?;
-    caller.require_admin()?;
+    let caller = principal.require_admin_session()?;
     Ok(Json(users::set_role(&state.db, caller.id, id, body.role).await?))
 }
 
@@ -108,11 +105,10 @@ pub struct PasswordResetToken {
     responses((status = 201, body = PasswordResetToken), (status = 404, body = Problem)))]
 async fn issue_password_reset(
     State(state): State<AppState>,
-    caller: AuthUser,
+    principal: Principal,
     Path(id): Path<Uuid>,
 ) -> Result<(StatusCode, Json<PasswordResetToken>)> {
-    caller.require_session()?;
-    caller.require_admin()?;
+    let _ = principal.require_admin_session()?;
     let (token, expires_at) = users::create_password_reset(&state.db, id).await?;
     Ok((StatusCode::CREATED, Json(PasswordResetToken { token, expires_at })))
 }

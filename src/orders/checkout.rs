@@ -18,16 +18,18 @@ use chrono::Utc;
 use serde_json::json;
 use uuid::Uuid;
 
+use super::Orders;
 use super::pricing::{PricedLine, price};
 use super::{Order, OrderStatus};
-use crate::app::App;
-use crate::auth::AuthUser;
+use crate::auth::scopes::Scope;
+use crate::auth::{Actor, Principal};
 use crate::catalog::Sku;
 use crate::db::{self, Arg, SqlBuilder};
 use crate::error::{Error, FieldError, Result};
 use crate::events;
 use crate::inventory::{self, StockLine};
 use crate::payments::{CardNumber, ChargeOutcome, ChargeRequest, GatewayError, PaymentRecord};
+use crate::ratelimit::Class;
 
 /// Largest quantity of one SKU in one order.
 pub const MAX_QUANTITY: i64 = 1_000;
@@ -57,36 +59,42 @@ fn order_number(id: Uuid) -> String {
 /// Places an order for `customer` and, if a card is given, pays it. Returns the order in
 /// its resulting state; a declined payment is `Error::PaymentDeclined` (the order exists,
 /// `failed`, its stock released).
-#[tracing::instrument(skip_all, fields(customer.id = %customer.id, order.id))]
-pub async fn place_order(app: &App, customer: &AuthUser, req: CheckoutRequest) -> Result<Order> {
+///
+/// Needs an authenticated caller with scope `orders:write`; draws from the `checkout`
+/// rate-limit class.
+#[tracing::instrument(skip_all, fields(customer.id, order.id))]
+pub async fn place_order(svc: &Orders, principal: &Principal, req: CheckoutRequest) -> Result<Order> {
+    let customer = principal.require(Scope::OrdersWrite)?;
+    tracing::Span::current().record("customer.id", tracing::field::display(customer.id));
+    principal.admit(Class::Checkout).await?;
     if req.lines.is_empty() {
         return Err(Error::Validation(vec![FieldError::new("line_items", "must not be empty")]));
     }
     if req.lines.len() > MAX_LINES {
         return Err(Error::Validation(vec![FieldError::new("line_items", format!("at most {MAX_LINES} lines"))]));
     }
-    if req.shipping_address.is_none() && app.flags.is_enabled(crate::flags::REQUIRE_SHIPPING_ADDRESS) {
+    if req.shipping_address.is_none() && svc.flags.is_enabled(crate::flags::REQUIRE_SHIPPING_ADDRESS) {
         return Err(Error::Validation(vec![FieldError::new("shipping_address", "is required")]));
     }
-    let (lines, currency) = price(app, &req.lines).await?;
+    let (lines, currency) = price(svc, &req.lines).await?;
     let subtotal: i64 = lines.iter().map(|l| l.unit_price_minor * l.quantity).sum();
     let id = db::new_id();
     tracing::Span::current().record("order.id", tracing::field::display(id));
-    reserve(app, customer, id, &req, &lines, &currency, subtotal).await?;
+    reserve(svc, &customer, id, &req, &lines, &currency, subtotal).await?;
     crate::metrics::order_placed(&currency);
 
     if let Some(card) = req.card {
-        charge(app, id, subtotal, currency, card).await?;
+        charge(svc, id, subtotal, currency, card).await?;
     }
-    super::get(&app.db, customer, id).await
+    super::get_as(&svc.db, &customer, id).await
 }
 
 /// Step 2: in one transaction, reserves the stock and records the order, its lines and
 /// `order.placed`.
 #[tracing::instrument(name = "checkout.reserve", skip_all, fields(order.id = %id, order.subtotal_minor = subtotal))]
 async fn reserve(
-    app: &App,
-    customer: &AuthUser,
+    svc: &Orders,
+    customer: &Actor,
     id: Uuid,
     req: &CheckoutRequest,
     lines: &[PricedLine],
@@ -95,14 +103,14 @@ async fn reserve(
 ) -> Result<()> {
     let now = Utc::now();
     let reserved_until =
-        now + chrono::Duration::seconds(i64::try_from(app.config.checkout.reservation_ttl_secs).unwrap_or(900));
+        now + chrono::Duration::seconds(i64::try_from(svc.checkout.reservation_ttl_secs).unwrap_or(900));
     let charging = req.card.is_some();
 
     let stock: Vec<StockLine> = lines
         .iter()
         .map(|l| StockLine { product_id: l.product_id, sku: l.sku.clone(), quantity: l.quantity })
         .collect();
-    let mut tx = app.db.begin_write().await?;
+    let mut tx = svc.db.begin_write().await?;
     inventory::reserve(&mut tx, &stock).await?;
     sqlx::query(
         "INSERT INTO orders (id, number, customer_id, status, currency, subtotal_minor, discount_minor, total_minor, \
@@ -115,7 +123,7 @@ async fn reserve(
     .bind(currency)
     .bind(subtotal)
     .bind(if charging { "charging" } else { "awaiting_payment" })
-    .bind(charging.then(|| db::ts(now + saga_lease(app))))
+    .bind(charging.then(|| db::ts(now + saga_lease(svc))))
     .bind(db::ts(reserved_until))
     .bind(req.card.as_ref().map(|c| c.last4().to_owned()))
     .bind(req.shipping_address.as_ref().map(|a| a.to_string()))
@@ -158,9 +166,11 @@ async fn reserve(
 /// Pays an order waiting for payment. 409 if it is not waiting (already paid, being paid,
 /// cancelled, …).
 #[tracing::instrument(skip_all, fields(order.id = %id))]
-pub async fn pay(app: &App, caller: &AuthUser, id: Uuid, card: CardNumber) -> Result<Order> {
-    let order = super::get(&app.db, caller, id).await?;
-    let deadline = db::ts(Utc::now() + saga_lease(app));
+pub async fn pay(svc: &Orders, principal: &Principal, id: Uuid, card: CardNumber) -> Result<Order> {
+    let caller = principal.require(Scope::OrdersWrite)?;
+    principal.admit(Class::Checkout).await?;
+    let order = super::get_as(&svc.db, &caller, id).await?;
+    let deadline = db::ts(Utc::now() + saga_lease(svc));
     let claimed = sqlx::query(
         "UPDATE orders SET saga_state = 'charging', saga_deadline = $1, payment_last4 = $2, updated_at = $3 \
          WHERE id = $4 AND status = 'pending_payment' AND saga_state = 'awaiting_payment'",
@@ -169,7 +179,7 @@ pub async fn pay(app: &App, caller: &AuthUser, id: Uuid, card: CardNumber) -> Re
     .bind(card.last4())
     .bind(db::now())
     .bind(id.to_string())
-    .execute(app.db.pool())
+    .execute(svc.db.pool())
     .await?
     .rows_affected();
     if claimed == 0 {
@@ -179,29 +189,29 @@ pub async fn pay(app: &App, caller: &AuthUser, id: Uuid, card: CardNumber) -> Re
             Error::InvalidTransition { from: order.status.as_str(), to: OrderStatus::Paid.as_str() }
         });
     }
-    charge(app, id, order.total_minor, order.currency, card).await?;
-    super::get(&app.db, caller, id).await
+    charge(svc, id, order.total_minor, order.currency, card).await?;
+    super::get_as(&svc.db, &caller, id).await
 }
 
 /// How long a saga may sit in `charging` before recovery takes it over: twice the gateway
 /// timeout, so the original attempt has certainly given up.
-fn saga_lease(app: &App) -> chrono::Duration {
-    chrono::Duration::milliseconds(i64::try_from(app.config.payments.timeout_ms.saturating_mul(2)).unwrap_or(i64::MAX))
+fn saga_lease(svc: &Orders) -> chrono::Duration {
+    chrono::Duration::milliseconds(i64::try_from(svc.payment_timeout_ms.saturating_mul(2)).unwrap_or(i64::MAX))
 }
 
 /// Step 3 and 4 (or compensation). An unknown outcome (gateway timeout) leaves the saga in
 /// `charging` for the recovery worker, and the order is returned as `pending_payment`.
 #[tracing::instrument(name = "checkout.charge", skip_all, fields(order.id = %id, payment.amount_minor = amount_minor))]
-async fn charge(app: &App, id: Uuid, amount_minor: i64, currency: String, card: CardNumber) -> Result<()> {
+async fn charge(svc: &Orders, id: Uuid, amount_minor: i64, currency: String, card: CardNumber) -> Result<()> {
     let req = ChargeRequest { idempotency_key: id.to_string(), amount_minor, currency, card };
-    let timeout = Duration::from_millis(app.config.payments.timeout_ms);
-    let outcome = match tokio::time::timeout(timeout, app.payments.charge(req)).await {
+    let timeout = Duration::from_millis(svc.payment_timeout_ms);
+    let outcome = match tokio::time::timeout(timeout, svc.payments.charge(req)).await {
         Ok(r) => r,
         Err(_) => Err(GatewayError::Unavailable("timed out".into())),
     };
     match outcome {
         Ok(ChargeOutcome::Succeeded { payment_id }) => {
-            match finish_paid(app, id, &payment_id).await? {
+            match finish_paid(svc, id, &payment_id).await? {
                 Settled::Paid => crate::metrics::saga_outcome("paid"),
                 Settled::Voided => crate::metrics::saga_outcome("compensated"),
                 Settled::AlreadyPaid => {}
@@ -209,13 +219,13 @@ async fn charge(app: &App, id: Uuid, amount_minor: i64, currency: String, card: 
             Ok(())
         }
         Ok(ChargeOutcome::Declined { code, .. }) => {
-            fail(app, id, &code).await?;
+            fail(svc, id, &code).await?;
             crate::metrics::saga_outcome("declined");
             Err(Error::PaymentDeclined { order_id: id, decline_code: code })
         }
         Err(GatewayError::Rejected(why)) => {
             tracing::warn!(order.id = %id, reason = %why, "payment rejected by the gateway");
-            fail(app, id, "payment_rejected").await?;
+            fail(svc, id, "payment_rejected").await?;
             crate::metrics::saga_outcome("rejected");
             Err(Error::PaymentDeclined { order_id: id, decline_code: "payment_rejected".into() })
         }
@@ -229,20 +239,20 @@ async fn charge(app: &App, id: Uuid, amount_minor: i64, currency: String, card: 
 
 /// Resolves a saga whose charge outcome was unknown, from what the gateway remembers.
 #[tracing::instrument(name = "checkout.recover", skip_all, fields(order.id = %id))]
-pub(crate) async fn resolve_from_gateway(app: &App, id: Uuid) -> Result<()> {
-    let record = app.payments.lookup(id.to_string()).await.map_err(|e| Error::Internal(e.into()))?;
+pub(crate) async fn resolve_from_gateway(svc: &Orders, id: Uuid) -> Result<()> {
+    let record = svc.payments.lookup(id.to_string()).await.map_err(|e| Error::Internal(e.into()))?;
     let outcome = match record {
-        Some(PaymentRecord::Succeeded { payment_id }) => match finish_paid(app, id, &payment_id).await? {
+        Some(PaymentRecord::Succeeded { payment_id }) => match finish_paid(svc, id, &payment_id).await? {
             Settled::Paid => "recovered_paid",
             Settled::Voided => "compensated",
             Settled::AlreadyPaid => return Ok(()),
         },
         Some(PaymentRecord::Declined { code, .. }) => {
-            fail(app, id, &code).await?;
+            fail(svc, id, &code).await?;
             "recovered_failed"
         }
         Some(PaymentRecord::Reversed { .. }) | None => {
-            fail(app, id, "payment_interrupted").await?;
+            fail(svc, id, "payment_interrupted").await?;
             "recovered_failed"
         }
     };
@@ -261,9 +271,9 @@ enum Settled {
 /// Step 4: paid. If the order stopped waiting meanwhile (cancelled, expired), the charge is
 /// voided instead: compensation.
 #[tracing::instrument(name = "checkout.finish_paid", skip_all, fields(order.id = %id, payment.id = %payment_id))]
-async fn finish_paid(app: &App, id: Uuid, payment_id: &str) -> Result<Settled> {
+async fn finish_paid(svc: &Orders, id: Uuid, payment_id: &str) -> Result<Settled> {
     let now = db::now();
-    let mut tx = app.db.begin_write().await?;
+    let mut tx = svc.db.begin_write().await?;
     let n = sqlx::query(
         "UPDATE orders SET status = 'paid', saga_state = 'completed', saga_deadline = NULL, reserved_until = NULL, \
          payment_id = $1, paid_at = $2, updated_at = $2 WHERE id = $3 AND status = 'pending_payment'",
@@ -286,7 +296,7 @@ async fn finish_paid(app: &App, id: Uuid, payment_id: &str) -> Result<Settled> {
         return Ok(Settled::AlreadyPaid);
     }
     tracing::warn!(order.id = %id, order.status = status.as_str(), "charged an order that stopped waiting; voiding");
-    app.payments.void(payment_id.to_owned()).await.map_err(|e| Error::Internal(e.into()))?;
+    svc.payments.void(payment_id.to_owned()).await.map_err(|e| Error::Internal(e.into()))?;
     Ok(Settled::Voided)
 }
 
@@ -304,9 +314,9 @@ async fn end_saga(tx: &mut db::Tx, id: Uuid) -> Result<()> {
 
 /// Compensation: the order fails and its reservation is released, once.
 #[tracing::instrument(name = "checkout.fail", skip_all, fields(order.id = %id, order.failure_reason = reason))]
-async fn fail(app: &App, id: Uuid, reason: &str) -> Result<()> {
+async fn fail(svc: &Orders, id: Uuid, reason: &str) -> Result<()> {
     let now = db::now();
-    let mut tx = app.db.begin_write().await?;
+    let mut tx = svc.db.begin_write().await?;
     let n = sqlx::query(
         "UPDATE orders SET status = 'failed', saga_state = 'compensated', saga_deadline = NULL, reserved_until = NULL, \
          failure_reason = $1, closed_at = $2, updated_at = $2 WHERE id = $3 AND status = 'pending_payment'",

@@ -5,9 +5,10 @@
 use serde_json::json;
 use uuid::Uuid;
 
+use super::Orders;
 use super::{Order, OrderStatus};
-use crate::app::App;
-use crate::auth::AuthUser;
+use crate::auth::Principal;
+use crate::auth::scopes::Scope;
 use crate::db;
 use crate::error::{Error, Result};
 use crate::events;
@@ -20,11 +21,14 @@ use crate::inventory;
 /// Errors: 404 (not the caller's order), 403 (role), 409 `invalid-transition` naming the
 /// current status.
 #[tracing::instrument(skip_all, fields(order.id = %id, order.to = to.as_str()))]
-pub async fn transition(app: &App, caller: &AuthUser, id: Uuid, to: OrderStatus) -> Result<Order> {
-    let order = super::get(&app.db, caller, id).await?;
+pub async fn transition(svc: &Orders, principal: &Principal, id: Uuid, to: OrderStatus) -> Result<Order> {
+    let caller = principal.require(Scope::OrdersWrite)?;
+    let order = super::get_as(&svc.db, &caller, id).await?;
     match to {
         OrderStatus::Cancelled => {}
-        OrderStatus::Shipped | OrderStatus::Delivered | OrderStatus::Refunded => caller.require_staff()?,
+        OrderStatus::Shipped | OrderStatus::Delivered | OrderStatus::Refunded => {
+            principal.require_staff(Scope::OrdersWrite)?;
+        }
         OrderStatus::Paid | OrderStatus::Failed | OrderStatus::PendingPayment => {
             return Err(Error::InvalidTransition { from: order.status.as_str(), to: to.as_str() });
         }
@@ -35,10 +39,10 @@ pub async fn transition(app: &App, caller: &AuthUser, id: Uuid, to: OrderStatus)
     if to == OrderStatus::Refunded {
         let payment_id: Option<String> = sqlx::query_scalar("SELECT payment_id FROM orders WHERE id = $1")
             .bind(id.to_string())
-            .fetch_one(app.db.pool())
+            .fetch_one(svc.db.pool())
             .await?;
         if let Some(pid) = payment_id {
-            app.payments.refund(pid).await.map_err(|e| Error::Internal(e.into()))?;
+            svc.payments.refund(pid).await.map_err(|e| Error::Internal(e.into()))?;
         }
     }
 
@@ -52,7 +56,7 @@ pub async fn transition(app: &App, caller: &AuthUser, id: Uuid, to: OrderStatus)
         _ => ("closed_at", None),
     };
     let now = db::now();
-    let mut tx = app.db.begin_write().await?;
+    let mut tx = svc.db.begin_write().await?;
     let sql = format!(
         "UPDATE orders SET status = $1, {ts_col} = $2, updated_at = $2, reserved_until = NULL, \
          failure_reason = COALESCE($3, failure_reason) WHERE id = $4 AND status = $5"
@@ -82,5 +86,5 @@ pub async fn transition(app: &App, caller: &AuthUser, id: Uuid, to: OrderStatus)
     let event = format!("order.{}", to.as_str());
     events::record(&mut tx, &event, id, &json!({ "order_id": id, "from": from.as_str() })).await?;
     tx.commit().await?;
-    super::get(&app.db, caller, id).await
+    super::get_as(&svc.db, &caller, id).await
 }

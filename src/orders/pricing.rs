@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use sqlx::Row;
 use uuid::Uuid;
 
+use super::Orders;
 use super::checkout::{CartLine, MAX_QUANTITY};
-use crate::app::App;
 use crate::db::{self, Arg, SqlBuilder};
 use crate::error::{Error, FieldError, Result};
 
@@ -22,7 +22,7 @@ pub(super) struct PricedLine {
 
 /// Step 1: merges repeated SKUs and prices every line from the catalog.
 #[tracing::instrument(name = "checkout.price", skip_all, fields(order.lines = lines.len()))]
-pub(super) async fn price(app: &App, lines: &[CartLine]) -> Result<(Vec<PricedLine>, String)> {
+pub(super) async fn price(svc: &Orders, lines: &[CartLine]) -> Result<(Vec<PricedLine>, String)> {
     let mut merged: Vec<(String, i64, usize)> = Vec::new();
     for (i, l) in lines.iter().enumerate() {
         match merged.iter_mut().find(|(s, _, _)| s == l.sku.as_str()) {
@@ -36,7 +36,7 @@ pub(super) async fn price(app: &App, lines: &[CartLine]) -> Result<(Vec<PricedLi
         b.push(if i == 0 { "" } else { ", " }).push(&a);
     }
     b.push(")");
-    let rows = b.build().fetch_all(app.db.pool()).await?;
+    let rows = b.build().fetch_all(svc.db.pool()).await?;
     let mut by_sku = HashMap::with_capacity(rows.len());
     for r in &rows {
         by_sku.insert(r.try_get::<String, _>("sku")?, r);

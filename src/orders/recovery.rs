@@ -14,7 +14,7 @@ use sqlx::Row;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::app::App;
+use super::Orders;
 use crate::db;
 use crate::error::Result;
 use crate::events;
@@ -23,7 +23,7 @@ use crate::inventory;
 const BATCH: i64 = 100;
 
 /// Resumes interrupted sagas; returns how many were resolved.
-pub async fn recover_interrupted_sagas(app: &App) -> Result<usize> {
+pub async fn recover_interrupted_sagas(svc: &Orders) -> Result<usize> {
     let now = db::now();
     let rows = sqlx::query(
         "SELECT id, saga_deadline FROM orders WHERE saga_state = 'charging' AND saga_deadline < $1 \
@@ -31,11 +31,10 @@ pub async fn recover_interrupted_sagas(app: &App) -> Result<usize> {
     )
     .bind(&now)
     .bind(BATCH)
-    .fetch_all(app.db.pool())
+    .fetch_all(svc.db.pool())
     .await?;
-    let lease = chrono::Duration::milliseconds(
-        i64::try_from(app.config.payments.timeout_ms.saturating_mul(2)).unwrap_or(60_000),
-    );
+    let lease =
+        chrono::Duration::milliseconds(i64::try_from(svc.payment_timeout_ms.saturating_mul(2)).unwrap_or(60_000));
     let mut resolved = 0;
     for r in rows {
         let id: String = r.try_get("id")?;
@@ -47,14 +46,14 @@ pub async fn recover_interrupted_sagas(app: &App) -> Result<usize> {
         .bind(db::ts(chrono::Utc::now() + lease))
         .bind(&id)
         .bind(&old)
-        .execute(app.db.pool())
+        .execute(svc.db.pool())
         .await?
         .rows_affected();
         if claimed == 0 {
             continue;
         }
         let order_id: Uuid = db::parse_id(&id)?;
-        match super::checkout::resolve_from_gateway(app, order_id).await {
+        match super::checkout::resolve_from_gateway(svc, order_id).await {
             Ok(()) => {
                 resolved += 1;
                 tracing::info!(order.id = %order_id, "interrupted checkout saga resolved");
@@ -66,7 +65,7 @@ pub async fn recover_interrupted_sagas(app: &App) -> Result<usize> {
 }
 
 /// Cancels unpaid orders whose reservation expired; returns how many.
-pub async fn expire_reservations(app: &App) -> Result<usize> {
+pub async fn expire_reservations(svc: &Orders) -> Result<usize> {
     let now = db::now();
     let ids: Vec<String> = sqlx::query_scalar(
         "SELECT id FROM orders WHERE status = 'pending_payment' AND saga_state = 'awaiting_payment' \
@@ -74,11 +73,11 @@ pub async fn expire_reservations(app: &App) -> Result<usize> {
     )
     .bind(&now)
     .bind(BATCH)
-    .fetch_all(app.db.pool())
+    .fetch_all(svc.db.pool())
     .await?;
     let mut expired = 0;
     for id in ids {
-        let mut tx = app.db.begin_write().await?;
+        let mut tx = svc.db.begin_write().await?;
         let n = sqlx::query(
             "UPDATE orders SET status = 'cancelled', saga_state = 'compensated', reserved_until = NULL, \
              failure_reason = 'reservation_expired', closed_at = $1, updated_at = $1 \
@@ -112,21 +111,21 @@ pub async fn expire_reservations(app: &App) -> Result<usize> {
 
 /// Runs both workers until `shutdown` turns true. Recovery runs once at start, so a
 /// restarted process finishes what a crashed one left as soon as the leases allow.
-pub async fn run_workers(app: std::sync::Arc<App>, mut shutdown: watch::Receiver<bool>) {
-    let mut recovery = tokio::time::interval(Duration::from_millis(app.config.checkout.recovery_interval_ms.max(10)));
-    let mut expiry = tokio::time::interval(Duration::from_millis(app.config.checkout.expiry_interval_ms.max(10)));
+pub async fn run_workers(svc: Orders, mut shutdown: watch::Receiver<bool>) {
+    let mut recovery = tokio::time::interval(Duration::from_millis(svc.checkout.recovery_interval_ms.max(10)));
+    let mut expiry = tokio::time::interval(Duration::from_millis(svc.checkout.expiry_interval_ms.max(10)));
     recovery.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
             _ = recovery.tick() => {
-                if let Err(e) = recover_interrupted_sagas(&app).await {
+                if let Err(e) = recover_interrupted_sagas(&svc).await {
                     tracing::warn!(error = %e, "saga recovery pass failed");
                 }
             }
             _ = expiry.tick() => {
-                if let Err(e) = expire_reservations(&app).await {
+                if let Err(e) = expire_reservations(&svc).await {
                     tracing::warn!(error = %e, "reservation expiry pass failed");
                 }
             }

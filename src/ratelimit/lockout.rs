@@ -15,7 +15,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::shared::Redis;
-use crate::auth::tokens::hash_token;
 use crate::config::RateLimitConfig;
 use crate::error::{Error, Result};
 
@@ -134,4 +133,10 @@ pub async fn guard<T>(
         _ => {}
     }
     result
+}
+
+/// Hex SHA-256, so lockout keys never hold an email address in clear.
+fn hash_token(s: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -1,0 +1,77 @@
+//! The service layer's handles, as the transports see them: one [`App`] holding each
+//! resource's service and the shared seams, behind one `Arc`.
+//!
+//! Layers (docs/ARCHITECTURE.md): **transports** (`http`, `admin`, later GraphQL, gRPC,
+//! WebSocket, and the CLI) call **services** (`auth`, `catalog`, `inventory`, `orders`,
+//! `dashboard`, `flags`), which call **stores** (their SQL). Services take only what they
+//! use, never this struct; the composition root (`app`) builds it.
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::auth::credentials::Authenticator;
+use crate::auth::tokens::TokenKeys;
+use crate::config::Config;
+use crate::dashboard::DashboardSources;
+use crate::db::Db;
+use crate::flags::Flags;
+use crate::orders::Orders;
+use crate::payments::PaymentGateway;
+use crate::ratelimit::Limits;
+
+/// Everything a transport needs; shared behind one `Arc`.
+pub struct App {
+    pub config: Config,
+    pub db: Db,
+    pub tokens: Arc<TokenKeys>,
+    /// Resolves bearer tokens and API keys to a principal's actor.
+    pub auth: Authenticator,
+    pub payments: Arc<dyn PaymentGateway>,
+    pub dashboard: Arc<dyn DashboardSources>,
+    /// Runtime feature flags (shared by replicas through the database).
+    pub flags: Arc<Flags>,
+    /// Rate limits and the login lockout (in-process, or shared through Redis).
+    pub limits: Limits,
+    /// Checkout, order reads and transitions, and the saga's recovery.
+    pub orders: Orders,
+    draining: AtomicBool,
+}
+
+impl App {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        config: Config,
+        db: Db,
+        tokens: Arc<TokenKeys>,
+        payments: Arc<dyn PaymentGateway>,
+        dashboard: Arc<dyn DashboardSources>,
+        flags: Arc<Flags>,
+        limits: Limits,
+    ) -> Self {
+        let auth = Authenticator::new(db.clone(), tokens.clone());
+        let orders = Orders::new(db.clone(), payments.clone(), flags.clone(), &config);
+        Self { config, db, tokens, auth, payments, dashboard, flags, limits, orders, draining: AtomicBool::new(false) }
+    }
+
+    /// True once shutdown has begun: `/readyz` turns unready so load balancers move on.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Marks the start of shutdown.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The transports' state: a cheap clone of the shared [`App`].
+#[derive(Clone)]
+pub struct AppState(pub Arc<App>);
+
+impl Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
