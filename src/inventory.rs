@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::db::{self, Db, Tx};
 use crate::error::{Error, Result};
-use crate::events;
+use crate::events::{self, Event, StockAdjusted, StockLow};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Inventory {
@@ -65,13 +65,8 @@ pub async fn adjust(db: &Db, product_id: Uuid, delta: i64, reason: &str) -> Resu
         let inv = get(db, product_id).await?;
         return Err(Error::InsufficientStock { sku: inv.sku, requested: -delta, available: inv.available });
     }
-    events::record(
-        &mut tx,
-        "inventory.adjusted",
-        product_id,
-        &serde_json::json!({ "product_id": product_id, "delta": delta, "reason": reason }),
-    )
-    .await?;
+    let adjusted = StockAdjusted { product_id, delta, reason: reason.to_owned() };
+    events::record(&mut tx, Event::StockAdjusted(adjusted)).await?;
     record_if_low(&mut tx, &[product_id]).await?;
     tx.commit().await?;
     get(db, product_id).await
@@ -170,8 +165,7 @@ pub async fn record_if_low(tx: &mut Tx, products: &[Uuid]) -> Result<()> {
         .fetch_optional(&mut **tx)
         .await?;
         if let Some(available) = low {
-            events::record(tx, "inventory.low", *p, &serde_json::json!({ "product_id": p, "available": available }))
-                .await?;
+            events::record(tx, Event::StockLow(StockLow { product_id: *p, available })).await?;
         }
     }
     Ok(())

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::{ProductStatus, Sku};
 use crate::db::{self, Arg, Db, SqlBuilder};
 use crate::error::{Error, FieldError, Result};
-use crate::events;
+use crate::events::{self, Event, ProductCreated, ProductUpdated};
 use crate::money::Currency;
 use crate::pagination::{Cursor, Page, PageRequest};
 
@@ -101,7 +101,8 @@ pub async fn create(db: &Db, p: NewProduct) -> Result<Product> {
         .bind(&now)
         .execute(&mut *tx)
         .await?;
-    events::record(&mut tx, "product.created", id, &serde_json::json!({ "sku": p.sku.as_str() })).await?;
+    events::record(&mut tx, Event::ProductCreated(ProductCreated { product_id: id, sku: p.sku.as_str().to_owned() }))
+        .await?;
     tx.commit().await?;
     get(db, id, true).await
 }
@@ -304,7 +305,7 @@ pub async fn update(db: &Db, id: Uuid, patch: ProductPatch, if_version: Option<i
             .await?;
         return Err(if exists.is_some() { Error::PreconditionFailed } else { Error::NotFound("product") });
     }
-    events::record(&mut tx, "product.updated", id, &serde_json::json!({ "product_id": id })).await?;
+    events::record(&mut tx, Event::ProductUpdated(ProductUpdated { product_id: id })).await?;
     tx.commit().await?;
     get(db, id, true).await
 }

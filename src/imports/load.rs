@@ -18,6 +18,7 @@ use sqlx::Row;
 use super::records::{Batch, CategoryRecord, CustomerRecord, ProductRecord};
 use super::report::{LoadReport, RowError, Tally};
 use crate::db::{self, Arg, Db, SqlBuilder, Tx};
+use crate::events::{self, Event, ImportCompleted};
 
 /// Rows per `INSERT` at most (and keys per `IN (…)` lookup).
 pub const CHUNK_ROWS: usize = 500;
@@ -63,7 +64,10 @@ fn rows_per_statement(rows: &[Vec<Value>]) -> usize {
     import.customers = batch.customers.len(),
     import.orders = batch.orders.len(),
 ))]
-pub async fn load(db: &Db, batch: Batch) -> Result<LoadReport, sqlx::Error> {
+///
+/// A run that created anything records one `import.completed` event with the counts, in
+/// the same transaction (docs/EVENTS.md: one summary, not one event per row).
+pub async fn load(db: &Db, kind: &str, batch: Batch) -> Result<LoadReport, sqlx::Error> {
     let mut report = LoadReport::default();
     let now = db::now();
     let mut tx = db.begin_write().await?;
@@ -72,6 +76,18 @@ pub async fn load(db: &Db, batch: Batch) -> Result<LoadReport, sqlx::Error> {
     load_products(&mut tx, batch.products, &categories, &now, &mut report).await?;
     load_customers(&mut tx, batch.customers, &mut report).await?;
     orders::load_orders(&mut tx, batch.orders, &mut report).await?;
+    if report.created() > 0 {
+        let counts = [
+            ("categories", report.categories.created),
+            ("products", report.products.created),
+            ("customers", report.customers.created),
+            ("orders", report.orders.created),
+            ("order_lines", report.order_lines_created),
+        ];
+        let counts = counts.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        let summary = ImportCompleted { kind: kind.to_owned(), counts };
+        events::record(&mut tx, Event::ImportCompleted(summary)).await?;
+    }
     tx.commit().await?;
     tracing::info!(import.created = report.created(), import.rejected = report.rejected.len(), "import loaded");
     Ok(report)

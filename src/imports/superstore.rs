@@ -52,7 +52,7 @@ pub async fn import_file(db: &Db, path: &Path) -> anyhow::Result<SuperstoreRepor
         );
     }
     let (batch, facts) = map(lines)?;
-    let loaded = load::load(db, batch).await?;
+    let loaded = load::load(db, "superstore", batch).await?;
     Ok(SuperstoreReport { file: path.display().to_string(), rows_read, loaded, ..facts })
 }
 

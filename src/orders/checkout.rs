@@ -15,7 +15,6 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use serde_json::json;
 use uuid::Uuid;
 
 use super::Orders;
@@ -26,7 +25,7 @@ use crate::auth::{Actor, Principal};
 use crate::catalog::Sku;
 use crate::db::{self, Arg, SqlBuilder};
 use crate::error::{Error, FieldError, Result};
-use crate::events;
+use crate::events::{self, Event, OrderFailed, OrderPaid, OrderPlaced};
 use crate::inventory::{self, StockLine};
 use crate::payments::{CardNumber, ChargeOutcome, ChargeRequest, GatewayError, PaymentRecord};
 use crate::ratelimit::Class;
@@ -150,13 +149,9 @@ async fn reserve(
         b.push(&format!("({o}, {n}, {p}, {s}, {nm}, {u}, {q}, 0, {t})"));
     }
     b.build().execute(&mut *tx).await?;
-    events::record(
-        &mut tx,
-        "order.placed",
-        id,
-        &json!({ "order_id": id, "total_minor": subtotal, "currency": currency }),
-    )
-    .await?;
+    let placed =
+        OrderPlaced { order_id: id, customer_id: customer.id, total_minor: subtotal, currency: currency.into() };
+    events::record(&mut tx, Event::OrderPlaced(placed)).await?;
     let products: Vec<Uuid> = stock.iter().map(|l| l.product_id).collect();
     inventory::record_if_low(&mut tx, &products).await?;
     tx.commit().await?;
@@ -285,7 +280,7 @@ async fn finish_paid(svc: &Orders, id: Uuid, payment_id: &str) -> Result<Settled
     .await?
     .rows_affected();
     if n == 1 {
-        events::record(&mut tx, "order.paid", id, &json!({ "order_id": id })).await?;
+        events::record(&mut tx, Event::OrderPaid(OrderPaid { order_id: id })).await?;
         tx.commit().await?;
         return Ok(Settled::Paid);
     }
@@ -330,7 +325,7 @@ async fn fail(svc: &Orders, id: Uuid, reason: &str) -> Result<()> {
     if n == 1 {
         let lines = super::stock_lines(&mut tx, id).await?;
         inventory::release(&mut tx, &lines).await?;
-        events::record(&mut tx, "order.failed", id, &json!({ "order_id": id, "reason": reason })).await?;
+        events::record(&mut tx, Event::OrderFailed(OrderFailed { order_id: id, reason: reason.to_owned() })).await?;
     } else {
         end_saga(&mut tx, id).await?;
     }

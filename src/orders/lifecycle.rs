@@ -2,7 +2,6 @@
 //! state machine, applied with a conditional UPDATE (so two racing transitions cannot both
 //! win), moves stock as the new state requires, and records its event.
 
-use serde_json::json;
 use uuid::Uuid;
 
 use super::Orders;
@@ -11,7 +10,7 @@ use crate::auth::Principal;
 use crate::auth::scopes::Scope;
 use crate::db;
 use crate::error::{Error, Result};
-use crate::events;
+use crate::events::{self, Event, OrderTransitioned};
 use crate::inventory;
 
 /// Moves order `id` to `to` on behalf of `caller`.
@@ -83,8 +82,14 @@ pub async fn transition(svc: &Orders, principal: &Principal, id: Uuid, to: Order
         OrderStatus::Shipped => inventory::ship(&mut tx, &lines).await?,
         _ => {}
     }
-    let event = format!("order.{}", to.as_str());
-    events::record(&mut tx, &event, id, &json!({ "order_id": id, "from": from.as_str() })).await?;
+    let payload = OrderTransitioned { order_id: id, from: from.as_str().to_owned(), reason: reason.map(str::to_owned) };
+    let event = match to {
+        OrderStatus::Cancelled => Event::OrderCancelled(payload),
+        OrderStatus::Shipped => Event::OrderShipped(payload),
+        OrderStatus::Delivered => Event::OrderDelivered(payload),
+        _ => Event::OrderRefunded(payload),
+    };
+    events::record(&mut tx, event).await?;
     tx.commit().await?;
     super::get_as(&svc.db, &caller, id).await
 }

@@ -9,15 +9,15 @@
 
 use std::time::Duration;
 
-use serde_json::json;
 use sqlx::Row;
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use super::OrderStatus;
 use super::Orders;
 use crate::db;
 use crate::error::Result;
-use crate::events;
+use crate::events::{self, Event, OrderTransitioned};
 use crate::inventory;
 
 const BATCH: i64 = 100;
@@ -92,13 +92,12 @@ pub async fn expire_reservations(svc: &Orders) -> Result<usize> {
             let order_id = db::parse_id(&id)?;
             let lines = super::stock_lines(&mut tx, order_id).await?;
             inventory::release(&mut tx, &lines).await?;
-            events::record(
-                &mut tx,
-                "order.cancelled",
+            let cancelled = OrderTransitioned {
                 order_id,
-                &json!({ "order_id": order_id, "reason": "reservation_expired" }),
-            )
-            .await?;
+                from: OrderStatus::PendingPayment.as_str().to_owned(),
+                reason: Some("reservation_expired".to_owned()),
+            };
+            events::record(&mut tx, Event::OrderCancelled(cancelled)).await?;
             expired += 1;
         }
         tx.commit().await?;

@@ -21,7 +21,7 @@ const OPTIONAL: &[&str] = &["external_ref"];
 pub async fn import_customers(db: &Db, path: &Path) -> anyhow::Result<ImportReport> {
     let table = Table::open(path, REQUIRED, OPTIONAL)?;
     let (batch, errors) = parse(&table);
-    let loaded = load::load(db, batch).await?;
+    let loaded = load::load(db, "customers", batch).await?;
     Ok(ImportReport::new(format!("customers from {}", path.display()), table.rows_read(), loaded, errors))
 }
 

@@ -32,7 +32,7 @@ const OPTIONAL: &[&str] = &["discount"];
 pub async fn import_orders(db: &Db, path: &Path) -> anyhow::Result<ImportReport> {
     let table = Table::open(path, REQUIRED, OPTIONAL)?;
     let (batch, errors) = parse(&table);
-    let loaded = load::load(db, batch).await?;
+    let loaded = load::load(db, "orders", batch).await?;
     Ok(ImportReport::new(format!("orders from {}", path.display()), table.rows_read(), loaded, errors))
 }
 

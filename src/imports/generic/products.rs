@@ -24,7 +24,7 @@ const LOW_STOCK_THRESHOLD: i64 = 10;
 pub async fn import_products(db: &Db, path: &Path) -> anyhow::Result<ImportReport> {
     let table = Table::open(path, REQUIRED, OPTIONAL)?;
     let (batch, errors) = parse(&table);
-    let loaded = load::load(db, batch).await?;
+    let loaded = load::load(db, "products", batch).await?;
     Ok(ImportReport::new(format!("products from {}", path.display()), table.rows_read(), loaded, errors))
 }
 

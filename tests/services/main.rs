@@ -1,0 +1,12 @@
+//! Service-level tests: the service functions called directly, with transport-free
+//! principals and no HTTP, against a fresh database per test (SQLite by default,
+//! PostgreSQL when `ORDERLY_TEST_DATABASE_URL` is set). Whatever transport calls a service,
+//! these rules hold.
+
+// Test code: a failed unwrap is a failed test, with its location.
+#![allow(clippy::unwrap_used)]
+
+#[path = "../api/helpers.rs"]
+mod helpers;
+
+mod cast;
