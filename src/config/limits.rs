@@ -6,9 +6,10 @@ use serde::{Deserialize, Serialize};
 use super::{ConfigError, Secret, string_or_list};
 
 /// Request limits (GCRA: `*_limit` requests per `*_window_secs`, the whole limit usable as a
-/// burst) per caller — API key, else user, else client IP — and the login lockout. Routes:
-/// `login` = POST /auth/{login,register,refresh,password-reset}; `checkout` = POST /orders
-/// and /orders/{id}/pay; `api` = every other /api/v1 route. See docs/OPERATIONS.md.
+/// burst) per caller — API key, else user, else client IP — and the login lockout. Classes
+/// belong to service operations: `login` = log in, register, refresh, reset a password;
+/// `checkout` = place or pay an order; `api` = every other operation. See
+/// docs/OPERATIONS.md.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitConfig {
