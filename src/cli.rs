@@ -79,7 +79,7 @@ pub enum ConfigCommand {
 /// Entry point used by `main`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match Config::load(cli.config.as_deref()) {
+    let (config, warnings) = match Config::load_reporting(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("orderly: {e}");
@@ -97,6 +97,9 @@ pub fn main() -> ExitCode {
         // The OTLP exporter is built here and needs the runtime.
         let _in_runtime = runtime.enter();
         crate::telemetry::init(&config.log);
+    }
+    for w in &warnings {
+        tracing::warn!("{w}");
     }
     let result = runtime.block_on(run(cli.command, config));
     // Flush the last spans while the runtime still drives the exporter's connection.

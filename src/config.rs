@@ -2,28 +2,28 @@
 //! variables. Invalid configuration stops start-up with a message naming the key.
 //!
 //! Environment names map onto keys by their first word: `ORDERLY_DATABASE_URL` is
-//! `database.url`, `ORDERLY_HTTP_ADDR` is `http.addr`, `ORDERLY_DATA_DIR` is `data_dir`.
-//! Every key is listed in `docs/OPERATIONS.md`.
+//! `database.url`, `ORDERLY_HTTP_ADDR` is `http.addr`, `ORDERLY_DATA_DIR` is `data_dir`
+//! (see [`env`]); other `ORDERLY_*` variables are ignored with a warning. Every key is
+//! listed in `docs/OPERATIONS.md`.
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::{Format, Serialized, Toml};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 mod cidr;
+mod env;
 mod http;
 mod limits;
+mod upcoming;
 pub use self::cidr::{Cidr, canonical};
 use self::http::string_or_list;
 pub use self::http::{HttpConfig, Middleware};
 pub use self::limits::{RateLimitConfig, RedisConfig};
-
-/// Sections whose keys are reachable as `ORDERLY_<SECTION>_<KEY>`.
-const SECTIONS: &[&str] =
-    &["http", "database", "auth", "checkout", "payments", "dashboard", "log", "flags", "admin", "ratelimit", "redis"];
+pub use self::upcoming::{GrpcConfig, NatsConfig, StorageConfig};
 
 /// A value that must never be printed: `Debug` and `Serialize` show `"[redacted]"`.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -94,6 +94,9 @@ pub struct Config {
     pub admin: AdminConfig,
     pub ratelimit: RateLimitConfig,
     pub redis: RedisConfig,
+    pub grpc: GrpcConfig,
+    pub nats: NatsConfig,
+    pub storage: StorageConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -220,6 +223,9 @@ impl Default for Config {
             admin: AdminConfig::default(),
             ratelimit: RateLimitConfig::default(),
             redis: RedisConfig::default(),
+            grpc: GrpcConfig::default(),
+            nats: NatsConfig::default(),
+            storage: StorageConfig::default(),
         }
     }
 }
@@ -233,13 +239,32 @@ impl Config {
     /// Loads defaults, then `file` (if it exists; `orderly.toml` when `None`), then the
     /// process environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_reporting(file).map(|(config, _)| config)
+    }
+
+    /// [`load`](Self::load), and the warnings to log once logging is set up: `ORDERLY_*`
+    /// variables that are not settings (ignored), and settings this build accepts but does
+    /// not use yet. An invalid `RUST_LOG` is an error, as an invalid `log.filter` is.
+    pub fn load_reporting(file: Option<&Path>) -> Result<(Self, Vec<String>), ConfigError> {
         let path = file.unwrap_or(Path::new("orderly.toml"));
         if file.is_some() && !path.exists() {
             return Err(ConfigError(format!("config file {} does not exist", path.display())));
         }
-        Self::from_figment(
-            Figment::from(Serialized::defaults(Config::default())).merge(Toml::file(path)).merge(env_provider()),
-        )
+        let config = Self::from_figment(
+            Figment::from(Serialized::defaults(Config::default())).merge(Toml::file(path)).merge(env::provider()),
+        )?;
+        if let Ok(rust_log) = std::env::var("RUST_LOG")
+            && let Err(e) = tracing_subscriber::EnvFilter::try_new(&rust_log)
+        {
+            return Err(ConfigError(format!("`RUST_LOG` is not a valid log filter: {e}")));
+        }
+        let mut warnings: Vec<String> = env::unknown_warning(std::env::vars().map(|(k, _)| k)).into_iter().collect();
+        for (key, unused) in [("nats.url", &config.nats.url), ("storage.url", &config.storage.url)] {
+            if !unused.is_empty() {
+                warnings.push(format!("`{key}` is set but this build does not use it yet; it is ignored"));
+            }
+        }
+        Ok((config, warnings))
     }
 
     /// Defaults overlaid with the given `(key, value)` pairs (dotted keys); values are parsed
@@ -312,6 +337,9 @@ impl Config {
         if self.payments.timeout_ms == 0 {
             return bad("payments.timeout_ms", "must be positive");
         }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
+            return Err(ConfigError(format!("`log.filter` is not a valid log filter: {e}")));
+        }
         if !(self.payments.url.is_empty() || self.payments.url.starts_with("http://")) {
             return bad("payments.url", "must be empty (sandbox) or an http:// URL (https:// is not built in)");
         }
@@ -329,25 +357,6 @@ impl Config {
             url.to_owned()
         }
     }
-}
-
-/// `ORDERLY_*` variables, mapped to dotted keys by their first word. `ORDERLY_TEST_*` belongs
-/// to the test suite, and `ORDERLY_ADMIN_PASSWORD` to `user create-admin`, not to the service.
-fn env_provider() -> Env {
-    Env::prefixed("ORDERLY_")
-        .filter(|k| {
-            let k = k.as_str().to_ascii_lowercase();
-            !k.starts_with("test_") && k != "admin_password"
-        })
-        .map(|k| {
-            let k = k.as_str().to_ascii_lowercase();
-            for s in SECTIONS {
-                if let Some(rest) = k.strip_prefix(s).and_then(|r| r.strip_prefix('_')) {
-                    return format!("{s}.{rest}").into();
-                }
-            }
-            k.into()
-        })
 }
 
 #[cfg(test)]
@@ -380,6 +389,12 @@ mod tests {
         ])
         .unwrap_err();
         assert!(err.to_string().contains("http.middleware"), "{err}");
+    }
+
+    #[test]
+    fn an_invalid_log_filter_is_refused_naming_the_key() {
+        let err = Config::from_pairs([("log.filter", "orderly=loud".to_string())]).unwrap_err();
+        assert!(err.to_string().contains("log.filter"), "{err}");
     }
 
     #[test]

@@ -75,6 +75,76 @@ fn help_explains_every_command() {
     }
 }
 
+/// What Kubernetes injects for a Service named `orderly`, plus a documented setting of a
+/// transport still to come.
+const ORCHESTRATOR_ENV: &[(&str, &str)] = &[
+    ("ORDERLY_PORT", "tcp://10.0.0.1:8080"),
+    ("ORDERLY_PORT_8080_TCP_ADDR", "10.0.0.1"),
+    ("ORDERLY_SERVICE_HOST", "10.0.0.1"),
+    ("ORDERLY_GRPC_ADDR", "127.0.0.1:0"),
+];
+
+fn assert_warns_about_exactly_the_unknown_ones(stderr: &str) {
+    let warning = stderr.lines().find(|l| l.contains("ignoring environment variables")).unwrap_or_else(|| {
+        panic!("no warning about unknown variables in:\n{stderr}");
+    });
+    for name in ["ORDERLY_PORT", "ORDERLY_PORT_8080_TCP_ADDR", "ORDERLY_SERVICE_HOST"] {
+        assert!(warning.contains(name), "{name} not named: {warning}");
+    }
+    assert!(!warning.contains("ORDERLY_GRPC_ADDR"), "a known setting was called unknown: {warning}");
+}
+
+#[test]
+fn orchestrator_variables_do_not_stop_migrate_or_import_and_are_named_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = orderly(dir.path()).arg("migrate").envs(ORCHESTRATOR_ENV.iter().copied()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_warns_about_exactly_the_unknown_ones(&String::from_utf8_lossy(&out.stderr));
+
+    let csv = dir.path().join("products.csv");
+    std::fs::write(&csv, "sku,name,price,currency,on_hand\nK8S-1,Pod chair,10.00,USD,3\n").unwrap();
+    let out = orderly(dir.path())
+        .args(["import", "products"])
+        .arg(&csv)
+        .envs(ORCHESTRATOR_ENV.iter().copied())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_warns_about_exactly_the_unknown_ones(&String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn orchestrator_variables_do_not_stop_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), ORCHESTRATOR_ENV);
+    let logs = server.stop();
+    assert_warns_about_exactly_the_unknown_ones(&logs);
+}
+
+#[test]
+fn orderly_config_names_the_file_whose_values_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("conf").join("custom.toml");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, "[http]\naddr = \"127.0.0.1:18181\"\n[dashboard]\ndeadline_ms = 777\n").unwrap();
+    let out = orderly(dir.path()).args(["config", "check"]).env("ORDERLY_CONFIG", &file).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("addr = \"127.0.0.1:18181\"") && shown.contains("deadline_ms = 777"), "{shown}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("ignoring"), "ORDERLY_CONFIG is not unknown");
+}
+
+#[test]
+fn an_invalid_log_filter_stops_start_up_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = orderly(dir.path()).args(["config", "check"]).env("ORDERLY_LOG_FILTER", "orderly=loud").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("log.filter"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = orderly(dir.path()).args(["config", "check"]).env("RUST_LOG", "orderly=loud").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("RUST_LOG"));
+}
+
 /// A running `orderly serve` whose stderr (the logs) is collected.
 struct Server {
     child: Child,
@@ -84,8 +154,13 @@ struct Server {
 
 impl Server {
     fn start(dir: &std::path::Path) -> Server {
+        Self::start_with(dir, &[])
+    }
+
+    fn start_with(dir: &std::path::Path, env: &[(&str, &str)]) -> Server {
         let mut child = orderly(dir)
             .args(["serve"])
+            .envs(env.iter().copied())
             .env("ORDERLY_HTTP_ADDR", "127.0.0.1:0")
             .env("ORDERLY_ADMIN_ADDR", "127.0.0.1:0")
             .env("ORDERLY_LOG_FORMAT", "json")

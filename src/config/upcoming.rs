@@ -1,0 +1,38 @@
+//! Settings of components that later transports and features bring (DESIGN.md, "Components"):
+//! accepted now so that deployments can set every documented variable, and reported at
+//! start-up while this build does not use them.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use super::Secret;
+
+/// The gRPC listener (`ORDERLY_GRPC_ADDR`, default `127.0.0.1:50051`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcConfig {
+    pub addr: SocketAddr,
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        Self { addr: SocketAddr::from(([127, 0, 0, 1], 50051)) }
+    }
+}
+
+/// NATS JetStream for domain events and live fan-out (`ORDERLY_NATS_URL`; empty: the
+/// in-process bus).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsConfig {
+    pub url: Secret,
+}
+
+/// S3-compatible object storage for files (`ORDERLY_STORAGE_URL`; empty: a local directory
+/// under `data_dir`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    pub url: Secret,
+}
