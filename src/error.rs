@@ -96,7 +96,9 @@ pub enum Error {
     /// A dependency the request cannot go without is down (e.g. Redis for login).
     #[error("{0}")]
     Unavailable(&'static str),
-    #[error("internal error")]
+    /// A database failure: `Unavailable` when the database cannot be reached (pool timeout,
+    /// connection refused or lost), otherwise `Internal`. Clients never see the cause.
+    #[error("{}", if is_unreachable(.0) { "the database is unavailable; try again shortly" } else { "internal error" })]
     Database(#[from] sqlx::Error),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
@@ -128,6 +130,7 @@ impl Error {
             Error::PreconditionFailed => ErrorKind::PreconditionFailed,
             Error::RateLimited { .. } => ErrorKind::RateLimited,
             Error::Unavailable(_) => ErrorKind::Unavailable,
+            Error::Database(e) if is_unreachable(e) => ErrorKind::Unavailable,
             Error::Database(_) | Error::Internal(_) => ErrorKind::Internal,
         }
     }
@@ -142,6 +145,7 @@ impl Error {
     /// this once, at their boundary, inside the request's span.
     pub fn log_if_internal(&self) {
         match self {
+            Error::Database(e) if is_unreachable(e) => tracing::error!(error = %e, "database unreachable"),
             Error::Database(e) => tracing::error!(error = %e, "database error"),
             Error::Internal(e) => tracing::error!(error = format!("{e:#}"), "internal error"),
             _ => {}
@@ -153,6 +157,7 @@ impl Error {
         match self {
             Error::RateLimited { retry_after_secs, .. } => Some((*retry_after_secs).max(1)),
             Error::Unavailable(_) => Some(1),
+            Error::Database(e) if is_unreachable(e) => Some(1),
             _ => None,
         }
     }
@@ -178,6 +183,7 @@ impl Error {
             Error::RateLimited { .. } => "rate-limited",
             Error::InsufficientScope(_) => "insufficient-scope",
             Error::Unavailable(_) => "unavailable",
+            Error::Database(e) if is_unreachable(e) => "unavailable",
             Error::Database(_) | Error::Internal(_) => "internal-error",
         }
     }
@@ -212,6 +218,12 @@ impl Error {
         }
         m
     }
+}
+
+/// Whether a database error means the database could not be reached (rather than a query
+/// that failed): a retry later may succeed, so it is a 503, not a 500.
+fn is_unreachable(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_))
 }
 
 fn insufficient_scope_detail(scope: &str) -> String {
@@ -255,6 +267,16 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::Internal);
         assert_eq!(e.to_string(), "internal error");
         assert_eq!(e.code(), "internal-error");
+    }
+
+    #[test]
+    fn an_unreachable_database_is_a_retryable_unavailability_without_internals() {
+        let e = Error::Database(sqlx::Error::PoolTimedOut);
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        assert_eq!(e.code(), "unavailable");
+        assert_eq!(e.retry_after_secs(), Some(1));
+        assert!(!e.to_string().contains("pool"), "{e}");
+        assert_eq!(Error::Database(sqlx::Error::RowNotFound).kind(), ErrorKind::Internal);
     }
 
     #[test]

@@ -21,12 +21,24 @@ use crate::config::{LogConfig, LogFormat};
 
 pub use otel::{inject_context, set_remote_parent, shutdown};
 
+/// PostgreSQL's NOTICE messages (`relation "_sqlx_migrations" already exists, skipping` on
+/// every start) are client noise, not events: they are logged only from WARNING up, unless
+/// the filter says something about `sqlx` itself.
+fn quiet_database_notices(directives: &str) -> String {
+    if directives.contains("sqlx") {
+        directives.to_owned()
+    } else {
+        format!("{directives},sqlx::postgres::notice=warn")
+    }
+}
+
 /// Installs the global subscriber; later calls are no-ops (tests build many apps).
 ///
 /// Call it inside the tokio runtime (e.g. under `Runtime::enter`) so the OTLP exporter can
 /// be built; call [`shutdown`] before the runtime goes away to flush the last spans.
 pub fn init(config: &LogConfig) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.filter));
+    let directives = std::env::var("RUST_LOG").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| config.filter.clone());
+    let filter = EnvFilter::new(quiet_database_notices(&directives));
     let json = match config.format {
         LogFormat::Json => true,
         LogFormat::Pretty => false,

@@ -50,7 +50,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let message = strip_location(&inner.to_string());
+        let message = plain_words(&strip_location(&inner.to_string()));
         if inner.is_syntax() || inner.is_eof() || inner.is_io() {
             Error::BadRequest(format!("the body is not valid JSON: {message}"))
         } else {
@@ -58,6 +58,107 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
             Error::Validation(vec![FieldError::new(field, message)])
         }
     })
+}
+
+/// What a Rust type name means to a client.
+fn describe(expected: &str) -> Option<&'static str> {
+    let e = expected.trim().trim_start_matches("a ").trim_start_matches("an ");
+    Some(match e {
+        "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => "a whole number",
+        "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => "a whole number, zero or more",
+        "f32" | "f64" => "a number",
+        "boolean" | "bool" => "true or false",
+        "string" | "a string" | "str" => "a string",
+        "UUID" | "uuid" | "Uuid" => "a UUID such as 0192f0c1-7c5e-7d2a-9f5e-2b1c3d4e5f60",
+        "sequence" => "a list",
+        "map" | "struct" => "an object",
+        _ if e.starts_with("struct ") => "an object",
+        _ if e.contains("RFC 3339") || e.contains("datetime") || e.contains("DateTime") => {
+            "a date and time in RFC 3339 (2026-01-31T12:00:00Z)"
+        }
+        _ => return None,
+    })
+}
+
+/// serde's messages in words a client can act on: `invalid type: string "x", expected i64`
+/// becomes `must be a whole number, not a string`; number parse failures (`invalid digit
+/// found in string`) become `must be a whole number`. Messages that name no Rust type pass
+/// through.
+fn plain_words(msg: &str) -> String {
+    if let Some(rest) = msg.strip_prefix("invalid type: ")
+        && let Some((found, expected)) = rest.split_once(", expected ")
+        && let Some(want) = describe(expected)
+    {
+        let found = found.split_whitespace().next().unwrap_or(found);
+        let found = match found {
+            "integer" | "floating" => "a number",
+            "string" => "a string",
+            "boolean" => "true or false",
+            "sequence" => "a list",
+            "map" => "an object",
+            "null" => "null",
+            _ => "something else",
+        };
+        return format!("must be {want}, not {found}");
+    }
+    if let Some(rest) = msg.strip_prefix("invalid value: ")
+        && let Some((_, expected)) = rest.split_once(", expected ")
+        && let Some(want) = describe(expected)
+    {
+        return format!("must be {want}");
+    }
+    if msg.contains("invalid digit found in string") || msg.contains("cannot parse integer") {
+        return "must be a whole number".to_owned();
+    }
+    if msg.contains("number too large") || msg.contains("number too small") {
+        return "is out of range".to_owned();
+    }
+    if msg.starts_with("UUID parsing failed") || msg.contains("invalid character: expected an optional prefix") {
+        return "must be a UUID such as 0192f0c1-7c5e-7d2a-9f5e-2b1c3d4e5f60".to_owned();
+    }
+    if msg.contains("input contains invalid characters") || msg.contains("premature end of input") {
+        return "must be a date and time in RFC 3339 (2026-01-31T12:00:00Z)".to_owned();
+    }
+    msg.to_owned()
+}
+
+/// Path parameters; a malformed one is a 422 naming the parameter (`id: must be a UUID`),
+/// never axum's plain-text 400.
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        use axum::extract::path::ErrorKind as PathError;
+        use axum::extract::rejection::PathRejection;
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Path(v)),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => {
+                let (field, message) = match e.kind() {
+                    PathError::ParseErrorAtKey { key, expected_type, .. } => {
+                        (key.clone(), describe_type(expected_type))
+                    }
+                    PathError::ParseError { expected_type, .. } => ("path".to_owned(), describe_type(expected_type)),
+                    PathError::ParseErrorAtIndex { index, expected_type, .. } => {
+                        (format!("path[{index}]"), describe_type(expected_type))
+                    }
+                    other => ("path".to_owned(), plain_words(&other.to_string())),
+                };
+                Err(Error::Validation(vec![FieldError::new(field, message)]))
+            }
+            Err(_) => Err(Error::NotFound("route")),
+        }
+    }
+}
+
+/// `must be …` for a Rust type name in a path parameter (`uuid::Uuid` → a UUID).
+fn describe_type(type_name: &str) -> String {
+    let short = type_name.rsplit("::").next().unwrap_or(type_name);
+    match describe(short) {
+        Some(want) => format!("must be {want}"),
+        None => "has the wrong format".to_owned(),
+    }
 }
 
 fn strip_location(msg: &str) -> String {
@@ -85,7 +186,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
         serde_path_to_error::deserialize(de).map(Query).map_err(|e| {
             let path = e.path().to_string();
             let field = if path == "." { "query".to_string() } else { path };
-            Error::Validation(vec![FieldError::new(field, e.into_inner().to_string())])
+            Error::Validation(vec![FieldError::new(field, plain_words(&e.into_inner().to_string()))])
         })
     }
 }
@@ -118,6 +219,18 @@ mod tests {
         };
         assert_eq!(errs[0].field, "items[1].quantity");
         assert!(!errs[0].message.contains("line"));
+    }
+
+    #[test]
+    fn type_errors_are_told_in_plain_words() {
+        let Err(Error::Validation(errs)) = parse_json::<Body>(br#"{"items":[{"quantity":"x"}]}"#) else {
+            panic!("expected a validation error")
+        };
+        assert_eq!(errs[0].message, "must be a whole number, zero or more, not a string");
+        assert_eq!(plain_words("invalid digit found in string"), "must be a whole number");
+        assert_eq!(plain_words("invalid type: string \"a\", expected i64"), "must be a whole number, not a string");
+        assert!(plain_words("UUID parsing failed: invalid character").contains("UUID"));
+        assert_eq!(describe_type("uuid::Uuid"), "must be a UUID such as 0192f0c1-7c5e-7d2a-9f5e-2b1c3d4e5f60");
     }
 
     #[test]
