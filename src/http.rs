@@ -5,6 +5,7 @@
 mod api_keys;
 mod auth;
 mod catalog;
+mod contract;
 mod dashboard;
 pub mod extract;
 mod flags;
@@ -117,7 +118,7 @@ fn cors(config: &HttpConfig) -> Option<CorsLayer> {
             `next_cursor` back as `cursor`. Money is integer minor units with an ISO 4217 currency."
     ),
     modifiers(&BearerAuth),
-    components(schemas(Problem))
+    components(schemas(Problem, crate::catalog::products::ProductSort))
 )]
 struct ApiDoc;
 
@@ -164,6 +165,7 @@ pub fn router(state: AppState) -> Router {
     } else {
         api.split_for_parts()
     };
+    let openapi = complete_contract(openapi);
 
     let config = &state.config.http;
     let body_limit = usize::try_from(config.max_body_bytes).unwrap_or(usize::MAX);
@@ -238,6 +240,13 @@ pub fn router(state: AppState) -> Router {
         // Our own limit covers every body, streamed or not; axum's default would cap at 2 MiB.
         .layer(DefaultBodyLimit::disable());
     if full { routes.layer(middleware).with_state(state) } else { routes.with_state(state) }
+}
+
+/// The generated document, completed by [`contract::complete`].
+fn complete_contract(openapi: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    let Ok(mut doc) = serde_json::to_value(&openapi) else { return openapi };
+    contract::complete(&mut doc);
+    serde_json::from_value(doc).unwrap_or(openapi)
 }
 
 /// Error responses that did not come from our `Error` (axum's 405, the body limit's 413,

@@ -78,7 +78,20 @@ impl IntoResponse for Error {
         if let Some(secs) = self.retry_after_secs() {
             res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        if let Some(challenge) = www_authenticate(&self) {
+            res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        }
         res
+    }
+}
+
+/// The challenge of a 401 (RFC 9110 §11.6.1: a 401 must carry one): the Bearer scheme of
+/// RFC 6750 §3, with `error="invalid_token"` when a token was sent and refused.
+fn www_authenticate(e: &Error) -> Option<&'static str> {
+    match e {
+        Error::InvalidToken | Error::RefreshTokenReused => Some(r#"Bearer realm="orderly", error="invalid_token""#),
+        e if e.kind() == ErrorKind::Unauthenticated => Some(r#"Bearer realm="orderly""#),
+        _ => None,
     }
 }
 

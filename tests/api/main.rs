@@ -8,6 +8,7 @@ mod api_keys;
 mod auth;
 mod catalog;
 mod checkout;
+mod contract;
 mod dashboard;
 mod edge;
 mod flags;
