@@ -1,5 +1,10 @@
 //! The catalog: categories (a tree) and products with a unique SKU, a price in integer minor
 //! units and a status. Stock lives in `inventory`.
+//!
+//! Every service function here takes the caller's [`Principal`](crate::auth::Principal) and
+//! decides itself: reads are public (an API key needs `catalog:read`; archived products are
+//! visible to staff only), writes need staff with `catalog:write`. Input arrives raw and is
+//! parsed by the types below, so every transport gets the same validation errors.
 
 pub mod categories;
 pub mod products;
@@ -7,11 +12,16 @@ pub mod products;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-/// A stock-keeping unit: 1 to 64 characters of `A–Z a–z 0–9 - _ .`, case preserved.
+/// A stock-keeping unit: 1 to 64 characters of `A–Z a–z 0–9 - _ .`, case preserved,
+/// surrounding whitespace trimmed. JSON shape: a string (`"FUR-BO-10001798"`); deserializing
+/// goes through [`Sku::parse`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(try_from = "String", into = "String")]
 pub struct Sku(String);
 
 impl Sku {
+    /// Errors: `"must be 1 to 64 characters"`, `"may contain only letters, digits, '-', '_'
+    /// and '.'"`.
     pub fn parse(raw: &str) -> Result<Self, String> {
         let s = raw.trim();
         if s.is_empty() || s.len() > 64 {
@@ -24,6 +34,86 @@ impl Sku {
     }
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl TryFrom<String> for Sku {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+
+impl From<Sku> for String {
+    fn from(s: Sku) -> String {
+        s.0
+    }
+}
+
+/// The display name of a product or category: trimmed, 1 to 200 characters. JSON shape: a
+/// string; deserializing goes through [`Name::parse`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Name(String);
+
+impl Name {
+    /// The same rule as every name in orderly ([`crate::auth::parse_name`]). Errors: `"must
+    /// not be empty"`, `"must be at most 200 characters"`.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        crate::auth::parse_name(raw).map(Self)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Name {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+
+impl From<Name> for String {
+    fn from(n: Name) -> String {
+        n.0
+    }
+}
+
+/// A product description: free text of at most [`Description::MAX_CHARS`] characters
+/// (Unicode scalar values), kept as given (empty allowed). JSON shape: a string.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Description(String);
+
+impl Description {
+    pub const MAX_CHARS: usize = 10_000;
+
+    /// Error: `"must be at most 10000 characters"`.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw.chars().count() <= Self::MAX_CHARS {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(format!("must be at most {} characters", Self::MAX_CHARS))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Description {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+
+impl From<Description> for String {
+    fn from(d: Description) -> String {
+        d.0
     }
 }
 
@@ -77,6 +167,30 @@ mod tests {
         assert!(Sku::parse("").is_err());
         assert!(Sku::parse("has space").is_err());
         assert!(Sku::parse(&"A".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn skus_deserialize_only_through_parse() {
+        assert_eq!(serde_json::from_str::<Sku>("\" A-1 \"").unwrap().as_str(), "A-1");
+        assert!(serde_json::from_str::<Sku>("\"has space\"").is_err());
+        assert_eq!(serde_json::to_string(&Sku::parse("A-1").unwrap()).unwrap(), "\"A-1\"");
+    }
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(Name::parse("  Desk ").unwrap().as_str(), "Desk");
+        assert_eq!(Name::parse("   "), Err("must not be empty".to_string()));
+        assert_eq!(Name::parse(&"é".repeat(200)).map(|n| n.as_str().chars().count()), Ok(200));
+        assert_eq!(Name::parse(&"é".repeat(201)), Err("must be at most 200 characters".to_string()));
+        assert!(serde_json::from_str::<Name>("\"\"").is_err());
+    }
+
+    #[test]
+    fn descriptions_count_characters_not_bytes() {
+        assert_eq!(Description::parse("").unwrap().as_str(), "");
+        assert!(Description::parse(&"é".repeat(10_000)).is_ok());
+        assert_eq!(Description::parse(&"a".repeat(10_001)), Err("must be at most 10000 characters".to_string()));
+        assert!(serde_json::from_str::<Description>(&format!("\"{}\"", "a".repeat(10_001))).is_err());
     }
 
     #[test]

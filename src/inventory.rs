@@ -1,22 +1,116 @@
 //! Inventory per product: `on_hand` and `reserved`, with `available = on_hand - reserved`
-//! never negative. Every change is one conditional relative UPDATE (never read-modify-write),
-//! and CHECK constraints back the same invariant in the schema.
+//! never negative and `on_hand` never above [`MAX_STOCK`]. Every change is one conditional
+//! relative UPDATE (never read-modify-write), and CHECK constraints back the lower bounds in
+//! the schema.
+//!
+//! No stock arithmetic can overflow, on either backend (on SQLite an `i64` overflow silently
+//! becomes a REAL; on PostgreSQL it is an error): `on_hand ≤ MAX_STOCK = 10^12`, a delta is
+//! at most 10^9 in size ([`StockDelta`]), and the conditions are written so that the only
+//! sums the database evaluates are of such bounded values.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::auth::Principal;
+use crate::auth::scopes::Scope;
 use crate::db::{self, Db, Tx};
-use crate::error::{Error, Result};
+use crate::error::{Error, FieldError, Result};
 use crate::events::{self, Event, StockAdjusted, StockLow};
+use crate::ratelimit::Class;
+use crate::validate;
 
+/// The most units of one product that can be on hand: 10^12. Far above any real stock, and
+/// far enough below `i64::MAX` (≈ 9.2 × 10^18) that `on_hand + delta` can never overflow.
+pub const MAX_STOCK: i64 = 1_000_000_000_000;
+
+/// The largest size of one stock adjustment, in units: 10^9.
+pub const MAX_DELTA: i64 = 1_000_000_000;
+
+// Proven at compile time: the largest value an adjustment can compute, on hand at the bound
+// plus the largest delta, fits in i64 (and so does the bound minus the largest delta).
+const _: () = assert!(MAX_STOCK.checked_add(MAX_DELTA).is_some() && MAX_STOCK - MAX_DELTA > 0);
+
+/// A relative stock change in units: non-zero, at most [`MAX_DELTA`] in size, negative to
+/// remove. JSON shape: a plain integer. Error: `"must be non-zero and at most 1e9 in size"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "i64")]
+pub struct StockDelta(i64);
+
+impl StockDelta {
+    pub fn parse(units: i64) -> Result<Self, String> {
+        // `unsigned_abs`: `i64::MIN.abs()` would overflow.
+        if units == 0 || units.unsigned_abs() > MAX_DELTA.unsigned_abs() {
+            Err("must be non-zero and at most 1e9 in size".into())
+        } else {
+            Ok(Self(units))
+        }
+    }
+
+    /// The change in units.
+    pub fn units(self) -> i64 {
+        self.0
+    }
+}
+
+impl TryFrom<i64> for StockDelta {
+    type Error = String;
+    fn try_from(units: i64) -> Result<Self, String> {
+        Self::parse(units)
+    }
+}
+
+impl From<StockDelta> for i64 {
+    fn from(d: StockDelta) -> i64 {
+        d.0
+    }
+}
+
+/// Units on hand for a new product: `0..=MAX_STOCK`. JSON shape: a plain integer. Errors:
+/// `"must not be negative"`, `"must be at most 1000000000000"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "i64")]
+pub struct InitialStock(i64);
+
+impl InitialStock {
+    pub fn parse(units: i64) -> Result<Self, String> {
+        if units < 0 {
+            Err("must not be negative".into())
+        } else if units > MAX_STOCK {
+            Err(format!("must be at most {MAX_STOCK}"))
+        } else {
+            Ok(Self(units))
+        }
+    }
+
+    /// The stock in units.
+    pub fn units(self) -> i64 {
+        self.0
+    }
+}
+
+impl TryFrom<i64> for InitialStock {
+    type Error = String;
+    fn try_from(units: i64) -> Result<Self, String> {
+        Self::parse(units)
+    }
+}
+
+impl From<InitialStock> for i64 {
+    fn from(s: InitialStock) -> i64 {
+        s.0
+    }
+}
+
+/// One product's stock, in units.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Inventory {
     pub product_id: Uuid,
     pub sku: String,
+    /// In the warehouse, `0..=MAX_STOCK` (10^12).
     pub on_hand: i64,
-    /// Held by unpaid and unshipped orders.
+    /// Held by unpaid and unshipped orders; never more than `on_hand`.
     pub reserved: i64,
     /// on_hand − reserved: what can still be sold.
     pub available: i64,
@@ -24,8 +118,14 @@ pub struct Inventory {
     pub low_stock_threshold: i64,
 }
 
-/// Stock of one product.
-pub async fn get(db: &Db, product_id: Uuid) -> Result<Inventory> {
+/// Stock of one product. Needs staff with `catalog:read`; 404 if there is no such product.
+pub async fn get(db: &Db, principal: &Principal, product_id: Uuid) -> Result<Inventory> {
+    principal.admit(Class::Api).await?;
+    principal.require_staff(Scope::CatalogRead)?;
+    load(db, product_id).await
+}
+
+async fn load(db: &Db, product_id: Uuid) -> Result<Inventory> {
     let row = sqlx::query(
         "SELECT i.product_id, p.sku, i.on_hand, i.reserved, i.low_stock_threshold \
          FROM inventory i JOIN products p ON p.id = i.product_id WHERE i.product_id = $1",
@@ -41,35 +141,71 @@ pub async fn get(db: &Db, product_id: Uuid) -> Result<Inventory> {
         sku: row.try_get("sku")?,
         on_hand,
         reserved,
+        // reserved ∈ [0, on_hand] (schema CHECKs): cannot overflow.
         available: on_hand - reserved,
         low_stock_threshold: row.try_get("low_stock_threshold")?,
     })
 }
 
-/// Adds `delta` (negative to remove) to `on_hand`. 409 `insufficient-stock` if that would
-/// leave less on hand than is reserved.
-pub async fn adjust(db: &Db, product_id: Uuid, delta: i64, reason: &str) -> Result<Inventory> {
+/// Adds `delta` units (negative to remove) to `on_hand` and records `inventory.adjusted`
+/// (and `inventory.low` if it drops to the threshold). Needs staff with `catalog:write`.
+///
+/// Errors, each changing nothing: 422 on `delta` (zero, or more than 10^9 in size) and on
+/// `reason` (empty or over 200 characters), all bad fields at once; 404 if there is no such
+/// product; 409 `insufficient-stock` if less would be on hand than is reserved; 409
+/// `stock-limit` if more than [`MAX_STOCK`] would be on hand (a conflict with the current
+/// stock, not a bad input: the same delta is fine for a product with less on hand).
+pub async fn adjust(db: &Db, principal: &Principal, product_id: Uuid, delta: i64, reason: &str) -> Result<Inventory> {
+    principal.admit(Class::Api).await?;
+    principal.require_staff(Scope::CatalogWrite)?;
+    validate! {
+        delta <- "delta" => StockDelta::parse(delta);
+        reason <- "reason" => crate::auth::parse_name(reason);
+    }
+    let d = delta.units();
     let mut tx = db.begin_write().await?;
+    // No arithmetic on unbounded values: `-d` and `MAX_STOCK - d` are computed here from a
+    // bounded delta, `on_hand - reserved` lies in [0, on_hand], and the SET's sum is only
+    // evaluated for a row whose on_hand ≤ MAX_STOCK - d, so it is at most MAX_STOCK.
     let n = sqlx::query(
         "UPDATE inventory SET on_hand = on_hand + $1, updated_at = $2 \
-         WHERE product_id = $3 AND on_hand + $1 >= reserved",
+         WHERE product_id = $3 AND on_hand - reserved >= $4 AND on_hand <= $5",
     )
-    .bind(delta)
+    .bind(d)
     .bind(db::now())
     .bind(product_id.to_string())
+    .bind(-d)
+    .bind(MAX_STOCK - d)
     .execute(&mut *tx)
     .await?
     .rows_affected();
     if n == 0 {
         drop(tx);
-        let inv = get(db, product_id).await?;
-        return Err(Error::InsufficientStock { sku: inv.sku, requested: -delta, available: inv.available });
+        let inv = load(db, product_id).await?;
+        if inv.on_hand.checked_add(d).is_none_or(|after| after > MAX_STOCK) {
+            return Err(Error::conflict(
+                "stock-limit",
+                format!("{} would have more than {MAX_STOCK} units on hand", inv.sku),
+            ));
+        }
+        return Err(Error::InsufficientStock { sku: inv.sku, requested: -d, available: inv.available });
     }
-    let adjusted = StockAdjusted { product_id, delta, reason: reason.to_owned() };
+    let adjusted = StockAdjusted { product_id, delta: d, reason };
     events::record(&mut tx, Event::StockAdjusted(adjusted)).await?;
     record_if_low(&mut tx, &[product_id]).await?;
     tx.commit().await?;
-    get(db, product_id).await
+    load(db, product_id).await
+}
+
+/// Writes the inventory row of a product created in `tx`.
+pub(crate) async fn insert(tx: &mut Tx, product_id: Uuid, on_hand: InitialStock, now: &str) -> Result<()> {
+    sqlx::query("INSERT INTO inventory (product_id, on_hand, reserved, updated_at) VALUES ($1, $2, 0, $3)")
+        .bind(product_id.to_string())
+        .bind(on_hand.units())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// One product's share of an order.
@@ -81,11 +217,19 @@ pub struct StockLine {
 }
 
 /// Reserves every line, or none: the first line without enough available stock aborts with
-/// 409 `insufficient-stock` (the caller drops the transaction). Two buyers of the last unit
-/// cannot both pass the `on_hand - reserved >= qty` condition: the row lock makes the second
-/// re-check after the first commits.
+/// 409 `insufficient-stock` (the caller drops the transaction); a quantity below 1 is a 422
+/// on `quantity` (callers validate quantities first; this is the last line of defence).
+/// Two buyers of the last unit cannot both pass the `on_hand - reserved >= qty` condition:
+/// the row lock makes the second re-check after the first commits.
+///
+/// `reserved` cannot overflow: the SET is evaluated only for a row that passed the WHERE, so
+/// the new `reserved + qty` is at most `on_hand` (≤ `MAX_STOCK` for every row this module
+/// writes), and `on_hand - reserved` is in `[0, on_hand]` by the schema's CHECKs.
 pub async fn reserve(tx: &mut Tx, lines: &[StockLine]) -> Result<()> {
     let now = db::now();
+    if lines.iter().any(|l| l.quantity < 1) {
+        return Err(Error::Validation(vec![FieldError::new("quantity", "must be at least 1")]));
+    }
     for l in lines {
         let n = sqlx::query(
             "UPDATE inventory SET reserved = reserved + $1, updated_at = $2 \
@@ -118,7 +262,8 @@ pub async fn release(tx: &mut Tx, lines: &[StockLine]) -> Result<()> {
     settle(
         tx,
         lines,
-        "UPDATE inventory SET reserved = reserved - $1, updated_at = $2 WHERE product_id = $3 AND reserved >= $1",
+        "UPDATE inventory SET reserved = reserved - $1, updated_at = $2 \
+         WHERE product_id = $3 AND $1 > 0 AND reserved >= $1",
     )
     .await
 }
@@ -129,14 +274,16 @@ pub async fn ship(tx: &mut Tx, lines: &[StockLine]) -> Result<()> {
         tx,
         lines,
         "UPDATE inventory SET on_hand = on_hand - $1, reserved = reserved - $1, updated_at = $2 \
-         WHERE product_id = $3 AND reserved >= $1",
+         WHERE product_id = $3 AND $1 > 0 AND reserved >= $1",
     )
     .await
 }
 
 /// Runs `sql` (binding quantity `$1`, now `$2`, product `$3`) for each line's reservation.
-/// A line whose reservation is already gone is left alone and logged: the CHECKs would
-/// refuse a negative count, and the order's own transition decides what is settled.
+/// A line whose reservation is already gone (or a quantity below 1, which no order has) is
+/// left alone and logged: the CHECKs would refuse a negative count, and the order's own
+/// transition decides what is settled. Both statements only subtract a positive quantity
+/// no larger than `reserved ≤ on_hand`, so nothing can overflow.
 async fn settle(tx: &mut Tx, lines: &[StockLine], sql: &'static str) -> Result<()> {
     let now = db::now();
     for l in lines {
@@ -169,4 +316,29 @@ pub async fn record_if_low(tx: &mut Tx, products: &[Uuid]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deltas_are_non_zero_and_at_most_a_billion_in_size() {
+        assert_eq!(StockDelta::parse(MAX_DELTA).map(StockDelta::units), Ok(MAX_DELTA));
+        assert_eq!(StockDelta::parse(-MAX_DELTA).map(StockDelta::units), Ok(-MAX_DELTA));
+        for bad in [0, MAX_DELTA + 1, -MAX_DELTA - 1, i64::MIN, i64::MAX] {
+            assert_eq!(StockDelta::parse(bad), Err("must be non-zero and at most 1e9 in size".to_string()), "{bad}");
+        }
+        assert!(serde_json::from_str::<StockDelta>("0").is_err());
+        assert_eq!(serde_json::from_str::<StockDelta>("-4").map(StockDelta::units).ok(), Some(-4));
+    }
+
+    #[test]
+    fn initial_stock_lies_between_zero_and_the_stock_bound() {
+        assert_eq!(InitialStock::parse(0).map(InitialStock::units), Ok(0));
+        assert_eq!(InitialStock::parse(MAX_STOCK).map(InitialStock::units), Ok(MAX_STOCK));
+        assert_eq!(InitialStock::parse(-1), Err("must not be negative".to_string()));
+        assert_eq!(InitialStock::parse(MAX_STOCK + 1), Err("must be at most 1000000000000".to_string()));
+        assert!(serde_json::from_str::<InitialStock>("-5").is_err());
+    }
 }

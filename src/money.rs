@@ -48,6 +48,58 @@ const CURRENCIES: &[(&str, u32)] = &[
     ("ZAR", 2),
 ];
 
+/// The largest price of one unit, in minor units: 10^12 (ten billion dollars in cents).
+///
+/// Chosen so that order arithmetic cannot overflow `i64` whatever the cart holds: a line is
+/// at most `MAX_PRICE_MINOR × 1,000` (the largest quantity of one SKU) = 10^15, and an order
+/// of at most 100 lines totals at most 10^17, under `i64::MAX` ≈ 9.2 × 10^18 with a factor
+/// of 92 to spare for shipping, taxes or sums over several orders. Totals are still computed
+/// with checked arithmetic; the bound is what makes the checks never fire for valid input.
+pub const MAX_PRICE_MINOR: i64 = 1_000_000_000_000;
+
+// Proven at compile time: 100 lines of 1,000 units at the largest price, 50 times over.
+const _: () = assert!(MAX_PRICE_MINOR.checked_mul(1_000 * 100 * 50).is_some());
+
+/// A unit price in minor units of some currency (cents for USD), `0..=MAX_PRICE_MINOR`.
+///
+/// Only [`Price::parse`] (or deserializing, which calls it) makes one. JSON shape: a plain
+/// integer, e.g. `1299` for 12.99 USD. Errors: `"must not be negative"`, `"must be at most
+/// 1000000000000"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "i64")]
+pub struct Price(i64);
+
+impl Price {
+    /// `minor` if it lies in `0..=MAX_PRICE_MINOR`.
+    pub fn parse(minor: i64) -> Result<Self, String> {
+        if minor < 0 {
+            Err("must not be negative".into())
+        } else if minor > MAX_PRICE_MINOR {
+            Err(format!("must be at most {MAX_PRICE_MINOR}"))
+        } else {
+            Ok(Self(minor))
+        }
+    }
+
+    /// The amount in minor units.
+    pub fn minor(self) -> i64 {
+        self.0
+    }
+}
+
+impl TryFrom<i64> for Price {
+    type Error = String;
+    fn try_from(minor: i64) -> Result<Self, String> {
+        Self::parse(minor)
+    }
+}
+
+impl From<Price> for i64 {
+    fn from(p: Price) -> i64 {
+        p.0
+    }
+}
+
 /// A supported ISO 4217 currency code, upper-case.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(try_from = "String", into = "String")]
@@ -144,6 +196,24 @@ mod tests {
         for bad in ["", ".", "-1", "1e3", "12,5", "abc", "1.2.3"] {
             assert!(decimal_to_minor(bad, 2).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn prices_are_bounded_so_order_totals_fit_in_i64() {
+        assert_eq!(Price::parse(0).map(Price::minor), Ok(0));
+        assert_eq!(Price::parse(MAX_PRICE_MINOR).map(Price::minor), Ok(MAX_PRICE_MINOR));
+        assert_eq!(Price::parse(-1), Err("must not be negative".to_string()));
+        assert_eq!(Price::parse(i64::MIN), Err("must not be negative".to_string()));
+        assert_eq!(Price::parse(MAX_PRICE_MINOR + 1), Err("must be at most 1000000000000".to_string()));
+        assert!(Price::parse(i64::MAX).is_err());
+    }
+
+    #[test]
+    fn prices_deserialize_only_through_parse() {
+        assert_eq!(serde_json::from_str::<Price>("1299").map(Price::minor).ok(), Some(1299));
+        assert!(serde_json::from_str::<Price>("-1").is_err());
+        assert!(serde_json::from_str::<Price>("1000000000001").is_err());
+        assert_eq!(serde_json::to_string(&Price::parse(5).unwrap()).unwrap(), "5");
     }
 
     #[test]

@@ -7,10 +7,14 @@ use sqlx::any::AnyRow;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::slugify;
+use super::{Name, slugify};
+use crate::auth::Principal;
+use crate::auth::scopes::Scope;
 use crate::db::{self, Db};
 use crate::error::{Error, FieldError, Result};
+use crate::ratelimit::Class;
 
+/// A node of the category tree. `slug` is unique and includes the parent's slug.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Category {
     pub id: Uuid,
@@ -31,8 +35,11 @@ fn from_row(row: &AnyRow) -> Result<Category, sqlx::Error> {
     })
 }
 
-/// Every category, parents before children, then by name.
-pub async fn list(db: &Db) -> Result<Vec<Category>> {
+/// Every category, root categories first, then by name. Public: anyone may list them; an
+/// API key needs `catalog:read` (403 `insufficient-scope`).
+pub async fn list(db: &Db, principal: &Principal) -> Result<Vec<Category>> {
+    principal.admit(Class::Api).await?;
+    principal.allow_public(Scope::CatalogRead)?;
     let rows = sqlx::query(
         "SELECT id, parent_id, name, slug, created_at FROM categories \
          ORDER BY CASE WHEN parent_id IS NULL THEN 0 ELSE 1 END, name",
@@ -42,7 +49,7 @@ pub async fn list(db: &Db) -> Result<Vec<Category>> {
     Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
 }
 
-pub async fn get(db: &Db, id: Uuid) -> Result<Category> {
+async fn get(db: &Db, id: Uuid) -> Result<Category> {
     let row = sqlx::query("SELECT id, parent_id, name, slug, created_at FROM categories WHERE id = $1")
         .bind(id.to_string())
         .fetch_optional(db.pool())
@@ -51,33 +58,39 @@ pub async fn get(db: &Db, id: Uuid) -> Result<Category> {
     Ok(from_row(&row)?)
 }
 
-/// Creates a category under `parent` (or at the root). The slug is the parent's slug and
-/// the name's, so "Chairs" under "Furniture" is `furniture-chairs`. 409 `slug-taken` if it
-/// exists; 422 if the parent does not.
-pub async fn create(db: &Db, name: &str, parent: Option<Uuid>) -> Result<Category> {
-    let parent_slug = match parent {
-        Some(p) => Some(
-            get(db, p)
-                .await
-                .map_err(|_| Error::Validation(vec![FieldError::new("parent_id", "no such category")]))?
-                .slug,
-        ),
-        None => None,
-    };
-    let slug = match parent_slug {
-        Some(ps) => format!("{ps}-{}", slugify(name)),
-        None => slugify(name),
-    };
-    if slug.is_empty() {
+/// Creates a category named `name` (raw: parsed as a [`Name`]) under `parent`, or at the
+/// root. The slug is the parent's slug and the name's, so "Chairs" under "Furniture" is
+/// `furniture-chairs`. Needs staff with `catalog:write`.
+///
+/// Errors: 422 on `name` (empty, over 200 characters, or without a letter or digit) and on
+/// `parent_id` (no such category); 409 `slug-taken` if the slug exists.
+pub async fn create(db: &Db, principal: &Principal, name: &str, parent: Option<Uuid>) -> Result<Category> {
+    principal.admit(Class::Api).await?;
+    principal.require_staff(Scope::CatalogWrite)?;
+    let name = Name::parse(name).map_err(|m| Error::Validation(vec![FieldError::new("name", m)]))?;
+    // Checked before the parent's slug is prepended: "!!!" under "Furniture" has no slug of
+    // its own either.
+    let own_slug = slugify(name.as_str());
+    if own_slug.is_empty() {
         return Err(Error::Validation(vec![FieldError::new("name", "must contain a letter or digit")]));
     }
+    let slug = match parent {
+        Some(p) => match get(db, p).await {
+            Ok(parent) => format!("{}-{own_slug}", parent.slug),
+            Err(Error::NotFound(_)) => {
+                return Err(Error::Validation(vec![FieldError::new("parent_id", "no such category")]));
+            }
+            Err(e) => return Err(e),
+        },
+        None => own_slug,
+    };
     let row = sqlx::query(
         "INSERT INTO categories (id, parent_id, name, slug, created_at) VALUES ($1, $2, $3, $4, $5) \
          RETURNING id, parent_id, name, slug, created_at",
     )
     .bind(db::new_id().to_string())
     .bind(parent.map(|p| p.to_string()))
-    .bind(name)
+    .bind(name.as_str())
     .bind(&slug)
     .bind(db::now())
     .fetch_one(db.pool())

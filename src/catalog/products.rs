@@ -8,12 +8,17 @@ use sqlx::any::AnyRow;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{ProductStatus, Sku};
+use super::{Description, Name, ProductStatus, Sku};
+use crate::auth::Principal;
+use crate::auth::scopes::Scope;
 use crate::db::{self, Arg, Db, SqlBuilder};
 use crate::error::{Error, FieldError, Result};
 use crate::events::{self, Event, ProductCreated, ProductUpdated};
-use crate::money::Currency;
+use crate::inventory::{self, InitialStock};
+use crate::money::{Currency, Price};
 use crate::pagination::{Cursor, Page, PageRequest};
+use crate::ratelimit::Class;
+use crate::validate;
 
 /// A product with its current availability.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -22,7 +27,8 @@ pub struct Product {
     pub sku: String,
     pub name: String,
     pub description: String,
-    /// Price in minor units of `currency` (cents for USD).
+    /// Price in minor units of `currency` (cents for USD), `0..=MAX_PRICE_MINOR` (10^12)
+    /// for every product written through this module.
     pub price_minor: i64,
     /// ISO 4217 code.
     pub currency: String,
@@ -60,22 +66,46 @@ fn from_row(row: &AnyRow) -> Result<Product, sqlx::Error> {
     })
 }
 
-/// A validated new product.
-#[derive(Debug)]
+/// A new product as the caller asks for it: raw values, which [`create`] parses and
+/// reports on all at once (422, one `errors[]` entry per bad field, named as here).
+#[derive(Debug, Clone, Default)]
 pub struct NewProduct {
-    pub sku: Sku,
+    /// A [`Sku`]: 1 to 64 characters of `A–Z a–z 0–9 - _ .`.
+    pub sku: String,
+    /// A [`Name`]: trimmed, 1 to 200 characters.
     pub name: String,
+    /// A [`Description`]: at most 10,000 characters.
     pub description: String,
+    /// A [`Price`]: minor units of `currency`, `0..=MAX_PRICE_MINOR` (10^12).
     pub price_minor: i64,
-    pub currency: Currency,
-    pub status: ProductStatus,
+    /// A supported ISO 4217 code ([`Currency`]).
+    pub currency: String,
+    /// Default `active`.
+    pub status: Option<ProductStatus>,
+    /// An existing category, or none.
     pub category_id: Option<Uuid>,
+    /// An [`InitialStock`]: units on hand to start with, `0..=MAX_STOCK` (10^12).
     pub initial_stock: i64,
 }
 
-/// Creates a product and its inventory row in one transaction. 409 `sku-taken` if the SKU
-/// exists; 422 on `category_id` if the category does not.
-pub async fn create(db: &Db, p: NewProduct) -> Result<Product> {
+/// Creates a product and its inventory row in one transaction and records
+/// `product.created`. Needs staff with `catalog:write`.
+///
+/// Errors, each changing nothing: 422 naming every bad field of `p` (`sku`, `name`,
+/// `description`, `price_minor`, `currency`, `initial_stock`) and `category_id` if the
+/// category does not exist; 409 `sku-taken` if the SKU exists.
+pub async fn create(db: &Db, principal: &Principal, p: NewProduct) -> Result<Product> {
+    principal.admit(Class::Api).await?;
+    principal.require_staff(Scope::CatalogWrite)?;
+    validate! {
+        sku <- "sku" => Sku::parse(&p.sku);
+        name <- "name" => Name::parse(&p.name);
+        description <- "description" => Description::parse(&p.description);
+        price <- "price_minor" => Price::parse(p.price_minor);
+        currency <- "currency" => Currency::parse(&p.currency);
+        initial_stock <- "initial_stock" => InitialStock::parse(p.initial_stock);
+    }
+    let status = p.status.unwrap_or(ProductStatus::Active);
     let id = db::new_id();
     let now = db::now();
     let mut tx = db.begin_write().await?;
@@ -84,27 +114,22 @@ pub async fn create(db: &Db, p: NewProduct) -> Result<Product> {
          version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9)",
     )
     .bind(id.to_string())
-    .bind(p.sku.as_str())
-    .bind(&p.name)
-    .bind(&p.description)
-    .bind(p.price_minor)
-    .bind(p.currency.as_str())
-    .bind(p.status.as_str())
+    .bind(sku.as_str())
+    .bind(name.as_str())
+    .bind(description.as_str())
+    .bind(price.minor())
+    .bind(currency.as_str())
+    .bind(status.as_str())
     .bind(p.category_id.map(|c| c.to_string()))
     .bind(&now)
     .execute(&mut *tx)
     .await
-    .map_err(|e| map_write_error(e, p.sku.as_str()))?;
-    sqlx::query("INSERT INTO inventory (product_id, on_hand, reserved, updated_at) VALUES ($1, $2, 0, $3)")
-        .bind(id.to_string())
-        .bind(p.initial_stock)
-        .bind(&now)
-        .execute(&mut *tx)
-        .await?;
-    events::record(&mut tx, Event::ProductCreated(ProductCreated { product_id: id, sku: p.sku.as_str().to_owned() }))
+    .map_err(|e| map_write_error(e, sku.as_str()))?;
+    inventory::insert(&mut tx, id, initial_stock, &now).await?;
+    events::record(&mut tx, Event::ProductCreated(ProductCreated { product_id: id, sku: sku.as_str().to_owned() }))
         .await?;
     tx.commit().await?;
-    get(db, id, true).await
+    fetch(db, id, true).await
 }
 
 fn map_write_error(e: sqlx::Error, sku: &str) -> Error {
@@ -119,8 +144,17 @@ fn map_write_error(e: sqlx::Error, sku: &str) -> Error {
     }
 }
 
+/// A product by id. Public: anyone may read it; an API key needs `catalog:read` (403
+/// `insufficient-scope`). 404 if there is no such product, or it is archived and the caller
+/// is not staff.
+pub async fn get(db: &Db, principal: &Principal, id: Uuid) -> Result<Product> {
+    principal.admit(Class::Api).await?;
+    principal.allow_public(Scope::CatalogRead)?;
+    fetch(db, id, principal.is_staff()).await
+}
+
 /// A product by id. Archived products are visible only when `include_archived`.
-pub async fn get(db: &Db, id: Uuid, include_archived: bool) -> Result<Product> {
+async fn fetch(db: &Db, id: Uuid, include_archived: bool) -> Result<Product> {
     let sql = format!("SELECT {COLUMNS} {FROM} WHERE p.id = $1");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(id.to_string())
@@ -205,8 +239,14 @@ pub struct ProductFilter {
     pub cursor: Option<String>,
 }
 
-/// Lists products matching `f`, one page at a time. Non-staff see active products only.
-pub async fn list(db: &Db, f: &ProductFilter, staff: bool) -> Result<Page<Product>> {
+/// Lists products matching `f`, one page at a time. Public: anyone may list; an API key
+/// needs `catalog:read` (403 `insufficient-scope`). Non-staff see active products only and
+/// get 403 `forbidden` when asking for archived ones. 422 on `limit`, `cursor`, `sort` or
+/// `min_price` (above `max_price`).
+pub async fn list(db: &Db, principal: &Principal, f: &ProductFilter) -> Result<Page<Product>> {
+    principal.admit(Class::Api).await?;
+    principal.allow_public(Scope::CatalogRead)?;
+    let staff = principal.is_staff();
     let sort = f.sort.unwrap_or_default();
     let page = PageRequest::parse(f.limit, f.cursor.as_deref(), sort.as_str()).map_err(Error::Validation)?;
     if let (Some(lo), Some(hi)) = (f.min_price, f.max_price)
@@ -264,20 +304,43 @@ pub async fn list(db: &Db, f: &ProductFilter, staff: bool) -> Result<Page<Produc
     Ok(page.finish(items, |p| sort.cursor_of(p)))
 }
 
-/// A validated partial update; `None` leaves a field unchanged.
-#[derive(Debug, Default)]
+/// Changes to a product as the caller asks for them: raw values, parsed by [`update`] like
+/// [`NewProduct`]'s; `None` leaves a field unchanged. The SKU cannot change.
+#[derive(Debug, Clone, Default)]
 pub struct ProductPatch {
+    /// A [`Name`]: trimmed, 1 to 200 characters.
     pub name: Option<String>,
+    /// A [`Description`]: at most 10,000 characters.
     pub description: Option<String>,
+    /// A [`Price`]: minor units, `0..=MAX_PRICE_MINOR` (10^12).
     pub price_minor: Option<i64>,
-    pub currency: Option<Currency>,
+    /// A supported ISO 4217 code.
+    pub currency: Option<String>,
     pub status: Option<ProductStatus>,
     pub category_id: Option<Uuid>,
 }
 
-/// Applies `patch`. With `if_version`, only if the product is still at that version
-/// (412 otherwise). Records `product.updated`.
-pub async fn update(db: &Db, id: Uuid, patch: ProductPatch, if_version: Option<i64>) -> Result<Product> {
+/// Applies `patch` and records `product.updated`. With `if_version`, only if the product is
+/// still at that version. Needs staff with `catalog:write`.
+///
+/// Errors, each changing nothing: 422 naming every bad field (`name`, `description`,
+/// `price_minor`, `currency`) and `category_id` if the category does not exist; 404 if there
+/// is no such product; 412 if it is no longer at `if_version`.
+pub async fn update(
+    db: &Db,
+    principal: &Principal,
+    id: Uuid,
+    patch: ProductPatch,
+    if_version: Option<i64>,
+) -> Result<Product> {
+    principal.admit(Class::Api).await?;
+    principal.require_staff(Scope::CatalogWrite)?;
+    validate! {
+        name <- "name" => patch.name.as_deref().map(Name::parse).transpose();
+        description <- "description" => patch.description.as_deref().map(Description::parse).transpose();
+        price <- "price_minor" => patch.price_minor.map(Price::parse).transpose();
+        currency <- "currency" => patch.currency.as_deref().map(Currency::parse).transpose();
+    }
     let mut tx = db.begin_write().await?;
     let n = sqlx::query(
         "UPDATE products SET name = COALESCE($1, name), description = COALESCE($2, description), \
@@ -285,10 +348,10 @@ pub async fn update(db: &Db, id: Uuid, patch: ProductPatch, if_version: Option<i
          status = COALESCE($5, status), category_id = COALESCE($6, category_id), \
          version = version + 1, updated_at = $7 WHERE id = $8 AND ($9 < 0 OR version = $9)",
     )
-    .bind(patch.name.as_deref())
-    .bind(patch.description.as_deref())
-    .bind(patch.price_minor)
-    .bind(patch.currency.as_ref().map(Currency::as_str))
+    .bind(name.as_ref().map(Name::as_str))
+    .bind(description.as_ref().map(Description::as_str))
+    .bind(price.map(Price::minor))
+    .bind(currency.as_ref().map(Currency::as_str))
     .bind(patch.status.map(ProductStatus::as_str))
     .bind(patch.category_id.map(|c| c.to_string()))
     .bind(db::now())
@@ -307,5 +370,5 @@ pub async fn update(db: &Db, id: Uuid, patch: ProductPatch, if_version: Option<i
     }
     events::record(&mut tx, Event::ProductUpdated(ProductUpdated { product_id: id })).await?;
     tx.commit().await?;
-    get(db, id, true).await
+    fetch(db, id, true).await
 }

@@ -11,17 +11,14 @@ use uuid::Uuid;
 
 use super::extract::{Json, Query};
 use super::problem::Problem;
-use crate::auth::scopes::Scope;
-use crate::auth::{Principal, parse_name};
+use crate::auth::Principal;
+use crate::catalog::ProductStatus;
 use crate::catalog::categories::{self, Category};
 use crate::catalog::products::{self, NewProduct, Product, ProductFilter, ProductPatch};
-use crate::catalog::{ProductStatus, Sku};
 use crate::error::{Error, FieldError, Result};
 use crate::inventory::{self, Inventory};
-use crate::money::Currency;
 use crate::pagination::Page;
 use crate::services::AppState;
-use crate::validate;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -34,8 +31,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 /// Every category; `parent_id` links the tree.
 #[utoipa::path(get, path = "/categories", tag = "catalog", responses((status = 200, body = Vec<Category>)))]
-async fn list_categories(State(state): State<AppState>) -> Result<Json<Vec<Category>>> {
-    Ok(Json(categories::list(&state.db).await?))
+async fn list_categories(State(state): State<AppState>, principal: Principal) -> Result<Json<Vec<Category>>> {
+    Ok(Json(categories::list(&state.db, &principal).await?))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -53,9 +50,7 @@ async fn create_category(
     principal: Principal,
     Json(body): Json<CreateCategoryRequest>,
 ) -> Result<(StatusCode, Json<Category>)> {
-    let _ = principal.require_staff(Scope::CatalogWrite)?;
-    validate! { name <- "name" => parse_name(&body.name); }
-    Ok((StatusCode::CREATED, Json(categories::create(&state.db, &name, body.parent_id).await?)))
+    Ok((StatusCode::CREATED, Json(categories::create(&state.db, &principal, &body.name, body.parent_id).await?)))
 }
 
 /// List products: filters, sort (`created_at`, `price`, `name`; `-` for descending) and
@@ -67,9 +62,7 @@ async fn list_products(
     principal: Principal,
     Query(filter): Query<ProductFilter>,
 ) -> Result<Response> {
-    principal.allow_public(Scope::CatalogRead)?;
-    let staff = principal.is_staff();
-    let mut res = Json(products::list(&state.db, &filter, staff).await?).into_response();
+    let mut res = Json(products::list(&state.db, &principal, &filter).await?).into_response();
     if principal.actor.is_none() {
         public_revalidate(&mut res);
     }
@@ -83,24 +76,16 @@ pub struct CreateProductRequest {
     name: String,
     #[serde(default)]
     description: String,
-    /// Minor units of `currency`, ≥ 0.
+    /// Minor units of `currency`, 0 to 10^12.
     price_minor: i64,
     /// ISO 4217.
     currency: String,
     category_id: Option<Uuid>,
     /// Default `active`.
     status: Option<ProductStatus>,
-    /// Units on hand to start with (default 0).
+    /// Units on hand to start with, 0 to 10^12 (default 0).
     #[serde(default)]
     initial_stock: i64,
-}
-
-fn check_price(p: i64) -> Result<i64, String> {
-    if p >= 0 { Ok(p) } else { Err("must not be negative".into()) }
-}
-
-fn check_description(d: &str) -> Result<String, String> {
-    if d.chars().count() <= 10_000 { Ok(d.to_owned()) } else { Err("must be at most 10000 characters".into()) }
 }
 
 /// Create a product and its inventory (staff).
@@ -111,29 +96,17 @@ async fn create_product(
     principal: Principal,
     Json(body): Json<CreateProductRequest>,
 ) -> Result<Response> {
-    let _ = principal.require_staff(Scope::CatalogWrite)?;
-    validate! {
-        sku <- "sku" => Sku::parse(&body.sku);
-        name <- "name" => parse_name(&body.name);
-        description <- "description" => check_description(&body.description);
-        price_minor <- "price_minor" => check_price(body.price_minor);
-        currency <- "currency" => Currency::parse(&body.currency);
-        initial_stock <- "initial_stock" => check_price(body.initial_stock);
-    }
-    let product = products::create(
-        &state.db,
-        NewProduct {
-            sku,
-            name,
-            description,
-            price_minor,
-            currency,
-            status: body.status.unwrap_or(ProductStatus::Active),
-            category_id: body.category_id,
-            initial_stock,
-        },
-    )
-    .await?;
+    let new = NewProduct {
+        sku: body.sku,
+        name: body.name,
+        description: body.description,
+        price_minor: body.price_minor,
+        currency: body.currency,
+        status: body.status,
+        category_id: body.category_id,
+        initial_stock: body.initial_stock,
+    };
+    let product = products::create(&state.db, &principal, new).await?;
     Ok(with_etag(StatusCode::CREATED, product))
 }
 
@@ -159,9 +132,7 @@ async fn get_product(
     Path(id): Path<Uuid>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    principal.allow_public(Scope::CatalogRead)?;
-    let staff = principal.is_staff();
-    let product = products::get(&state.db, id, staff).await?;
+    let product = products::get(&state.db, &principal, id).await?;
     let tag = etag(&product);
     let matches = headers
         .get(header::IF_NONE_MATCH)
@@ -210,7 +181,6 @@ async fn update_product(
     headers: HeaderMap,
     Json(body): Json<UpdateProductRequest>,
 ) -> Result<Response> {
-    let _ = principal.require_staff(Scope::CatalogWrite)?;
     let if_version = match headers.get(header::IF_MATCH) {
         None => None,
         Some(v) => Some(
@@ -222,15 +192,15 @@ async fn update_product(
                 })?,
         ),
     };
-    validate! {
-        name <- "name" => body.name.as_deref().map(parse_name).transpose();
-        description <- "description" => body.description.as_deref().map(check_description).transpose();
-        price_minor <- "price_minor" => body.price_minor.map(check_price).transpose();
-        currency <- "currency" => body.currency.as_deref().map(Currency::parse).transpose();
-    }
-    let patch =
-        ProductPatch { name, description, price_minor, currency, status: body.status, category_id: body.category_id };
-    Ok(with_etag(StatusCode::OK, products::update(&state.db, id, patch, if_version).await?))
+    let patch = ProductPatch {
+        name: body.name,
+        description: body.description,
+        price_minor: body.price_minor,
+        currency: body.currency,
+        status: body.status,
+        category_id: body.category_id,
+    };
+    Ok(with_etag(StatusCode::OK, products::update(&state.db, &principal, id, patch, if_version).await?))
 }
 
 /// Stock of a product (staff).
@@ -241,8 +211,7 @@ async fn get_inventory(
     principal: Principal,
     Path(id): Path<Uuid>,
 ) -> Result<Json<Inventory>> {
-    let _ = principal.require_staff(Scope::CatalogRead)?;
-    Ok(Json(inventory::get(&state.db, id).await?))
+    Ok(Json(inventory::get(&state.db, &principal, id).await?))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -254,8 +223,8 @@ pub struct AdjustmentRequest {
     reason: String,
 }
 
-/// Adjust on-hand stock by a relative amount (staff). 409 if it would leave less than is
-/// reserved.
+/// Adjust on-hand stock by a relative amount (staff). 409 `insufficient-stock` if it would
+/// leave less than is reserved, 409 `stock-limit` if more than 10^12 units would be on hand.
 #[utoipa::path(post, path = "/products/{id}/inventory/adjustments", tag = "inventory", security(("bearer" = []), ("api_key" = ["catalog:write"])),
     request_body = AdjustmentRequest,
     responses((status = 200, body = Inventory), (status = 409, body = Problem), (status = 422, body = Problem)))]
@@ -265,10 +234,5 @@ async fn adjust_inventory(
     Path(id): Path<Uuid>,
     Json(body): Json<AdjustmentRequest>,
 ) -> Result<Json<Inventory>> {
-    let _ = principal.require_staff(Scope::CatalogWrite)?;
-    validate! {
-        delta <- "delta" => if body.delta == 0 || body.delta.abs() > 1_000_000_000 { Err("must be non-zero and at most 1e9 in size".to_string()) } else { Ok(body.delta) };
-        reason <- "reason" => parse_name(&body.reason);
-    }
-    Ok(Json(inventory::adjust(&state.db, id, delta, &reason).await?))
+    Ok(Json(inventory::adjust(&state.db, &principal, id, body.delta, &body.reason).await?))
 }
