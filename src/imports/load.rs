@@ -19,6 +19,8 @@ use super::records::{Batch, CategoryRecord, CustomerRecord, ProductRecord};
 use super::report::{LoadReport, RowError, Tally};
 use crate::db::{self, Arg, Db, SqlBuilder, Tx};
 use crate::events::{self, Event, ImportCompleted};
+use crate::inventory::InitialStock;
+use crate::money::Price;
 
 /// Rows per `INSERT` at most (and keys per `IN (…)` lookup).
 pub const CHUNK_ROWS: usize = 500;
@@ -251,6 +253,15 @@ async fn load_products(
         first_line.insert(p.sku.as_str().to_owned(), p.line);
         if p.price_minor < 0 || p.on_hand < 0 || p.low_stock_threshold < 0 {
             report.rejected.push(reject("price, stock and threshold must not be negative".into()));
+            continue;
+        }
+        // The catalog's own bounds, so imported rows obey what the API enforces.
+        if let Err(why) = Price::parse(p.price_minor) {
+            report.rejected.push(reject(format!("price_minor {why}")));
+            continue;
+        }
+        if let Err(why) = InitialStock::parse(p.on_hand) {
+            report.rejected.push(reject(format!("on_hand {why}")));
             continue;
         }
         let category = match &p.category_slug {
