@@ -9,4 +9,5 @@
 #[path = "../api/helpers.rs"]
 mod helpers;
 
+mod accounts;
 mod cast;
