@@ -8,9 +8,10 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use orderly::auth::Role;
 use orderly::auth::accounts::{
-    CreateUserRequest, LoginRequest, RegisterRequest, ResetPasswordRequest, UpdateMeRequest,
+    CreateApiKeyRequest, CreateUserRequest, LoginRequest, RegisterRequest, ResetPasswordRequest, RotateApiKeyRequest,
+    UpdateMeRequest,
 };
-use orderly::auth::api_keys::{self, CreateApiKeyRequest, RotateApiKeyRequest};
+use orderly::auth::api_keys;
 use orderly::auth::scopes::Scope;
 use orderly::auth::{Email, Principal, users};
 use orderly::dashboard::{self, PeriodParams};
