@@ -1,8 +1,8 @@
 //! The accounts service: registration, sessions, the caller's own profile, user
-//! management, and API keys. The SQL lives in the stores ([`super::users`],
-//! [`super::api_keys`]). Every operation takes the caller's
-//! [`Principal`], admits itself in its rate-limit class first, then authorizes and
-//! validates its input, so every transport gets the same rules and the same errors.
+//! management, and API keys; their SQL lives in the stores ([`super::users`],
+//! [`super::api_keys`]). Every operation takes the caller's [`Principal`], admits itself in
+//! its rate-limit class first, then authorizes and validates its input, so every transport
+//! gets the same rules and the same errors.
 //!
 //! Who may do what: registering, logging in, refreshing and resetting a password are open
 //! to anyone (rate class `login`; logging in also runs the brute-force lockout). Reading
@@ -33,7 +33,7 @@ use crate::validate;
 /// Cheap to clone.
 #[derive(Clone)]
 pub struct Accounts {
-    pub(super) db: Db,
+    db: Db,
     tokens: Arc<TokenKeys>,
     /// For the login lockout (the per-operation limits come with the principal).
     limits: Limits,
