@@ -1,6 +1,7 @@
 //! Customers and staff: identities, roles, passwords, tokens, API keys, and the
 //! transport-free [`Principal`] every service function takes.
 
+pub mod accounts;
 pub mod api_keys;
 pub mod credentials;
 pub mod password;

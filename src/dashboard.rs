@@ -4,15 +4,18 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Days, NaiveDate, Utc};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
+use crate::auth::Principal;
+use crate::auth::scopes::Scope;
 use crate::db::{self, Db};
-use crate::error::Result;
+use crate::error::{Error, FieldError, Result};
+use crate::ratelimit::Class;
 
 /// Orders that count as revenue.
 const REVENUE_STATUSES: &str = "('paid', 'shipped', 'delivered')";
@@ -62,19 +65,73 @@ pub struct DayCount {
     pub count: i64,
 }
 
-/// The half-open period `[from, to)` a dashboard covers.
-#[derive(Debug, Clone, Copy)]
+/// The reporting period as a caller asks for it: whole UTC days, both optional. Checked by
+/// [`Period::parse`] (and by [`report`], which names the field in its validation error).
+#[derive(Debug, Clone, Copy, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PeriodParams {
+    /// First day, `YYYY-MM-DD` (UTC). Default: 30 days before `to`.
+    pub from: Option<NaiveDate>,
+    /// Last day, inclusive. Default: today.
+    pub to: Option<NaiveDate>,
+}
+
+/// A dashboard's reporting period: whole UTC days `first..=last`, never reversed and at most
+/// [`Period::MAX_SPAN_DAYS`] apart. Sources see it as the half-open instant range
+/// `[from(), to())`. Built only by [`Period::parse`] (deserialization included), so a
+/// source never sees a reversed or unbounded period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "PeriodParams")]
 pub struct Period {
-    pub from: DateTime<Utc>,
-    pub to: DateTime<Utc>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
 }
 
 impl Period {
-    /// Whole UTC days `from..=to`.
-    pub fn days(from: NaiveDate, to: NaiveDate) -> Self {
+    /// The longest span from the first to the last day: about 10 years, in days.
+    pub const MAX_SPAN_DAYS: i64 = 3_660;
+    /// The span when only `to` (or nothing) is given: 30 days, `to` included.
+    pub const DEFAULT_DAYS: u64 = 30;
+
+    /// The period `from..=to` (whole UTC days), `to` defaulting to today and `from` to 29
+    /// days before `to`. The message of an error concerns `from`: after `to`, or more than
+    /// [`MAX_SPAN_DAYS`](Self::MAX_SPAN_DAYS) before it.
+    pub fn parse(from: Option<NaiveDate>, to: Option<NaiveDate>) -> Result<Self, String> {
+        Self::parse_at(from, to, Utc::now().date_naive())
+    }
+
+    /// [`parse`](Self::parse) with `today` given, for a clock-independent answer.
+    pub fn parse_at(from: Option<NaiveDate>, to: Option<NaiveDate>, today: NaiveDate) -> Result<Self, String> {
+        let to = to.unwrap_or(today);
+        let from =
+            from.unwrap_or_else(|| to.checked_sub_days(Days::new(Self::DEFAULT_DAYS - 1)).unwrap_or(NaiveDate::MIN));
+        if from > to {
+            return Err("must not be after `to`".into());
+        }
+        if (to - from).num_days() > Self::MAX_SPAN_DAYS {
+            return Err("the period may span at most 10 years".into());
+        }
         let start = from.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).unwrap_or_default();
         let end = to.succ_opt().unwrap_or(to).and_hms_opt(0, 0, 0).map(|t| t.and_utc()).unwrap_or_default();
-        Self { from: start, to: end }
+        Ok(Self { from: start, to: end })
+    }
+
+    /// The first instant of the period (midnight UTC of its first day).
+    pub fn from(&self) -> DateTime<Utc> {
+        self.from
+    }
+
+    /// The first instant after the period (midnight UTC after its last day).
+    pub fn to(&self) -> DateTime<Utc> {
+        self.to
+    }
+}
+
+impl TryFrom<PeriodParams> for Period {
+    type Error = String;
+    fn try_from(p: PeriodParams) -> Result<Self, String> {
+        Self::parse(p.from, p.to)
     }
 }
 
@@ -234,6 +291,26 @@ pub struct Dashboard {
     pub missing: Vec<&'static str>,
 }
 
+/// The dashboard for `params`' period, for staff: sessions of staff and admins, and their
+/// API keys with `dashboard:read`. Every section is fetched from `sources` concurrently;
+/// what is not done within `deadline` is `null` and listed in `missing`. Rate class `api`.
+///
+/// Errors: 401 `Unauthenticated`, 403 `InsufficientScope("dashboard:read")` (a key without
+/// it) or `Forbidden` (customers), 422 `Validation` on `from` (after `to`, or a span over
+/// [`Period::MAX_SPAN_DAYS`] days), 429 `RateLimited`.
+pub async fn report(
+    principal: &Principal,
+    sources: &dyn DashboardSources,
+    params: &PeriodParams,
+    deadline: Duration,
+) -> Result<Dashboard> {
+    principal.admit(Class::Api).await?;
+    principal.require_staff(Scope::DashboardRead)?;
+    let period =
+        Period::parse(params.from, params.to).map_err(|m| Error::Validation(vec![FieldError::new("from", m)]))?;
+    Ok(build(sources, period, deadline).await)
+}
+
 /// Fetches every section concurrently; whatever is not done by `deadline` is reported
 /// missing.
 pub async fn build(sources: &dyn DashboardSources, period: Period, deadline: Duration) -> Dashboard {
@@ -271,13 +348,59 @@ pub async fn build(sources: &dyn DashboardSources, period: Period, deadline: Dur
         }
     }
     Dashboard {
-        from: period.from,
-        to: period.to,
+        from: period.from(),
+        to: period.to(),
         revenue_by_day: revenue,
         orders_by_status: statuses,
         top_products: top,
         low_stock: low,
         new_customers: customers,
         missing,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_period_covers_whole_days_with_the_last_one_included() {
+        let p = Period::parse(Some(day("2024-02-01")), Some(day("2024-02-29"))).unwrap();
+        assert_eq!(db::ts(p.from()), db::ts(day("2024-02-01").and_hms_opt(0, 0, 0).unwrap().and_utc()));
+        assert_eq!(db::ts(p.to()), db::ts(day("2024-03-01").and_hms_opt(0, 0, 0).unwrap().and_utc()));
+    }
+
+    #[test]
+    fn a_period_defaults_to_the_thirty_days_up_to_today() {
+        let p = Period::parse_at(None, None, day("2024-03-30")).unwrap();
+        assert_eq!((p.from().date_naive(), p.to().date_naive()), (day("2024-03-01"), day("2024-03-31")));
+        let q = Period::parse_at(None, Some(day("2024-01-30")), day("2030-01-01")).unwrap();
+        assert_eq!(q.from().date_naive(), day("2024-01-01"));
+    }
+
+    #[test]
+    fn reversed_and_over_long_periods_are_refused() {
+        assert_eq!(
+            Period::parse(Some(day("2020-02-01")), Some(day("2020-01-01"))).unwrap_err(),
+            "must not be after `to`"
+        );
+        assert!(Period::parse(Some(day("2010-01-01")), Some(day("2020-01-09"))).is_ok());
+        assert_eq!(
+            Period::parse(Some(day("2010-01-01")), Some(day("2020-01-10"))).unwrap_err(),
+            "the period may span at most 10 years"
+        );
+        // The default `from` at the earliest date there is neither panics nor wraps.
+        assert!(Period::parse(None, Some(NaiveDate::MIN)).is_ok());
+    }
+
+    #[test]
+    fn a_period_deserializes_only_through_its_parse() {
+        let ok: Period = serde_json::from_str(r#"{"from":"2024-01-01","to":"2024-01-31"}"#).unwrap();
+        assert_eq!(ok.from().date_naive(), day("2024-01-01"));
+        assert!(serde_json::from_str::<Period>(r#"{"from":"2024-02-01","to":"2024-01-31"}"#).is_err());
     }
 }

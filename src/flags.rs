@@ -17,8 +17,10 @@ use tokio::sync::watch;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::auth::Principal;
 use crate::db::{self, Db};
 use crate::error::{Error, Result};
+use crate::ratelimit::Class;
 
 /// A flag and its default.
 #[derive(Debug, Clone, Copy)]
@@ -103,8 +105,29 @@ impl Flags {
         Ok(())
     }
 
-    /// Sets `key` for every replica. 404 for unknown flags.
-    pub async fn set(&self, db: &Db, key: &str, enabled: bool, actor: Uuid) -> Result<FlagState> {
+    /// Every flag with its state, for an admin logged in with a session. Rate class `api`.
+    ///
+    /// Errors: 401 `Unauthenticated`, 403 `InsufficientScope("session")` (API keys) or
+    /// `Forbidden` (not an admin), 429 `RateLimited`.
+    pub async fn list(&self, principal: &Principal) -> Result<Vec<FlagState>> {
+        principal.admit(Class::Api).await?;
+        principal.require_admin_session()?;
+        Ok(self.snapshot())
+    }
+
+    /// Turns flag `key` on or off for every replica (in `db`; this process at once, the
+    /// others within `flags.refresh_interval_ms`). Admin session. Rate class `api`.
+    ///
+    /// Errors: 401, 403 and 429 as for [`list`](Self::list), 404 `NotFound("flag")` for a
+    /// key not in [`FLAGS`].
+    pub async fn set(&self, principal: &Principal, db: &Db, key: &str, enabled: bool) -> Result<FlagState> {
+        principal.admit(Class::Api).await?;
+        let caller = principal.require_admin_session()?;
+        self.store(db, key, enabled, caller.id).await
+    }
+
+    /// Stores `key`'s new value, attributed to `actor`, and reloads. 404 for unknown flags.
+    async fn store(&self, db: &Db, key: &str, enabled: bool, actor: Uuid) -> Result<FlagState> {
         let d = def(key).ok_or(Error::NotFound("flag"))?;
         sqlx::query(
             "INSERT INTO feature_flags (key, enabled, updated_by, updated_at) VALUES ($1, $2, $3, $4) \

@@ -10,6 +10,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::auth::accounts::Accounts;
 use crate::auth::credentials::Authenticator;
 use crate::auth::tokens::TokenKeys;
 use crate::config::Config;
@@ -35,6 +36,8 @@ pub struct App {
     pub limits: Limits,
     /// Checkout, order reads and transitions, and the saga's recovery.
     pub orders: Orders,
+    /// Registration, sessions, the caller's profile, users and API keys.
+    pub accounts: Accounts,
     draining: AtomicBool,
 }
 
@@ -51,7 +54,20 @@ impl App {
     ) -> Self {
         let auth = Authenticator::new(db.clone(), tokens.clone());
         let orders = Orders::new(db.clone(), payments.clone(), flags.clone(), &config);
-        Self { config, db, tokens, auth, payments, dashboard, flags, limits, orders, draining: AtomicBool::new(false) }
+        let accounts = Accounts::new(db.clone(), tokens.clone(), limits.clone());
+        Self {
+            config,
+            db,
+            tokens,
+            auth,
+            payments,
+            dashboard,
+            flags,
+            limits,
+            orders,
+            accounts,
+            draining: AtomicBool::new(false),
+        }
     }
 
     /// True once shutdown has begun: `/readyz` turns unready so load balancers move on.

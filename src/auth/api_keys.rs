@@ -5,6 +5,10 @@
 //! the lookup handle), `secret` is 64 hex digits (256 random bits). Only `prefix` and the
 //! SHA-256 of the whole key are stored: a fast hash is right for high-entropy secrets (no
 //! dictionary to guess from), so checking a key costs one indexed lookup and one hash.
+//!
+//! These are the store's operations and take no caller; transports call the
+//! [`Accounts`](super::accounts::Accounts) service (`create_api_key`, `rotate_api_key`, …),
+//! which needs an admin session.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -153,6 +157,7 @@ pub async fn create(db: &Db, name: &str, owner: Uuid, scopes: Scopes, actor: Uui
     Ok(CreatedApiKey { key, api_key: get(db, id).await? })
 }
 
+/// The key `id` (never its secret). Errors: 404 `NotFound("api key")`.
 pub async fn get(db: &Db, id: Uuid) -> Result<ApiKey> {
     let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE id = $1");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))

@@ -1,6 +1,8 @@
 //! User accounts and sessions: registration, login, refresh-token rotation with reuse
 //! detection (OAuth 2.0 Security BCP, RFC 9700 §4.14.2), logout, role management and
-//! password resets.
+//! password resets. These are the store's operations and take no caller: transports call
+//! the [`Accounts`](super::accounts::Accounts) service, which authorizes and validates
+//! first. The CLI and tests use them directly to set up accounts.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -89,6 +91,7 @@ pub async fn create(db: &Db, email: &Email, password: Option<&Password>, name: &
     Ok(user_from_row(&row)?.0)
 }
 
+/// The user `id`. Errors: 404 `NotFound("user")`.
 pub async fn get(db: &Db, id: Uuid) -> Result<User> {
     let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))

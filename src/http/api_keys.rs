@@ -1,51 +1,27 @@
 //! `/api-keys`: API keys for machine clients. Admin only, and only from a user session: a
-//! key can never create, rotate or list keys.
-
-use std::time::Duration;
+//! key can never create, rotate or list keys (the rules live in
+//! [`crate::auth::accounts::Accounts`]).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
-use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::extract::{Json, Query};
 use super::problem::Problem;
-use crate::auth::api_keys::{self, ApiKey, CreatedApiKey};
-use crate::auth::scopes::{Scope, Scopes};
-use crate::auth::{Principal, parse_name};
-use crate::error::{Error, Result};
-use crate::pagination::{Page, PageParams, PageRequest};
+use crate::auth::Principal;
+use crate::auth::accounts::{CreateApiKeyRequest, RotateApiKeyRequest};
+use crate::auth::api_keys::{ApiKey, CreatedApiKey};
+use crate::error::Result;
+use crate::pagination::{Page, PageParams};
 use crate::services::AppState;
-use crate::validate;
-
-/// Longest overlap a rotation may grant: 30 days.
-const MAX_OVERLAP_SECS: u64 = 30 * 24 * 3600;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_keys, create_key))
         .routes(routes!(get_key, revoke_key))
         .routes(routes!(rotate_key))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateApiKeyRequest {
-    /// What the key is for, e.g. `warehouse sync`.
-    name: String,
-    /// At least one; a `:write` scope includes its `:read`.
-    scopes: Vec<Scope>,
-    /// The user the key acts as (default: the admin creating it). The key has that user's
-    /// role, narrowed to `scopes`.
-    owner_id: Option<Uuid>,
-}
-
-fn check_scopes(scopes: &[Scope]) -> Result<Scopes, String> {
-    let set: Scopes = scopes.iter().copied().collect();
-    if set.is_empty() { Err("must name at least one scope".into()) } else { Ok(set) }
 }
 
 /// Create an API key. The response holds the key itself, shown this once.
@@ -56,13 +32,7 @@ async fn create_key(
     principal: Principal,
     Json(body): Json<CreateApiKeyRequest>,
 ) -> Result<(StatusCode, Json<CreatedApiKey>)> {
-    let caller = principal.require_admin_session()?;
-    validate! {
-        name <- "name" => parse_name(&body.name);
-        scopes <- "scopes" => check_scopes(&body.scopes);
-    }
-    let owner = body.owner_id.unwrap_or(caller.id);
-    Ok((StatusCode::CREATED, Json(api_keys::create(&state.db, &name, owner, scopes, caller.id).await?)))
+    Ok((StatusCode::CREATED, Json(state.accounts.create_api_key(&principal, &body).await?)))
 }
 
 /// List API keys, newest first (revoked and expired ones too). Never shows a secret.
@@ -73,33 +43,22 @@ async fn list_keys(
     principal: Principal,
     Query(q): Query<PageParams>,
 ) -> Result<Json<Page<ApiKey>>> {
-    let _ = principal.require_admin_session()?;
-    let page = PageRequest::parse(q.limit, q.cursor.as_deref(), "-created_at").map_err(Error::Validation)?;
-    Ok(Json(api_keys::list(&state.db, &page).await?))
+    Ok(Json(state.accounts.list_api_keys(&principal, &q).await?))
 }
 
 /// One API key.
 #[utoipa::path(get, path = "/api-keys/{id}", tag = "api-keys", security(("bearer" = [])),
     responses((status = 200, body = ApiKey), (status = 404, body = Problem)))]
 async fn get_key(State(state): State<AppState>, principal: Principal, Path(id): Path<Uuid>) -> Result<Json<ApiKey>> {
-    let _ = principal.require_admin_session()?;
-    Ok(Json(api_keys::get(&state.db, id).await?))
+    Ok(Json(state.accounts.get_api_key(&principal, id).await?))
 }
 
 /// Revoke an API key: it stops working at once. Idempotent.
 #[utoipa::path(delete, path = "/api-keys/{id}", tag = "api-keys", security(("bearer" = [])),
     responses((status = 204, description = "revoked"), (status = 404, body = Problem)))]
 async fn revoke_key(State(state): State<AppState>, principal: Principal, Path(id): Path<Uuid>) -> Result<StatusCode> {
-    let _ = principal.require_admin_session()?;
-    api_keys::revoke(&state.db, id).await?;
+    state.accounts.revoke_api_key(&principal, id).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RotateApiKeyRequest {
-    /// How long the old key keeps working, 0 to 2592000 (30 days).
-    overlap_secs: u64,
 }
 
 /// Rotate an API key: a new key with the same name, owner and scopes; the old one works
@@ -112,9 +71,5 @@ async fn rotate_key(
     Path(id): Path<Uuid>,
     Json(body): Json<RotateApiKeyRequest>,
 ) -> Result<(StatusCode, Json<CreatedApiKey>)> {
-    let caller = principal.require_admin_session()?;
-    validate! {
-        overlap <- "overlap_secs" => if body.overlap_secs <= MAX_OVERLAP_SECS { Ok(Duration::from_secs(body.overlap_secs)) } else { Err(format!("must be at most {MAX_OVERLAP_SECS}")) };
-    }
-    Ok((StatusCode::CREATED, Json(api_keys::rotate(&state.db, id, overlap, caller.id).await?)))
+    Ok((StatusCode::CREATED, Json(state.accounts.rotate_api_key(&principal, id, &body).await?)))
 }

@@ -1,4 +1,5 @@
-//! `/admin/flags`: runtime feature flags, admin only.
+//! `/admin/flags`: runtime feature flags, admin only (the rules live in
+//! [`crate::flags::Flags`]).
 
 use axum::extract::{Path, State};
 use serde::Deserialize;
@@ -21,8 +22,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[utoipa::path(get, path = "/admin/flags", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = Vec<FlagState>), (status = 403, body = Problem)))]
 async fn list_flags(State(state): State<AppState>, principal: Principal) -> Result<Json<Vec<FlagState>>> {
-    let _ = principal.require_admin_session()?;
-    Ok(Json(state.flags.snapshot()))
+    Ok(Json(state.flags.list(&principal).await?))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -40,6 +40,5 @@ async fn set_flag(
     Path(key): Path<String>,
     Json(body): Json<SetFlagRequest>,
 ) -> Result<Json<FlagState>> {
-    let caller = principal.require_admin_session()?;
-    Ok(Json(state.flags.set(&state.db, &key, body.enabled, caller.id).await?))
+    Ok(Json(state.flags.set(&principal, &state.db, &key, body.enabled).await?))
 }

@@ -1,9 +1,9 @@
-//! `/users`: user management, admin only.
+//! `/users`: user management (admin only; the rules live in
+//! [`crate::auth::accounts::Accounts`]).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -11,12 +11,12 @@ use uuid::Uuid;
 
 use super::extract::{Json, Query};
 use super::problem::Problem;
-use crate::auth::users::{self, User};
-use crate::auth::{Email, Password, Principal, Role, parse_name};
-use crate::error::{Error, Result};
-use crate::pagination::{Page, PageParams, PageRequest};
+use crate::auth::accounts::{CreateUserRequest, PasswordResetToken};
+use crate::auth::users::User;
+use crate::auth::{Principal, Role};
+use crate::error::Result;
+use crate::pagination::{Page, PageParams};
 use crate::services::AppState;
-use crate::validate;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -33,19 +33,7 @@ async fn list_users(
     principal: Principal,
     Query(q): Query<PageParams>,
 ) -> Result<Json<Page<User>>> {
-    let _ = principal.require_admin_session()?;
-    let page = PageRequest::parse(q.limit, q.cursor.as_deref(), "-created_at").map_err(Error::Validation)?;
-    Ok(Json(users::list(&state.db, &page).await?))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateUserRequest {
-    email: String,
-    /// Omit to create an account that cannot log in until a password is set.
-    password: Option<String>,
-    name: String,
-    role: Role,
+    Ok(Json(state.accounts.list_users(&principal, &q).await?))
 }
 
 /// Create a user with any role.
@@ -56,22 +44,14 @@ async fn create_user(
     principal: Principal,
     Json(body): Json<CreateUserRequest>,
 ) -> Result<(StatusCode, Json<User>)> {
-    let _ = principal.require_admin_session()?;
-    validate! {
-        email <- "email" => Email::parse(&body.email);
-        password <- "password" => body.password.as_deref().map(Password::parse).transpose();
-        name <- "name" => parse_name(&body.name);
-    }
-    let user = users::create(&state.db, &email, password.as_ref(), &name, body.role).await?;
-    Ok((StatusCode::CREATED, Json(user)))
+    Ok((StatusCode::CREATED, Json(state.accounts.create_user(&principal, &body).await?)))
 }
 
 /// One user.
 #[utoipa::path(get, path = "/users/{id}", tag = "users", security(("bearer" = [])),
     responses((status = 200, body = User), (status = 404, body = Problem)))]
 async fn get_user(State(state): State<AppState>, principal: Principal, Path(id): Path<Uuid>) -> Result<Json<User>> {
-    let _ = principal.require_admin_session()?;
-    Ok(Json(users::get(&state.db, id).await?))
+    Ok(Json(state.accounts.get_user(&principal, id).await?))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -89,15 +69,7 @@ async fn update_user(
     Path(id): Path<Uuid>,
     Json(body): Json<UpdateUserRequest>,
 ) -> Result<Json<User>> {
-    let caller = principal.require_admin_session()?;
-    Ok(Json(users::set_role(&state.db, caller.id, id, body.role).await?))
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct PasswordResetToken {
-    /// Shown once. Hand it to the user; they set a password with `POST /auth/password-reset`.
-    token: String,
-    expires_at: DateTime<Utc>,
+    Ok(Json(state.accounts.set_role(&principal, id, body.role).await?))
 }
 
 /// Issue a one-time password-reset token (e.g. for imported customers who have none).
@@ -108,7 +80,5 @@ async fn issue_password_reset(
     principal: Principal,
     Path(id): Path<Uuid>,
 ) -> Result<(StatusCode, Json<PasswordResetToken>)> {
-    let _ = principal.require_admin_session()?;
-    let (token, expires_at) = users::create_password_reset(&state.db, id).await?;
-    Ok((StatusCode::CREATED, Json(PasswordResetToken { token, expires_at })))
+    Ok((StatusCode::CREATED, Json(state.accounts.issue_password_reset(&principal, id).await?)))
 }

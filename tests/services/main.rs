@@ -9,5 +9,6 @@
 #[path = "../api/helpers.rs"]
 mod helpers;
 
+mod accounts;
 mod cast;
 mod catalog;
