@@ -105,10 +105,11 @@ pub struct Refused {
 }
 
 impl From<Refused> for Error {
-    /// 409: `refund-in-progress` when a claimed refund blocks the move, else
+    /// 409: `refund-in-progress` when a claimed refund blocks the move (a second refund
+    /// included), else
     /// `invalid-transition` naming the current status.
     fn from(r: Refused) -> Error {
-        if r.current == OrderStatus::Paid && r.saga == SagaState::Refunding && r.to != OrderStatus::Refunded {
+        if r.current == OrderStatus::Paid && r.saga == SagaState::Refunding {
             Error::conflict("refund-in-progress", "a refund of this order is in progress")
         } else {
             Error::InvalidTransition { from: r.current.as_str(), to: r.to.as_str() }
