@@ -632,3 +632,19 @@ async fn a_refund_pays_back_and_releases_the_stock_once() {
     assert_eq!(gateway.refunds.load(Ordering::SeqCst), 1);
     assert_eq!(stock(db, p).await, (5, 0));
 }
+
+#[tokio::test]
+async fn the_openapi_document_keeps_the_checkout_schemas_names() {
+    let t = spawn().await;
+    let (status, doc) = t.get("/openapi.json", None).await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for name in ["PlaceOrderRequest", "LineItemRequest", "PaymentRequest", "Order", "OrderStatus"] {
+        assert!(schemas.contains_key(name), "{name} missing from {:?}", schemas.keys().collect::<Vec<_>>());
+    }
+    assert!(!schemas.contains_key("CheckoutRequest"));
+    let body = &doc["paths"]["/api/v1/orders"]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"];
+    assert_eq!(body, "#/components/schemas/PlaceOrderRequest");
+    let line = &schemas["PlaceOrderRequest"]["properties"]["line_items"]["items"]["$ref"];
+    assert_eq!(line, "#/components/schemas/LineItemRequest");
+}
