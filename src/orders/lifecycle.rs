@@ -1,95 +1,64 @@
-//! Transitions after checkout: cancel, ship, deliver, refund. Each is checked against the
-//! state machine, applied with a conditional UPDATE (so two racing transitions cannot both
-//! win), moves stock as the new state requires, and records its event.
+//! Transitions after checkout, as service operations: cancel, ship, deliver, refund. Each
+//! authorizes its caller, then moves the order through [`transition::apply`] (state
+//! machine, conditional UPDATE, stock, event in one transaction). Refund is a saga step of
+//! its own ([`super::refund`]).
 
 use uuid::Uuid;
 
-use super::Orders;
-use super::{Order, OrderStatus};
+use super::store;
+use super::transition::{self, Step};
+use super::{Order, Orders, owner_filter};
 use crate::auth::Principal;
 use crate::auth::scopes::Scope;
-use crate::db;
 use crate::error::{Error, Result};
-use crate::events::{self, Event, OrderTransitioned};
-use crate::inventory;
+use crate::ratelimit::Class;
 
-/// Moves order `id` to `to` on behalf of `caller`.
-///
-/// Who may: `cancelled` — the order's customer or staff; `shipped`, `delivered`,
-/// `refunded` — staff. `paid` and `failed` are reached only through the checkout saga.
-/// Errors: 404 (not the caller's order), 403 (role), 409 `invalid-transition` naming the
-/// current status.
-#[tracing::instrument(skip_all, fields(order.id = %id, order.to = to.as_str()))]
-pub async fn transition(svc: &Orders, principal: &Principal, id: Uuid, to: OrderStatus) -> Result<Order> {
+/// Cancels an unpaid order; its stock is released. The order's customer or staff (scope
+/// `orders:write`); another customer's order is 404. Errors: 409 `invalid-transition`
+/// naming the current status (paid, shipped, … or a lost race).
+#[tracing::instrument(skip_all, fields(order.id = %id))]
+pub async fn cancel(svc: &Orders, principal: &Principal, id: Uuid) -> Result<Order> {
+    principal.admit(Class::Api).await?;
     let caller = principal.require(Scope::OrdersWrite)?;
-    let order = super::get_as(&svc.db, &caller, id).await?;
-    match to {
-        OrderStatus::Cancelled => {}
-        OrderStatus::Shipped | OrderStatus::Delivered | OrderStatus::Refunded => {
-            principal.require_staff(Scope::OrdersWrite)?;
-        }
-        OrderStatus::Paid | OrderStatus::Failed | OrderStatus::PendingPayment => {
-            return Err(Error::InvalidTransition { from: order.status.as_str(), to: to.as_str() });
-        }
-    }
-    let from = order.status;
-    from.check(to)?;
+    let order = store::find(&svc.db, id, owner_filter(&caller)).await?;
+    let reason = if caller.id == order.customer_id { "cancelled_by_customer" } else { "cancelled_by_staff" };
+    transition::apply(&svc.db, id, Step::Cancelled { reason }).await?.map_err(Error::from)?;
+    store::find(&svc.db, id, owner_filter(&caller)).await
+}
 
-    if to == OrderStatus::Refunded {
-        let payment_id: Option<String> = sqlx::query_scalar("SELECT payment_id FROM orders WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_one(svc.db.pool())
-            .await?;
-        if let Some(pid) = payment_id {
-            svc.payments.refund(pid).await.map_err(|e| Error::Internal(e.into()))?;
-        }
-    }
+/// Marks a paid order shipped; its reserved stock leaves on-hand. Staff with scope
+/// `orders:write` (customers: 403). Errors: 404; 409 `invalid-transition` naming the current
+/// status, or `refund-in-progress` while a refund is claimed.
+#[tracing::instrument(skip_all, fields(order.id = %id))]
+pub async fn ship(svc: &Orders, principal: &Principal, id: Uuid) -> Result<Order> {
+    staff_step(svc, principal, id, Step::Shipped).await
+}
 
-    let (ts_col, reason) = match to {
-        OrderStatus::Shipped => ("shipped_at", None),
-        OrderStatus::Delivered => ("delivered_at", None),
-        OrderStatus::Cancelled => (
-            "closed_at",
-            Some(if caller.id == order.customer_id { "cancelled_by_customer" } else { "cancelled_by_staff" }),
-        ),
-        _ => ("closed_at", None),
-    };
-    let now = db::now();
-    let mut tx = svc.db.begin_write().await?;
-    let sql = format!(
-        "UPDATE orders SET status = $1, {ts_col} = $2, updated_at = $2, reserved_until = NULL, \
-         failure_reason = COALESCE($3, failure_reason) WHERE id = $4 AND status = $5"
-    );
-    let n = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(to.as_str())
-        .bind(&now)
-        .bind(reason)
-        .bind(id.to_string())
-        .bind(from.as_str())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    if n == 0 {
-        // Someone else moved it first; report the state it is in now.
-        let current = super::status_of(&mut tx, id).await?;
-        return Err(Error::InvalidTransition { from: current.as_str(), to: to.as_str() });
-    }
-    let lines = super::stock_lines(&mut tx, id).await?;
-    match to {
-        OrderStatus::Cancelled | OrderStatus::Refunded if from.holds_reservation() => {
-            inventory::release(&mut tx, &lines).await?
-        }
-        OrderStatus::Shipped => inventory::ship(&mut tx, &lines).await?,
-        _ => {}
-    }
-    let payload = OrderTransitioned { order_id: id, from: from.as_str().to_owned(), reason: reason.map(str::to_owned) };
-    let event = match to {
-        OrderStatus::Cancelled => Event::OrderCancelled(payload),
-        OrderStatus::Shipped => Event::OrderShipped(payload),
-        OrderStatus::Delivered => Event::OrderDelivered(payload),
-        _ => Event::OrderRefunded(payload),
-    };
-    events::record(&mut tx, event).await?;
-    tx.commit().await?;
-    super::get_as(&svc.db, &caller, id).await
+/// Marks a shipped order delivered. Staff with scope `orders:write` (customers: 403).
+/// Errors: 404; 409 `invalid-transition` naming the current status.
+#[tracing::instrument(skip_all, fields(order.id = %id))]
+pub async fn deliver(svc: &Orders, principal: &Principal, id: Uuid) -> Result<Order> {
+    staff_step(svc, principal, id, Step::Delivered).await
+}
+
+/// Refunds a paid, unshipped order: claims it, refunds the payment through the gateway,
+/// then settles it `refunded` and releases its stock. Staff with scope `orders:write`
+/// (customers: 403). Errors: 404; 409 `invalid-transition` naming the current status (the
+/// gateway is then never called) or `refund-in-progress`; 503 `Unavailable` when the
+/// gateway does not answer (the recovery worker finishes the refund).
+#[tracing::instrument(skip_all, fields(order.id = %id))]
+pub async fn refund(svc: &Orders, principal: &Principal, id: Uuid) -> Result<Order> {
+    principal.admit(Class::Api).await?;
+    principal.require_staff(Scope::OrdersWrite)?;
+    store::find(&svc.db, id, None).await?;
+    super::refund::refund(svc, id).await?;
+    store::find(&svc.db, id, None).await
+}
+
+async fn staff_step(svc: &Orders, principal: &Principal, id: Uuid, step: Step<'_>) -> Result<Order> {
+    principal.admit(Class::Api).await?;
+    principal.require_staff(Scope::OrdersWrite)?;
+    store::find(&svc.db, id, None).await?;
+    transition::apply(&svc.db, id, step).await?.map_err(Error::from)?;
+    store::find(&svc.db, id, None).await
 }

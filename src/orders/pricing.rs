@@ -1,5 +1,6 @@
 //! Checkout step 1: validate and price a cart from the catalog. Client prices and totals are
-//! never used; repeated SKUs are merged; every bad line is reported at once.
+//! never used; repeated SKUs are merged; every bad line is reported at once. Line totals and
+//! the subtotal are checked: an amount beyond `i64` is a 422, never a wrapped total.
 
 use std::collections::HashMap;
 
@@ -7,7 +8,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::Orders;
-use super::checkout::{CartLine, MAX_QUANTITY};
+use super::cart::{CartLine, MAX_QUANTITY};
 use crate::db::{self, Arg, SqlBuilder};
 use crate::error::{Error, FieldError, Result};
 
@@ -18,16 +19,29 @@ pub(super) struct PricedLine {
     pub name: String,
     pub unit_price_minor: i64,
     pub quantity: i64,
+    /// unit_price_minor × quantity, checked.
+    pub line_total_minor: i64,
 }
 
-/// Step 1: merges repeated SKUs and prices every line from the catalog.
+/// A priced cart: its lines, their one currency (ISO 4217), and Σ line totals in minor units.
+pub(super) struct Priced {
+    pub lines: Vec<PricedLine>,
+    pub currency: String,
+    pub subtotal_minor: i64,
+}
+
+/// Step 1: merges repeated SKUs and prices every line from the catalog. 422 naming each bad
+/// line (`line_items[i].sku`: unknown, not for sale, another currency;
+/// `line_items[i].quantity`: over 1000 of one SKU, or a line total beyond `i64`;
+/// `line_items`: a subtotal beyond `i64`).
 #[tracing::instrument(name = "checkout.price", skip_all, fields(order.lines = lines.len()))]
-pub(super) async fn price(svc: &Orders, lines: &[CartLine]) -> Result<(Vec<PricedLine>, String)> {
+pub(super) async fn price(svc: &Orders, lines: &[CartLine]) -> Result<Priced> {
+    // At most 100 lines of at most 1000 each: the merged sums cannot overflow, but stay checked.
     let mut merged: Vec<(String, i64, usize)> = Vec::new();
     for (i, l) in lines.iter().enumerate() {
         match merged.iter_mut().find(|(s, _, _)| s == l.sku.as_str()) {
-            Some(m) => m.1 += l.quantity,
-            None => merged.push((l.sku.as_str().to_owned(), l.quantity, i)),
+            Some(m) => m.1 = m.1.checked_add(l.quantity.get()).unwrap_or(i64::MAX),
+            None => merged.push((l.sku.as_str().to_owned(), l.quantity.get(), i)),
         }
     }
     let mut b = SqlBuilder::new("SELECT id, sku, name, price_minor, currency, status FROM products WHERE sku IN (");
@@ -70,16 +84,30 @@ pub(super) async fn price(svc: &Orders, lines: &[CartLine]) -> Result<(Vec<Price
             None => currency = Some(cur),
             _ => {}
         }
+        let unit_price_minor: i64 = r.try_get("price_minor")?;
+        let line_total = unit_price_minor.checked_mul(*quantity).filter(|t| *t >= 0);
+        let Some(line_total_minor) = line_total else {
+            errors.push(FieldError::new(
+                format!("line_items[{i}].quantity"),
+                "the line total (unit price × quantity) is out of range",
+            ));
+            continue;
+        };
         priced.push(PricedLine {
             product_id: db::parse_id(&r.try_get::<String, _>("id")?)?,
             sku: sku.clone(),
             name: r.try_get("name")?,
-            unit_price_minor: r.try_get("price_minor")?,
+            unit_price_minor,
             quantity: *quantity,
+            line_total_minor,
         });
     }
     if !errors.is_empty() {
         return Err(Error::Validation(errors));
     }
-    Ok((priced, currency.unwrap_or_default()))
+    let subtotal_minor = priced.iter().try_fold(0_i64, |sum, l| sum.checked_add(l.line_total_minor));
+    let Some(subtotal_minor) = subtotal_minor else {
+        return Err(Error::Validation(vec![FieldError::new("line_items", "the order total is out of range")]));
+    };
+    Ok(Priced { lines: priced, currency: currency.unwrap_or_default(), subtotal_minor })
 }

@@ -1,6 +1,7 @@
 //! Background workers that keep orders moving without a client:
 //! - **saga recovery**: a saga left in `charging` past its deadline (its process crashed or
-//!   lost the gateway) is resolved from what the gateway remembers: paid, or compensated.
+//!   lost the gateway) is resolved from what the gateway remembers: paid, or compensated; a
+//!   saga left in `refunding` is refunded (if the gateway has not already) and settled.
 //! - **reservation expiry**: an unpaid order past `reserved_until` is cancelled with reason
 //!   `reservation_expired` and its stock released.
 //!
@@ -9,98 +10,55 @@
 
 use std::time::Duration;
 
-use sqlx::Row;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::OrderStatus;
 use super::Orders;
-use crate::db;
+use super::state::{SagaState, saga_lease};
+use super::store;
+use super::transition::{self, Step};
 use crate::error::Result;
-use crate::events::{self, Event, OrderTransitioned};
-use crate::inventory;
 
 const BATCH: i64 = 100;
 
-/// Resumes interrupted sagas; returns how many were resolved.
+/// Resumes interrupted sagas (a charge or a refund left past its lease); returns how many
+/// were resolved.
 pub async fn recover_interrupted_sagas(svc: &Orders) -> Result<usize> {
-    let now = db::now();
-    let rows = sqlx::query(
-        "SELECT id, saga_deadline FROM orders WHERE saga_state = 'charging' AND saga_deadline < $1 \
-         ORDER BY saga_deadline LIMIT $2",
-    )
-    .bind(&now)
-    .bind(BATCH)
-    .fetch_all(svc.db.pool())
-    .await?;
-    let lease =
-        chrono::Duration::milliseconds(i64::try_from(svc.payment_timeout_ms.saturating_mul(2)).unwrap_or(60_000));
     let mut resolved = 0;
-    for r in rows {
-        let id: String = r.try_get("id")?;
-        let old: String = r.try_get("saga_deadline")?;
-        // Claim: extend the deadline only if nobody else did first.
-        let claimed = sqlx::query(
-            "UPDATE orders SET saga_deadline = $1 WHERE id = $2 AND saga_state = 'charging' AND saga_deadline = $3",
-        )
-        .bind(db::ts(chrono::Utc::now() + lease))
-        .bind(&id)
-        .bind(&old)
-        .execute(svc.db.pool())
-        .await?
-        .rows_affected();
-        if claimed == 0 {
-            continue;
-        }
-        let order_id: Uuid = db::parse_id(&id)?;
-        match super::checkout::resolve_from_gateway(svc, order_id).await {
-            Ok(()) => {
-                resolved += 1;
-                tracing::info!(order.id = %order_id, "interrupted checkout saga resolved");
+    for state in [SagaState::Charging, SagaState::Refunding] {
+        for (id, old) in store::past_lease(&svc.db, state, BATCH).await? {
+            // Claim: extend the lease only if nobody else did first.
+            let lease = chrono::Utc::now() + saga_lease(svc.payment_timeout_ms);
+            if !store::renew_lease(&svc.db, id, state, &old, lease).await? {
+                continue;
             }
-            Err(e) => tracing::warn!(order.id = %order_id, error = %e, "saga recovery will retry"),
+            match resume(svc, id, state).await {
+                Ok(()) => {
+                    resolved += 1;
+                    tracing::info!(order.id = %id, saga.state = state.as_str(), "interrupted saga resolved");
+                }
+                Err(e) => tracing::warn!(order.id = %id, error = %e, "saga recovery will retry"),
+            }
         }
     }
     Ok(resolved)
 }
 
-/// Cancels unpaid orders whose reservation expired; returns how many.
+async fn resume(svc: &Orders, id: Uuid, state: SagaState) -> Result<()> {
+    match state {
+        SagaState::Refunding => super::refund::resume(svc, id).await,
+        _ => super::checkout::resolve_from_gateway(svc, id).await,
+    }
+}
+
+/// Cancels unpaid orders whose reservation expired (reason `reservation_expired`, stock
+/// released), through [`transition::apply`]; returns how many.
 pub async fn expire_reservations(svc: &Orders) -> Result<usize> {
-    let now = db::now();
-    let ids: Vec<String> = sqlx::query_scalar(
-        "SELECT id FROM orders WHERE status = 'pending_payment' AND saga_state = 'awaiting_payment' \
-         AND reserved_until < $1 ORDER BY reserved_until LIMIT $2",
-    )
-    .bind(&now)
-    .bind(BATCH)
-    .fetch_all(svc.db.pool())
-    .await?;
     let mut expired = 0;
-    for id in ids {
-        let mut tx = svc.db.begin_write().await?;
-        let n = sqlx::query(
-            "UPDATE orders SET status = 'cancelled', saga_state = 'compensated', reserved_until = NULL, \
-             failure_reason = 'reservation_expired', closed_at = $1, updated_at = $1 \
-             WHERE id = $2 AND status = 'pending_payment' AND saga_state = 'awaiting_payment' AND reserved_until < $1",
-        )
-        .bind(&now)
-        .bind(&id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if n == 1 {
-            let order_id = db::parse_id(&id)?;
-            let lines = super::stock_lines(&mut tx, order_id).await?;
-            inventory::release(&mut tx, &lines).await?;
-            let cancelled = OrderTransitioned {
-                order_id,
-                from: OrderStatus::PendingPayment.as_str().to_owned(),
-                reason: Some("reservation_expired".to_owned()),
-            };
-            events::record(&mut tx, Event::OrderCancelled(cancelled)).await?;
+    for id in store::expired_reservations(&svc.db, BATCH).await? {
+        if transition::apply(&svc.db, id, Step::Expired).await?.is_ok() {
             expired += 1;
         }
-        tx.commit().await?;
     }
     if expired > 0 {
         tracing::info!(orders.expired = expired, "released expired reservations");

@@ -12,3 +12,4 @@ mod helpers;
 mod accounts;
 mod cast;
 mod catalog;
+mod orders;

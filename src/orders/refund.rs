@@ -1,0 +1,84 @@
+//! Refund as a saga step, so that money goes back only for an order that ends `refunded`:
+//!
+//! 1. **Claim**: `paid` with no refund in flight → saga `refunding`, with a lease
+//!    ([`saga_lease`]). While claimed, no other transition (ship) can win. A refund that
+//!    loses this race (shipped first, refunded by someone else) stops here: the gateway is
+//!    never called.
+//! 2. **Refund** the payment through the gateway.
+//! 3. **Settle** `paid → refunded` through [`transition::apply`] (stock released, event).
+//!
+//! A crash between 1 and 3 leaves the saga `refunding` past its deadline; the recovery
+//! worker then [`resume`]s it: if the gateway already shows the charge reversed, it only
+//! settles; otherwise it refunds (same payment id) and settles.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use uuid::Uuid;
+
+use super::Orders;
+use super::state::{OrderStatus, SagaState, saga_lease};
+use super::store;
+use super::transition::{self, Refused, Step};
+use crate::error::{Error, Result};
+use crate::payments::{GatewayError, PaymentRecord};
+
+/// Claims, refunds and settles order `id` (no authorization: the caller did it).
+pub(super) async fn refund(svc: &Orders, id: Uuid) -> Result<()> {
+    let deadline = Utc::now() + saga_lease(svc.payment_timeout_ms);
+    if !store::claim_refund(&svc.db, id, deadline).await? {
+        let (current, saga) = store::current_state(&svc.db, id).await?;
+        return Err(Refused { current, saga, to: OrderStatus::Refunded }.into());
+    }
+    pay_back_and_settle(svc, id).await
+}
+
+/// Step 2 and 3 for a claimed order.
+async fn pay_back_and_settle(svc: &Orders, id: Uuid) -> Result<()> {
+    if let Some(payment_id) = store::payment_id(&svc.db, id).await? {
+        let timeout = Duration::from_millis(svc.payment_timeout_ms);
+        let outcome = match tokio::time::timeout(timeout, svc.payments.refund(payment_id)).await {
+            Ok(r) => r,
+            Err(_) => Err(GatewayError::Unavailable("timed out".into())),
+        };
+        match outcome {
+            Ok(()) => {}
+            Err(GatewayError::Unavailable(why)) => {
+                tracing::warn!(order.id = %id, reason = %why, "refund outcome unknown; recovery will finish it");
+                return Err(Error::Unavailable("the payment gateway did not answer; the refund will be retried"));
+            }
+            Err(GatewayError::Rejected(why)) => {
+                // A definite no: give the claim back so the order can move on (or be retried).
+                store::move_saga(
+                    &svc.db,
+                    id,
+                    Some(OrderStatus::Paid),
+                    SagaState::Refunding,
+                    SagaState::Completed,
+                    None,
+                    None,
+                )
+                .await?;
+                return Err(Error::Internal(anyhow::anyhow!("the payment gateway refused the refund: {why}")));
+            }
+        }
+    }
+    settle(svc, id).await
+}
+
+/// Step 3: `paid → refunded`. Cannot lose while the claim holds; if it does, it says why.
+async fn settle(svc: &Orders, id: Uuid) -> Result<()> {
+    transition::apply(&svc.db, id, Step::Refunded).await?.map_err(Error::from)
+}
+
+/// Finishes a refund whose process stopped between claim and settle (the recovery worker
+/// holds its renewed lease). A gateway that already shows the charge reversed is not asked
+/// again, so a gateway whose refund is not idempotent is safe too.
+#[tracing::instrument(name = "refund.recover", skip_all, fields(order.id = %id))]
+pub(crate) async fn resume(svc: &Orders, id: Uuid) -> Result<()> {
+    let record = svc.payments.lookup(id.to_string()).await.map_err(|e| Error::Internal(e.into()))?;
+    match record {
+        Some(PaymentRecord::Reversed { .. }) => settle(svc, id).await,
+        _ => pay_back_and_settle(svc, id).await,
+    }
+}

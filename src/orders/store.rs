@@ -1,0 +1,435 @@
+//! The order aggregate's SQL, all of it: tables `orders` and `order_lines`. Nothing here
+//! decides who may do what or which move is legal (that is the services' and
+//! [`super::transition`]'s job); every write is a single conditional statement so that two
+//! racing callers cannot both win.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use uuid::Uuid;
+
+use super::state::{OrderStatus, SagaState};
+use super::{LineItem, Order, OrderFilter};
+use crate::db::{self, Arg, Db, SqlBuilder, Tx};
+use crate::error::{Error, Result};
+use crate::inventory::StockLine;
+use crate::pagination::PageRequest;
+
+const COLUMNS: &str = "id, number, customer_id, status, currency, subtotal_minor, discount_minor, total_minor, \
+     payment_last4, failure_reason, reserved_until, ship_mode, shipping_address, placed_at, paid_at, \
+     shipped_at, delivered_at, closed_at, updated_at";
+
+fn opt_ts(row: &AnyRow, col: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    row.try_get::<Option<String>, _>(col)?.as_deref().map(db::parse_ts).transpose()
+}
+
+fn from_row(row: &AnyRow) -> Result<Order, sqlx::Error> {
+    let status: String = row.try_get("status")?;
+    let address: Option<String> = row.try_get("shipping_address")?;
+    Ok(Order {
+        id: db::parse_id(&row.try_get::<String, _>("id")?)?,
+        number: row.try_get("number")?,
+        customer_id: db::parse_id(&row.try_get::<String, _>("customer_id")?)?,
+        status: OrderStatus::parse(&status).map_err(|e| sqlx::Error::Decode(e.into()))?,
+        currency: row.try_get("currency")?,
+        subtotal_minor: row.try_get("subtotal_minor")?,
+        discount_minor: row.try_get("discount_minor")?,
+        total_minor: row.try_get("total_minor")?,
+        line_items: Vec::new(),
+        payment_last4: row.try_get("payment_last4")?,
+        failure_reason: row.try_get("failure_reason")?,
+        reserved_until: opt_ts(row, "reserved_until")?,
+        ship_mode: row.try_get("ship_mode")?,
+        shipping_address: address.and_then(|a| serde_json::from_str(&a).ok()),
+        placed_at: db::parse_ts(&row.try_get::<String, _>("placed_at")?)?,
+        paid_at: opt_ts(row, "paid_at")?,
+        shipped_at: opt_ts(row, "shipped_at")?,
+        delivered_at: opt_ts(row, "delivered_at")?,
+        closed_at: opt_ts(row, "closed_at")?,
+        updated_at: db::parse_ts(&row.try_get::<String, _>("updated_at")?)?,
+    })
+}
+
+fn line_from_row(row: &AnyRow) -> Result<(Uuid, LineItem), sqlx::Error> {
+    let product: Option<String> = row.try_get("product_id")?;
+    Ok((
+        db::parse_id(&row.try_get::<String, _>("order_id")?)?,
+        LineItem {
+            line_no: row.try_get("line_no")?,
+            product_id: product.as_deref().map(db::parse_id).transpose()?,
+            sku: row.try_get("sku")?,
+            name: row.try_get("name")?,
+            unit_price_minor: row.try_get("unit_price_minor")?,
+            quantity: row.try_get("quantity")?,
+            discount_minor: row.try_get("discount_minor")?,
+            line_total_minor: row.try_get("line_total_minor")?,
+        },
+    ))
+}
+
+/// Fills in the line items of `orders` with one query (no N+1).
+pub(super) async fn attach_lines(db: &Db, orders: &mut [Order]) -> Result<()> {
+    if orders.is_empty() {
+        return Ok(());
+    }
+    let mut b = SqlBuilder::new(
+        "SELECT order_id, line_no, product_id, sku, name, unit_price_minor, quantity, discount_minor, \
+         line_total_minor FROM order_lines WHERE order_id IN (",
+    );
+    for (i, o) in orders.iter().enumerate() {
+        let a = b.arg(Arg::Text(o.id.to_string()));
+        b.push(if i == 0 { "" } else { ", " }).push(&a);
+    }
+    b.push(") ORDER BY order_id, line_no");
+    let rows = b.build().fetch_all(db.pool()).await?;
+    for row in &rows {
+        let (order_id, line) = line_from_row(row)?;
+        if let Some(o) = orders.iter_mut().find(|o| o.id == order_id) {
+            o.line_items.push(line);
+        }
+    }
+    Ok(())
+}
+
+/// Order `id` with its lines; with `owner`, only if that customer placed it. 404 otherwise.
+pub(super) async fn find(db: &Db, id: Uuid, owner: Option<Uuid>) -> Result<Order> {
+    let sql = format!("SELECT {COLUMNS} FROM orders WHERE id = $1 AND ($2 = '' OR customer_id = $2)");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id.to_string())
+        .bind(owner.map(|o| o.to_string()).unwrap_or_default())
+        .fetch_optional(db.pool())
+        .await?
+        .ok_or(Error::NotFound("order"))?;
+    let mut orders = vec![from_row(&row)?];
+    attach_lines(db, &mut orders).await?;
+    Ok(orders.remove(0))
+}
+
+/// One page of orders newest first (`page.fetch_limit()` rows, without their lines), of
+/// `customer` if given, filtered by `f`'s status and placement window.
+pub(super) async fn list(db: &Db, customer: Option<Uuid>, f: &OrderFilter, page: &PageRequest) -> Result<Vec<Order>> {
+    let mut b = SqlBuilder::new(&format!("SELECT {COLUMNS} FROM orders WHERE 1 = 1"));
+    if let Some(c) = customer {
+        let a = b.arg(Arg::Text(c.to_string()));
+        b.push(&format!(" AND customer_id = {a}"));
+    }
+    if let Some(s) = f.status {
+        let a = b.arg(Arg::Text(s.as_str().into()));
+        b.push(&format!(" AND status = {a}"));
+    }
+    if let Some(t) = f.placed_from {
+        let a = b.arg(Arg::Text(db::ts(t)));
+        b.push(&format!(" AND placed_at >= {a}"));
+    }
+    if let Some(t) = f.placed_to {
+        let a = b.arg(Arg::Text(db::ts(t)));
+        b.push(&format!(" AND placed_at < {a}"));
+    }
+    if let Some(c) = &page.cursor {
+        let k = b.arg(Arg::Text(c.key_text()?.to_owned()));
+        let id = b.arg(Arg::Text(c.id.clone()));
+        b.push(&format!(" AND (placed_at < {k} OR (placed_at = {k} AND id < {id}))"));
+    }
+    let lim = b.arg(Arg::Int(page.fetch_limit()));
+    b.push(&format!(" ORDER BY placed_at DESC, id DESC LIMIT {lim}"));
+    let rows = b.build().fetch_all(db.pool()).await?;
+    Ok(rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?)
+}
+
+/// An order's status and saga state, inside a transaction. 404 if there is no such order.
+pub(super) async fn state_of(tx: &mut Tx, id: Uuid) -> Result<(OrderStatus, SagaState)> {
+    let row = sqlx::query("SELECT status, saga_state FROM orders WHERE id = $1")
+        .bind(id.to_string())
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or(Error::NotFound("order"))?;
+    let status = OrderStatus::parse(&row.try_get::<String, _>("status")?).map_err(internal)?;
+    let saga = SagaState::parse(&row.try_get::<String, _>("saga_state")?).map_err(internal)?;
+    Ok((status, saga))
+}
+
+fn internal(e: String) -> Error {
+    Error::Internal(anyhow::anyhow!(e))
+}
+
+/// The stock an order holds, one entry per product.
+pub(super) async fn stock_lines(tx: &mut Tx, id: Uuid) -> Result<Vec<StockLine>> {
+    let rows =
+        sqlx::query("SELECT product_id, sku, quantity FROM order_lines WHERE order_id = $1 AND product_id IS NOT NULL")
+            .bind(id.to_string())
+            .fetch_all(&mut **tx)
+            .await?;
+    let mut lines: Vec<StockLine> = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let product_id = db::parse_id(&r.try_get::<String, _>("product_id")?)?;
+        let quantity: i64 = r.try_get("quantity")?;
+        match lines.iter_mut().find(|l| l.product_id == product_id) {
+            Some(l) => {
+                l.quantity =
+                    l.quantity.checked_add(quantity).ok_or_else(|| internal("order quantity overflow".into()))?
+            }
+            None => lines.push(StockLine { product_id, sku: r.try_get("sku")?, quantity }),
+        }
+    }
+    Ok(lines)
+}
+
+/// A new order as checkout writes it, in `pending_payment`.
+pub(super) struct NewOrder<'a> {
+    pub id: Uuid,
+    pub number: String,
+    pub customer_id: Uuid,
+    pub currency: &'a str,
+    /// Σ line totals, minor units (checked by pricing).
+    pub subtotal_minor: i64,
+    pub saga: SagaState,
+    pub saga_deadline: Option<DateTime<Utc>>,
+    pub reserved_until: DateTime<Utc>,
+    pub payment_last4: Option<&'a str>,
+    pub shipping_address: Option<&'a serde_json::Value>,
+    pub placed_at: DateTime<Utc>,
+    pub lines: Vec<NewLine<'a>>,
+}
+
+/// One line of a [`NewOrder`].
+pub(super) struct NewLine<'a> {
+    pub product_id: Uuid,
+    pub sku: &'a str,
+    pub name: &'a str,
+    pub unit_price_minor: i64,
+    pub quantity: i64,
+    pub line_total_minor: i64,
+}
+
+/// Inserts the order and its lines (numbered from 1).
+pub(super) async fn insert(tx: &mut Tx, o: &NewOrder<'_>) -> Result<()> {
+    let placed = db::ts(o.placed_at);
+    sqlx::query(
+        "INSERT INTO orders (id, number, customer_id, status, currency, subtotal_minor, discount_minor, total_minor, \
+         saga_state, saga_deadline, reserved_until, payment_last4, shipping_address, placed_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, 0, $6, $7, $8, $9, $10, $11, $12, $12)",
+    )
+    .bind(o.id.to_string())
+    .bind(&o.number)
+    .bind(o.customer_id.to_string())
+    .bind(OrderStatus::PendingPayment.as_str())
+    .bind(o.currency)
+    .bind(o.subtotal_minor)
+    .bind(o.saga.as_str())
+    .bind(o.saga_deadline.map(db::ts))
+    .bind(db::ts(o.reserved_until))
+    .bind(o.payment_last4)
+    .bind(o.shipping_address.map(|a| a.to_string()))
+    .bind(&placed)
+    .execute(&mut **tx)
+    .await?;
+    let mut b = SqlBuilder::new(
+        "INSERT INTO order_lines (order_id, line_no, product_id, sku, name, unit_price_minor, quantity, \
+         discount_minor, line_total_minor) VALUES ",
+    );
+    for (i, (l, line_no)) in o.lines.iter().zip(1_i64..).enumerate() {
+        let vals = [
+            b.arg(Arg::Text(o.id.to_string())),
+            b.arg(Arg::Int(line_no)),
+            b.arg(Arg::Text(l.product_id.to_string())),
+            b.arg(Arg::Text(l.sku.to_owned())),
+            b.arg(Arg::Text(l.name.to_owned())),
+            b.arg(Arg::Int(l.unit_price_minor)),
+            b.arg(Arg::Int(l.quantity)),
+            b.arg(Arg::Int(l.line_total_minor)),
+        ];
+        let [o, n, p, s, nm, u, q, t] = &vals;
+        b.push(if i == 0 { "" } else { ", " });
+        b.push(&format!("({o}, {n}, {p}, {s}, {nm}, {u}, {q}, 0, {t})"));
+    }
+    b.build().execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// How a status write changes the saga state.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum SagaWrite {
+    /// Leave it (and its deadline) as it is.
+    Keep,
+    /// Set it and clear the deadline.
+    Set(SagaState),
+    /// `compensated` unless a charge is in flight: that one's outcome still has to be
+    /// settled (a late success is voided).
+    EndUnlessCharging,
+}
+
+/// What must hold besides `status = from` for a status write to apply.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Guard {
+    None,
+    SagaIs(SagaState),
+    SagaIsNot(SagaState),
+    /// Waiting for payment without a charge in flight, and `reserved_until` is past.
+    ReservationExpired,
+}
+
+/// One conditional status write (see `transition::apply`).
+pub(super) struct StatusWrite<'a> {
+    pub from: OrderStatus,
+    pub to: OrderStatus,
+    /// The timestamp column the new status sets (`paid_at`, `shipped_at`, …).
+    pub at_column: &'static str,
+    pub saga: SagaWrite,
+    pub guard: Guard,
+    /// Stored in `failure_reason` when given.
+    pub reason: Option<&'a str>,
+    /// Stored in `payment_id` when given.
+    pub payment_id: Option<&'a str>,
+}
+
+/// `UPDATE orders … WHERE id = id AND status = from AND <guard>`; returns whether it applied.
+/// Every status change clears `reserved_until` (only `pending_payment` has one).
+pub(super) async fn write_status(tx: &mut Tx, id: Uuid, w: &StatusWrite<'_>) -> Result<bool> {
+    // Only `&'static str` constants of this module's enums are formatted into the SQL.
+    let (saga, deadline) = match w.saga {
+        SagaWrite::Keep => ("saga_state".to_owned(), "saga_deadline".to_owned()),
+        SagaWrite::Set(s) => (format!("'{}'", s.as_str()), "NULL".to_owned()),
+        SagaWrite::EndUnlessCharging => (
+            format!(
+                "CASE WHEN saga_state = '{c}' THEN saga_state ELSE '{e}' END",
+                c = SagaState::Charging.as_str(),
+                e = SagaState::Compensated.as_str()
+            ),
+            format!("CASE WHEN saga_state = '{}' THEN saga_deadline ELSE NULL END", SagaState::Charging.as_str()),
+        ),
+    };
+    let guard = match w.guard {
+        Guard::None => String::new(),
+        Guard::SagaIs(s) => format!(" AND saga_state = '{}'", s.as_str()),
+        Guard::SagaIsNot(s) => format!(" AND saga_state <> '{}'", s.as_str()),
+        Guard::ReservationExpired => {
+            format!(" AND saga_state = '{}' AND reserved_until < $2", SagaState::AwaitingPayment.as_str())
+        }
+    };
+    let sql = format!(
+        "UPDATE orders SET status = $1, {at} = $2, updated_at = $2, reserved_until = NULL, \
+         failure_reason = COALESCE($3, failure_reason), payment_id = COALESCE($4, payment_id), \
+         saga_state = {saga}, saga_deadline = {deadline} WHERE id = $5 AND status = $6{guard}",
+        at = w.at_column,
+    );
+    let n = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(w.to.as_str())
+        .bind(db::now())
+        .bind(w.reason)
+        .bind(w.payment_id)
+        .bind(id.to_string())
+        .bind(w.from.as_str())
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    Ok(n == 1)
+}
+
+/// Moves the saga `from → to` with a lease until `deadline` (or none), if it is in `from`
+/// and the order is in `status` (any status if `None`); records the card's last four digits
+/// when given. Returns whether this call won.
+pub(super) async fn move_saga(
+    db: &Db,
+    id: Uuid,
+    status: Option<OrderStatus>,
+    from: SagaState,
+    to: SagaState,
+    deadline: Option<DateTime<Utc>>,
+    last4: Option<&str>,
+) -> Result<bool> {
+    let n = sqlx::query(
+        "UPDATE orders SET saga_state = $1, saga_deadline = $2, payment_last4 = COALESCE($3, payment_last4), \
+         updated_at = $4 WHERE id = $5 AND ($6 = '' OR status = $6) AND saga_state = $7",
+    )
+    .bind(to.as_str())
+    .bind(deadline.map(db::ts))
+    .bind(last4)
+    .bind(db::now())
+    .bind(id.to_string())
+    .bind(status.map(OrderStatus::as_str).unwrap_or_default())
+    .bind(from.as_str())
+    .execute(db.pool())
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+/// Claims a paid order for refund: saga `refunding` with a lease until `deadline`, if the
+/// order is `paid` and no refund is in flight. Returns whether this call won the claim.
+pub(super) async fn claim_refund(db: &Db, id: Uuid, deadline: DateTime<Utc>) -> Result<bool> {
+    let n = sqlx::query(
+        "UPDATE orders SET saga_state = $1, saga_deadline = $2, updated_at = $3 \
+         WHERE id = $4 AND status = $5 AND saga_state <> $1",
+    )
+    .bind(SagaState::Refunding.as_str())
+    .bind(db::ts(deadline))
+    .bind(db::now())
+    .bind(id.to_string())
+    .bind(OrderStatus::Paid.as_str())
+    .execute(db.pool())
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+/// The order's status and saga state, outside a transaction.
+pub(super) async fn current_state(db: &Db, id: Uuid) -> Result<(OrderStatus, SagaState)> {
+    let mut tx = db.pool().begin().await?;
+    let state = state_of(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(state)
+}
+
+/// The gateway's id of the order's charge, if it was paid through the gateway.
+pub(super) async fn payment_id(db: &Db, id: Uuid) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar("SELECT payment_id FROM orders WHERE id = $1")
+        .bind(id.to_string())
+        .fetch_optional(db.pool())
+        .await?
+        .flatten())
+}
+
+/// Up to `limit` orders whose saga sits in `state` past its deadline, oldest deadline
+/// first, with that deadline (the claim token for [`renew_lease`]).
+pub(super) async fn past_lease(db: &Db, state: SagaState, limit: i64) -> Result<Vec<(Uuid, String)>> {
+    let rows = sqlx::query(
+        "SELECT id, saga_deadline FROM orders WHERE saga_state = $1 AND saga_deadline < $2 \
+         ORDER BY saga_deadline LIMIT $3",
+    )
+    .bind(state.as_str())
+    .bind(db::now())
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter().map(|r| Ok((db::parse_id(&r.try_get::<String, _>("id")?)?, r.try_get("saga_deadline")?))).collect()
+}
+
+/// Takes over a lapsed lease: moves the deadline from `old` to `new` only if nobody else
+/// did first. Returns whether this call won.
+pub(super) async fn renew_lease(db: &Db, id: Uuid, state: SagaState, old: &str, new: DateTime<Utc>) -> Result<bool> {
+    let n =
+        sqlx::query("UPDATE orders SET saga_deadline = $1 WHERE id = $2 AND saga_state = $3 AND saga_deadline = $4")
+            .bind(db::ts(new))
+            .bind(id.to_string())
+            .bind(state.as_str())
+            .bind(old)
+            .execute(db.pool())
+            .await?
+            .rows_affected();
+    Ok(n == 1)
+}
+
+/// Up to `limit` unpaid orders without a charge in flight whose reservation has expired.
+pub(super) async fn expired_reservations(db: &Db, limit: i64) -> Result<Vec<Uuid>> {
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM orders WHERE status = $1 AND saga_state = $2 AND reserved_until < $3 \
+         ORDER BY reserved_until LIMIT $4",
+    )
+    .bind(OrderStatus::PendingPayment.as_str())
+    .bind(SagaState::AwaitingPayment.as_str())
+    .bind(db::now())
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(ids.iter().map(|i| db::parse_id(i)).collect::<Result<_, _>>()?)
+}

@@ -1,0 +1,183 @@
+//! The one function every order status change goes through: the checkout saga's paid and
+//! failed, reservation expiry, recovery, and cancel, ship, deliver and refund.
+
+use uuid::Uuid;
+
+use super::state::{OrderStatus, SagaState};
+use super::store::{self, Guard, SagaWrite, StatusWrite};
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::events::{self, Event, OrderFailed, OrderPaid, OrderTransitioned};
+use crate::inventory;
+
+/// A status change, with what it carries.
+#[derive(Debug, Clone, Copy)]
+pub enum Step<'a> {
+    /// The charge succeeded (checkout, `pay`, recovery): `pending_payment → paid`.
+    Paid {
+        /// The gateway's id of the charge, kept for the refund.
+        payment_id: &'a str,
+    },
+    /// The charge was declined, refused or interrupted: `pending_payment → failed`, stock
+    /// released.
+    Failed {
+        /// `card_declined`, `payment_rejected`, `payment_interrupted`, …
+        reason: &'a str,
+    },
+    /// The reservation expired unpaid (no charge in flight): `pending_payment → cancelled`,
+    /// reason `reservation_expired`, stock released.
+    Expired,
+    /// The customer or staff cancelled: `pending_payment → cancelled`, stock released.
+    Cancelled {
+        /// `cancelled_by_customer` or `cancelled_by_staff`.
+        reason: &'a str,
+    },
+    /// `paid → shipped`: the reserved stock leaves on-hand. Refused while a refund is in
+    /// flight.
+    Shipped,
+    /// `shipped → delivered`.
+    Delivered,
+    /// The refund claimed before (saga `refunding`) was paid back: `paid → refunded`, stock
+    /// released.
+    Refunded,
+}
+
+impl Step<'_> {
+    /// The status this step moves to.
+    pub fn target(&self) -> OrderStatus {
+        match self {
+            Step::Paid { .. } => OrderStatus::Paid,
+            Step::Failed { .. } => OrderStatus::Failed,
+            Step::Expired | Step::Cancelled { .. } => OrderStatus::Cancelled,
+            Step::Shipped => OrderStatus::Shipped,
+            Step::Delivered => OrderStatus::Delivered,
+            Step::Refunded => OrderStatus::Refunded,
+        }
+    }
+
+    fn reason(&self) -> Option<&str> {
+        match self {
+            Step::Failed { reason } | Step::Cancelled { reason } => Some(reason),
+            Step::Expired => Some("reservation_expired"),
+            _ => None,
+        }
+    }
+
+    /// What else must hold in the saga for this step to apply.
+    fn guard(&self) -> Guard {
+        match self {
+            Step::Expired => Guard::ReservationExpired,
+            Step::Shipped => Guard::SagaIsNot(SagaState::Refunding),
+            Step::Refunded => Guard::SagaIs(SagaState::Refunding),
+            _ => Guard::None,
+        }
+    }
+
+    fn saga_write(&self) -> SagaWrite {
+        match self {
+            Step::Paid { .. } | Step::Refunded => SagaWrite::Set(SagaState::Completed),
+            Step::Failed { .. } | Step::Expired => SagaWrite::Set(SagaState::Compensated),
+            Step::Cancelled { .. } => SagaWrite::EndUnlessCharging,
+            Step::Shipped | Step::Delivered => SagaWrite::Keep,
+        }
+    }
+
+    fn admits(&self, saga: SagaState) -> bool {
+        match self.guard() {
+            Guard::SagaIs(s) => saga == s,
+            Guard::SagaIsNot(s) => saga != s,
+            Guard::ReservationExpired => saga == SagaState::AwaitingPayment,
+            Guard::None => true,
+        }
+    }
+}
+
+/// A transition that did not happen: the state machine does not allow it from the order's
+/// current state, or another transition won the race.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    /// The order's status now.
+    pub current: OrderStatus,
+    /// Its saga state now.
+    pub saga: SagaState,
+    /// The status that was asked for.
+    pub to: OrderStatus,
+}
+
+impl From<Refused> for Error {
+    /// 409: `refund-in-progress` when a claimed refund blocks the move (a second refund
+    /// included), else
+    /// `invalid-transition` naming the current status.
+    fn from(r: Refused) -> Error {
+        if r.current == OrderStatus::Paid && r.saga == SagaState::Refunding {
+            Error::conflict("refund-in-progress", "a refund of this order is in progress")
+        } else {
+            Error::InvalidTransition { from: r.current.as_str(), to: r.to.as_str() }
+        }
+    }
+}
+
+/// Applies `step` to order `id`, in one transaction: checks the move against the state
+/// machine ([`OrderStatus::check`]) from the order's current status, writes it with a
+/// conditional `UPDATE … WHERE id = $ AND status = <current>` (plus the step's saga guard),
+/// sets the new status's timestamp (`paid_at`, `shipped_at`, `delivered_at`, else
+/// `closed_at`) and saga state, settles stock (release on cancelled, failed and refunded
+/// while reserved; ship on shipped), and records the step's event.
+///
+/// No authorization: the service operations decide who may ask for which step.
+///
+/// Returns `Ok(Err(Refused))` when the move is illegal from the current state or another
+/// transition won (nothing written); `Err(NotFound)` for no such order, `Err(Database)`
+/// otherwise.
+#[tracing::instrument(name = "orders.transition", skip_all, fields(order.id = %id, order.to = step.target().as_str()))]
+pub async fn apply(db: &Db, id: Uuid, step: Step<'_>) -> Result<Result<(), Refused>> {
+    let to = step.target();
+    let mut tx = db.begin_write().await?;
+    let (from, saga) = store::state_of(&mut tx, id).await?;
+    if from.check(to).is_err() || !step.admits(saga) {
+        return Ok(Err(Refused { current: from, saga, to }));
+    }
+    let write = StatusWrite {
+        from,
+        to,
+        at_column: match to {
+            OrderStatus::Paid => "paid_at",
+            OrderStatus::Shipped => "shipped_at",
+            OrderStatus::Delivered => "delivered_at",
+            _ => "closed_at",
+        },
+        saga: step.saga_write(),
+        guard: step.guard(),
+        reason: step.reason(),
+        payment_id: match step {
+            Step::Paid { payment_id } => Some(payment_id),
+            _ => None,
+        },
+    };
+    if !store::write_status(&mut tx, id, &write).await? {
+        // Someone else moved it first (or the guard no longer holds): report the state now.
+        let (current, saga) = store::state_of(&mut tx, id).await?;
+        return Ok(Err(Refused { current, saga, to }));
+    }
+    let lines = store::stock_lines(&mut tx, id).await?;
+    match to {
+        OrderStatus::Cancelled | OrderStatus::Failed | OrderStatus::Refunded if from.holds_reservation() => {
+            inventory::release(&mut tx, &lines).await?
+        }
+        OrderStatus::Shipped => inventory::ship(&mut tx, &lines).await?,
+        _ => {}
+    }
+    let moved =
+        || OrderTransitioned { order_id: id, from: from.as_str().to_owned(), reason: step.reason().map(str::to_owned) };
+    let event = match step {
+        Step::Paid { .. } => Event::OrderPaid(OrderPaid { order_id: id }),
+        Step::Failed { reason } => Event::OrderFailed(OrderFailed { order_id: id, reason: reason.to_owned() }),
+        Step::Expired | Step::Cancelled { .. } => Event::OrderCancelled(moved()),
+        Step::Shipped => Event::OrderShipped(moved()),
+        Step::Delivered => Event::OrderDelivered(moved()),
+        Step::Refunded => Event::OrderRefunded(moved()),
+    };
+    events::record(&mut tx, event).await?;
+    tx.commit().await?;
+    Ok(Ok(()))
+}
