@@ -112,7 +112,8 @@ async fn ship_order(
     body: Bytes,
 ) -> Result<Json<Order>> {
     // No body (or an empty one) ships without carrier and tracking number.
-    let req = if body.iter().all(u8::is_ascii_whitespace) { ShipRequest::default() } else { extract::parse_json(&body)? };
+    let req =
+        if body.iter().all(u8::is_ascii_whitespace) { ShipRequest::default() } else { extract::parse_json(&body)? };
     Ok(Json(lifecycle::ship(&state.orders, &principal, id, req).await?))
 }
 

@@ -200,15 +200,19 @@ async fn claim(svc: &Orders, id: Uuid, refund_id: Uuid, by: &RefundBy, deadline:
     };
     for (i, (line_no, quantity)) in lines.iter().enumerate() {
         if !refunds::claim_units(&mut tx, id, *line_no, *quantity).await? {
-            return Err(Error::Conflict {
-                code: "refund-exceeds-quantity",
-                detail: format!("line {line_no} (lines[{i}]) has fewer than {quantity} units left to refund"),
-            });
+            return Err(exceeds_quantity(i, *line_no, *quantity));
         }
     }
     refunds::insert(&mut tx, refund_id, id, amount, &lines, Some(deadline)).await?;
     tx.commit().await?;
     Ok(Claim { amount_minor: amount, currency: order.currency, payment_id: order.payment_id })
+}
+
+fn exceeds_quantity(i: usize, line_no: i64, quantity: i64) -> Error {
+    Error::conflict(
+        "refund-exceeds-quantity",
+        format!("line {line_no} (lines[{i}]) has fewer than {quantity} units left to refund"),
+    )
 }
 
 /// Σ each line's share of its total, rounded down; checked.
@@ -218,6 +222,9 @@ async fn lines_amount(tx: &mut Tx, id: Uuid, lines: &[(i64, i64)]) -> Result<i64
         let Some((line_quantity, line_total, _, _)) = refunds::line(tx, id, *line_no).await? else {
             return Err(invalid(&format!("lines[{i}].line_no"), "is not a line of this order"));
         };
+        if *quantity > line_quantity {
+            return Err(exceeds_quantity(i, *line_no, *quantity));
+        }
         let share = i128::from(line_total.max(0)) * i128::from(*quantity) / i128::from(line_quantity.max(1));
         amount = i64::try_from(share)
             .ok()

@@ -52,7 +52,8 @@ async fn pay_back_and_settle(svc: &Orders, id: Uuid) -> Result<()> {
             match refunds::remainder_of(&svc.db, id).await? {
                 Some((refund_id, amount_minor)) => {
                     let (currency, _) = refunds::payment_of(&svc.db, id).await?;
-                    let req = RefundRequest { payment_id, idempotency_key: refund_id.to_string(), amount_minor, currency };
+                    let req =
+                        RefundRequest { payment_id, idempotency_key: refund_id.to_string(), amount_minor, currency };
                     let made = svc.payments.refund_amount(req).await;
                     if let Ok(receipt) = &made {
                         refunds::set_gateway_id(&svc.db, refund_id, &receipt.refund_id).await?;

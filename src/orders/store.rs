@@ -359,11 +359,8 @@ pub(super) async fn write_status(tx: &mut Tx, id: Uuid, w: &StatusWrite<'_>) -> 
             SagaState::Refunding.as_str()
         ),
     };
-    let refunded = if w.refunded_in_full {
-        ", refunded_minor = total_minor, refund_claimed_minor = total_minor"
-    } else {
-        ""
-    };
+    let refunded =
+        if w.refunded_in_full { ", refunded_minor = total_minor, refund_claimed_minor = total_minor" } else { "" };
     let sql = format!(
         "UPDATE orders SET status = $1, {at} = $2, updated_at = $2, reserved_until = NULL, \
          failure_reason = COALESCE($3, failure_reason), payment_id = COALESCE($4, payment_id), \

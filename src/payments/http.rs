@@ -200,9 +200,10 @@ impl PaymentGateway for HttpGateway {
             let request = self.client.post(url).header("Idempotency-Key", &req.idempotency_key).json(&body);
             let res = self.send(request).await?;
             classify(res.status())?;
-            let r = res.json::<RefundReply>().await.map_err(|e| {
-                GatewayError::Unavailable(format!("unreadable gateway reply: {}", describe(&e)))
-            })?;
+            let r = res
+                .json::<RefundReply>()
+                .await
+                .map_err(|e| GatewayError::Unavailable(format!("unreadable gateway reply: {}", describe(&e))))?;
             Ok(RefundReceipt { refund_id: r.id })
         }
         .boxed()

@@ -43,9 +43,7 @@ fn lines_json(lines: &[(i64, i64)]) -> Option<String> {
 fn parse_lines(text: Option<&str>) -> Result<Vec<(i64, i64)>, sqlx::Error> {
     let Some(text) = text else { return Ok(Vec::new()) };
     let v: Vec<serde_json::Value> = serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(e.into()))?;
-    Ok(v.iter()
-        .filter_map(|l| Some((l.get("line_no")?.as_i64()?, l.get("quantity")?.as_i64()?)))
-        .collect())
+    Ok(v.iter().filter_map(|l| Some((l.get("line_no")?.as_i64()?, l.get("quantity")?.as_i64()?))).collect())
 }
 
 fn from_row(row: &AnyRow) -> Result<RefundRow, sqlx::Error> {
@@ -121,8 +119,7 @@ pub(in crate::orders) async fn claim_amount(tx: &mut Tx, order: Uuid, amount: i6
     .bind(SagaState::Refunding.as_str())
     .fetch_optional(&mut **tx)
     .await?;
-    row.map(|r| Ok(ClaimedOrder { currency: r.try_get("currency")?, payment_id: r.try_get("payment_id")? }))
-        .transpose()
+    row.map(|r| Ok(ClaimedOrder { currency: r.try_get("currency")?, payment_id: r.try_get("payment_id")? })).transpose()
 }
 
 /// Claims `quantity` more units of a line for refund, while the line's refunded units stay
@@ -200,7 +197,8 @@ pub(in crate::orders) async fn add_refunded(tx: &mut Tx, order: Uuid, amount: i6
     .bind(order.to_string())
     .fetch_one(&mut **tx)
     .await?;
-    let status = OrderStatus::parse(&r.try_get::<String, _>("status")?).map_err(|e| Error::Internal(anyhow::anyhow!(e)))?;
+    let status =
+        OrderStatus::parse(&r.try_get::<String, _>("status")?).map_err(|e| Error::Internal(anyhow::anyhow!(e)))?;
     Ok((status, r.try_get("refunded_minor")?, r.try_get("total_minor")?))
 }
 
