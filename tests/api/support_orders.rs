@@ -16,6 +16,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{GOOD_CARD, Options, TestApp, TestDb, assert_problem};
+use crate::observability::gateway_stub::GatewayStub;
 
 /// The sandbox, counting partial refunds; each one takes a moment, as a real gateway does,
 /// so that racing requests overlap.
@@ -277,4 +278,34 @@ async fn a_full_refund_after_a_partial_one_pays_back_the_rest_and_ends_the_order
     let refunded: i64 =
         sqlx::query_scalar("SELECT refunded_minor FROM sandbox_payments").fetch_one(app.app.db.pool()).await.unwrap();
     assert_eq!(refunded, 1_000, "never more than the charge");
+}
+
+#[tokio::test]
+async fn the_http_gateway_refunds_part_of_a_charge_under_the_refunds_id_and_never_beyond_it() {
+    let stub = GatewayStub::start().await;
+    let config = vec![("payments.url", stub.url.clone())];
+    let app = TestApp::spawn_with(Options { config, ..Options::default() }).await;
+    let staff = app.staff().await;
+    app.create_product(&staff, "HGW-1", 500, 10).await;
+    let (alice, _, _) = app.register_customer("alice@example.com").await;
+    let (status, order) = app.place_order(&alice, "HGW-1", 2, Some(GOOD_CARD)).await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    let id = order["id"].as_str().unwrap();
+    let refunds = format!("/api/v1/orders/{id}/refunds");
+
+    let (status, refund) = app.post(&refunds, Some(&staff), &json!({ "amount_minor": 700 })).await;
+    assert_eq!(status, StatusCode::CREATED, "{refund}");
+    assert!(refund["gateway_refund_id"].as_str().is_some_and(|r| r.starts_with("re_")), "{refund}");
+    let calls: Vec<_> = stub.requests().into_iter().filter(|r| r.path.ends_with("/refunds")).collect();
+    assert_eq!(calls.len(), 1);
+    assert!(calls[0].path.starts_with("/charges/ch_"), "{}", calls[0].path);
+    assert_eq!(calls[0].idempotency_key.as_deref(), refund["id"].as_str(), "the refund's id is the key");
+    assert!(calls[0].traceparent.is_some());
+
+    let (status, body) = app.post(&refunds, Some(&staff), &json!({ "amount_minor": 301 })).await;
+    assert_problem(status, &body, StatusCode::CONFLICT, "refund-exceeds-payment");
+    let (status, rest) = app.post(&format!("/api/v1/orders/{id}/refund"), Some(&staff), &json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{rest}");
+    assert_eq!((rest["status"].as_str(), rest["refunded_minor"].as_i64()), (Some("refunded"), Some(1_000)));
+    assert_eq!(stub.requests().iter().filter(|r| r.path.ends_with("/refunds")).count(), 2, "the rest, by amount");
 }
