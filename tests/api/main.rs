@@ -18,3 +18,4 @@ mod imports;
 mod observability;
 mod orders;
 mod ratelimit;
+mod support_orders;
