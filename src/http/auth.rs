@@ -11,7 +11,8 @@ use super::extract::Json;
 use super::problem::Problem;
 use crate::auth::Principal;
 use crate::auth::accounts::{LoginRequest, RefreshRequest, RegisterRequest, ResetPasswordRequest, UpdateMeRequest};
-use crate::auth::users::{Session, User};
+use crate::auth::sessions::Session;
+use crate::auth::users::User;
 use crate::error::{Error, Result};
 use crate::services::AppState;
 
