@@ -70,9 +70,7 @@ impl Authenticator {
         }
         let claims = self.tokens.verify_access(credential).map_err(|_| Error::InvalidToken)?;
         let state = self.states.get(&self.db, claims.user_id).await?.ok_or(Error::InvalidToken)?;
-        let live = state.active
-            && state.token_version == claims.version
-            && state.sessions.contains(&claims.session_id);
+        let live = state.active && state.token_version == claims.version && state.sessions.contains(&claims.session_id);
         if !live {
             return Err(Error::InvalidToken);
         }

@@ -39,7 +39,6 @@ pub struct AccessClaims {
     pub version: i64,
 }
 
-
 /// Issues and verifies access tokens.
 pub struct TokenKeys {
     encoding: EncodingKey,

@@ -155,15 +155,13 @@ pub async fn set_role(db: &Db, actor: Uuid, target: Uuid, role: Role) -> Result<
     if actor == target {
         return Err(Error::Forbidden("you cannot change your own role"));
     }
-    let n = sqlx::query(
-        "UPDATE users SET role = $1, token_version = token_version + 1, updated_at = $2 WHERE id = $3",
-    )
-    .bind(role.as_str())
-    .bind(db::now())
-    .bind(target.to_string())
-    .execute(db.pool())
-    .await?
-    .rows_affected();
+    let n = sqlx::query("UPDATE users SET role = $1, token_version = token_version + 1, updated_at = $2 WHERE id = $3")
+        .bind(role.as_str())
+        .bind(db::now())
+        .bind(target.to_string())
+        .execute(db.pool())
+        .await?
+        .rows_affected();
     if n == 0 {
         return Err(Error::NotFound("user"));
     }

@@ -253,7 +253,14 @@ impl Redis {
             let pattern = pattern.clone();
             let (next, keys): (u64, Vec<String>) = self
                 .call(|mut c| async move {
-                    redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(1000).query_async(&mut c).await
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(pattern)
+                        .arg("COUNT")
+                        .arg(1000)
+                        .query_async(&mut c)
+                        .await
                 })
                 .await?;
             found.extend(keys);

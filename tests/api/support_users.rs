@@ -21,8 +21,9 @@ async fn staff_find_users_by_part_of_their_email_or_name_page_by_page() {
         ("zoe@example.com", "Zoe Ng"),
         ("pct_100%@example.com", "Percent"),
     ] {
-        let (status, body) =
-            app.post("/api/v1/auth/register", None, &json!({ "email": email, "password": PASSWORD, "name": name })).await;
+        let (status, body) = app
+            .post("/api/v1/auth/register", None, &json!({ "email": email, "password": PASSWORD, "name": name }))
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
     // By name, any case, newest first; one match by email only.
@@ -40,7 +41,8 @@ async fn staff_find_users_by_part_of_their_email_or_name_page_by_page() {
     let (_, first) = app.get("/api/v1/users/search?q=lopez&limit=2", Some(&staff)).await;
     assert_eq!(emails(&first).len(), 2);
     let cursor = first["next_cursor"].as_str().expect("a second page");
-    let (status, second) = app.get(&format!("/api/v1/users/search?q=lopez&limit=2&cursor={cursor}"), Some(&staff)).await;
+    let (status, second) =
+        app.get(&format!("/api/v1/users/search?q=lopez&limit=2&cursor={cursor}"), Some(&staff)).await;
     assert_eq!(status, StatusCode::OK, "{second}");
     assert_eq!(emails(&second), ["maria.lopez@example.com"]);
     assert!(second["next_cursor"].is_null());

@@ -10,8 +10,7 @@ use orderly::auth::Role;
 use orderly::auth::accounts::support::UserSearchParams;
 use orderly::auth::accounts::{
     CreateApiKeyRequest, CreateUserRequest, LoginRequest, RefreshRequest, RegisterRequest, ResetPasswordRequest,
-    RotateApiKeyRequest,
-    UpdateMeRequest,
+    RotateApiKeyRequest, UpdateMeRequest,
 };
 use orderly::auth::api_keys;
 use orderly::auth::scopes::Scope;
@@ -191,8 +190,11 @@ async fn direct_calls_get_the_field_errors_rest_answers() {
     let longest = RotateApiKeyRequest { overlap_secs: 30 * 24 * 3600 };
     assert!(accounts.rotate_api_key(&cast.admin, created.api_key.id, &longest).await.is_ok());
 
-    let bad_me =
-        UpdateMeRequest { name: Some("".into()), password: Some("short".into()), current_password: Some(PASSWORD.into()) };
+    let bad_me = UpdateMeRequest {
+        name: Some("".into()),
+        password: Some("short".into()),
+        current_password: Some(PASSWORD.into()),
+    };
     assert_eq!(invalid_fields(&accounts.update_me(&cast.customer, &bad_me).await), ["name", "password"]);
     let no_current = UpdateMeRequest { password: Some("a new password".into()), ..Default::default() };
     assert_eq!(invalid_fields(&accounts.update_me(&cast.customer, &no_current).await), ["current_password"]);

@@ -7,10 +7,10 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::Accounts;
+use crate::auth::Principal;
 use crate::auth::api_keys::{self, ApiKey, CreatedApiKey};
 use crate::auth::parse_name;
 use crate::auth::scopes::{Scope, Scopes};
-use crate::auth::Principal;
 use crate::error::{Error, Result};
 use crate::pagination::{Page, PageParams, PageRequest};
 use crate::ratelimit::Class;

@@ -44,8 +44,10 @@ impl SearchTerm {
 #[into_params(parameter_in = Query)]
 pub struct UserSearchParams {
     /// Part of an email or name, 1 to 200 characters, case-insensitive.
+    #[param(min_length = 1, max_length = 200)]
     pub q: String,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page (of the same search).
     pub cursor: Option<String>,
