@@ -32,7 +32,8 @@ pub const SESSION_STATE_TTL: Duration = Duration::from_secs(1);
 const MAX_CACHED_USERS: usize = 100_000;
 
 /// Verifies credentials: one JWT verification plus, at most once per user per
-/// [`SESSION_STATE_TTL`], one query for the user's session state; or one indexed key lookup.
+/// [`SESSION_STATE_TTL`], one query for the user's session state (and one more before
+/// refusing a token on a cached state); or one indexed key lookup.
 #[derive(Clone)]
 pub struct Authenticator {
     db: Db,
@@ -69,9 +70,18 @@ impl Authenticator {
             });
         }
         let claims = self.tokens.verify_access(credential).map_err(|_| Error::InvalidToken)?;
-        let state = self.states.get(&self.db, claims.user_id).await?.ok_or(Error::InvalidToken)?;
-        let live = state.active && state.token_version == claims.version && state.sessions.contains(&claims.session_id);
-        if !live {
+        let live = |state: &SessionState| {
+            state.active && state.token_version == claims.version && state.sessions.contains(&claims.session_id)
+        };
+        let (state, cached) = self.states.get(&self.db, claims.user_id).await?;
+        let live_now = match state {
+            Some(s) if live(&s) => true,
+            // A cached state may predate the token (a login or a refresh into a new role
+            // moments ago, maybe on another replica): read again before refusing.
+            _ if cached => self.states.read(&self.db, claims.user_id).await?.is_some_and(|s| live(&s)),
+            _ => false,
+        };
+        if !live_now {
             return Err(Error::InvalidToken);
         }
         Ok(Actor::session(claims.user_id, claims.role).in_session(claims.session_id))
@@ -88,16 +98,24 @@ pub struct SessionStates {
 }
 
 impl SessionStates {
-    /// User `id`'s state: from the cache if read less than [`SESSION_STATE_TTL`] ago, else
-    /// from the database. `None` for an unknown user.
-    pub async fn get(&self, db: &Db, id: Uuid) -> Result<Option<Arc<SessionState>>> {
+    /// User `id`'s state (`None` for an unknown user), and whether it came from the cache:
+    /// it does if read less than [`SESSION_STATE_TTL`] ago, else it is read from the
+    /// database.
+    pub async fn get(&self, db: &Db, id: Uuid) -> Result<(Option<Arc<SessionState>>, bool)> {
         let now = Instant::now();
         if let Ok(entries) = self.entries.lock()
             && let Some((state, read_at)) = entries.get(&id)
             && now.duration_since(*read_at) < SESSION_STATE_TTL
         {
-            return Ok(Some(state.clone()));
+            return Ok((Some(state.clone()), true));
         }
+        Ok((self.read(db, id).await?, false))
+    }
+
+    /// User `id`'s state read from the database now (and cached). `None` for an unknown
+    /// user.
+    pub async fn read(&self, db: &Db, id: Uuid) -> Result<Option<Arc<SessionState>>> {
+        let now = Instant::now();
         let epoch = self.epoch.load(Ordering::Acquire);
         let Some(state) = sessions::state(db, id).await? else { return Ok(None) };
         let state = Arc::new(state);

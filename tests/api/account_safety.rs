@@ -247,3 +247,29 @@ async fn through_redis_a_pairs_wait_is_shared_by_replicas_and_a_staff_unlock_cle
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(login_from(&b, "rosa@example.com", PASSWORD, cafe).await.0, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_new_session_works_at_once_even_where_the_users_state_is_cached() {
+    let app = TestApp::spawn().await;
+    app.register_customer("nia@example.com").await;
+    let (first, _) = session(&app, "nia@example.com", PASSWORD).await;
+    assert_eq!(app.get("/api/v1/me", Some(&first)).await.0, StatusCode::OK, "caches Nia's sessions");
+    let (second, _) = session(&app, "nia@example.com", PASSWORD).await;
+    assert_eq!(app.get("/api/v1/me", Some(&second)).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn another_replica_refuses_an_old_access_token_within_the_documented_second() {
+    let a = TestApp::spawn().await;
+    let b = TestApp::spawn_with(Options { db: Some(a.db.clone()), ..Default::default() }).await;
+    let admin = a.admin().await;
+    let (_, id, _) = a.register_customer("omar@example.com").await;
+    let (token, _) = session(&a, "omar@example.com", PASSWORD).await;
+    assert_eq!(b.get("/api/v1/me", Some(&token)).await.0, StatusCode::OK, "b caches Omar's state");
+
+    let (status, _) = a.post(&format!("/api/v1/users/{id}/deactivate"), Some(&admin), &json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(a.get("/api/v1/me", Some(&token)).await.0, StatusCode::UNAUTHORIZED, "at once on a");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(b.get("/api/v1/me", Some(&token)).await.0, StatusCode::UNAUTHORIZED, "within 1 s on b");
+}
