@@ -2,13 +2,13 @@
 //! key can never create, rotate or list keys (the rules live in
 //! [`crate::auth::accounts::Accounts`]).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::extract::{Json, Query};
+use super::extract::{Json, Path, Query};
 use super::problem::Problem;
 use crate::auth::Principal;
 use crate::auth::accounts::{CreateApiKeyRequest, RotateApiKeyRequest};

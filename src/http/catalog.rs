@@ -1,6 +1,6 @@
 //! `/categories`, `/products`, and product inventory.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -9,7 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::extract::{Json, Query};
+use super::extract::{Json, Path, Query};
 use super::problem::Problem;
 use crate::auth::Principal;
 use crate::catalog::ProductStatus;

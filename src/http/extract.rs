@@ -139,16 +139,34 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
                     PathError::ParseErrorAtKey { key, expected_type, .. } => {
                         (key.clone(), describe_type(expected_type))
                     }
-                    PathError::ParseError { expected_type, .. } => ("path".to_owned(), describe_type(expected_type)),
+                    PathError::ParseError { expected_type, .. } => {
+                        // One parameter deserialized as a whole: name it from the route.
+                        let names: Vec<String> = axum::extract::RawPathParams::from_request_parts(parts, state)
+                            .await
+                            .map(|p| p.iter().map(|(k, _)| k.to_owned()).collect())
+                            .unwrap_or_default();
+                        let field = if names.len() == 1 { names[0].clone() } else { "path".to_owned() };
+                        (field, describe_type(expected_type))
+                    }
                     PathError::ParseErrorAtIndex { index, expected_type, .. } => {
                         (format!("path[{index}]"), describe_type(expected_type))
                     }
+                    PathError::DeserializeError { key, message, .. } => (key.clone(), must_be(&plain_words(message))),
                     other => ("path".to_owned(), plain_words(&other.to_string())),
                 };
                 Err(Error::Validation(vec![FieldError::new(field, message)]))
             }
             Err(_) => Err(Error::NotFound("route")),
         }
+    }
+}
+
+/// A plain-words message as a rule (`must be …`), whatever serde's wording was.
+fn must_be(plain: &str) -> String {
+    if plain.starts_with("must ") || plain.starts_with("is ") {
+        plain.to_owned()
+    } else {
+        "has the wrong format".to_owned()
     }
 }
 

@@ -1,13 +1,13 @@
 //! `/admin/flags`: runtime feature flags, admin only (the rules live in
 //! [`crate::flags::Flags`]).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::Json;
+use super::extract::{Json, Path};
 use super::problem::Problem;
 use crate::auth::Principal;
 use crate::error::Result;

@@ -1,13 +1,13 @@
 //! `/orders`: checkout, reading orders, and their transitions.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::extract::{self, Json, Query};
+use super::extract::{self, Json, Path, Query};
 use super::problem::Problem;
 use crate::auth::Principal;
 use crate::error::Result;

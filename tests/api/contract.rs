@@ -69,3 +69,12 @@ async fn every_401_carries_a_bearer_challenge() {
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(res.headers()["www-authenticate"], r#"Bearer realm="orderly", error="invalid_token""#);
 }
+
+#[tokio::test]
+async fn a_malformed_path_id_is_a_422_naming_the_parameter() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app.get("/api/v1/products/not-a-uuid", None).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["errors"][0]["field"], "id", "{body}");
+    assert!(body["errors"][0]["message"].as_str().unwrap().starts_with("must be a UUID"), "{body}");
+}
