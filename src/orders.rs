@@ -33,7 +33,7 @@ use crate::auth::scopes::Scope;
 use crate::auth::{Actor, Principal};
 use crate::config::{CheckoutConfig, Config};
 use crate::db::{self, Db};
-use crate::error::{Error, FieldError, Result};
+use crate::error::{Error, Result};
 use crate::flags::Flags;
 use crate::pagination::{Cursor, Page, PageRequest};
 use crate::payments::PaymentGateway;
@@ -137,13 +137,16 @@ pub struct OrderFilter {
     /// Placed before this instant (RFC 3339).
     pub placed_to: Option<DateTime<Utc>>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page (opaque, base64url).
+    #[param(pattern = "^[A-Za-z0-9_-]*$")]
     pub cursor: Option<String>,
 }
 
 /// Orders newest first (scope `orders:read`; `api` rate-limit class). Customers see their
-/// own: 422 on `customer_id` if they ask for another's; 422 on `limit`/`cursor` if invalid.
+/// own: 403 `forbidden` if they ask for another's `customer_id`; 422 on `limit`/`cursor` if
+/// invalid.
 pub async fn list(svc: &Orders, principal: &Principal, f: &OrderFilter) -> Result<Page<Order>> {
     principal.admit(Class::Api).await?;
     let caller = principal.require(Scope::OrdersRead)?;
@@ -152,10 +155,9 @@ pub async fn list(svc: &Orders, principal: &Principal, f: &OrderFilter) -> Resul
         f.customer_id
     } else {
         if f.customer_id.is_some_and(|c| c != caller.id) {
-            return Err(Error::Validation(vec![FieldError::new(
-                "customer_id",
-                "customers may list only their own orders",
-            )]));
+            // Who may use a filter is authorization (403), not input validity: the same
+            // query is valid for staff.
+            return Err(Error::Forbidden("customers may list only their own orders"));
         }
         Some(caller.id)
     };

@@ -44,9 +44,12 @@ pub struct Accounts {
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     /// Becomes the login; case-insensitive.
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     /// 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128)]
     pub password: String,
+    #[schema(schema_with = crate::auth::name_schema)]
     pub name: String,
 }
 
@@ -71,6 +74,8 @@ pub struct RefreshRequest {
 pub struct ResetPasswordRequest {
     /// The one-time token an admin issued (`POST /users/{id}/password-reset`).
     pub token: String,
+    /// 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128)]
     pub new_password: String,
 }
 
@@ -78,7 +83,10 @@ pub struct ResetPasswordRequest {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMeRequest {
+    #[schema(schema_with = crate::auth::optional_name_schema)]
     pub name: Option<String>,
+    /// 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128)]
     pub password: Option<String>,
 }
 
@@ -86,9 +94,13 @@ pub struct UpdateMeRequest {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
-    /// Omit to create an account that cannot log in until a password is set.
+    /// Omit to create an account that cannot log in until a password is set; else 8 to 128
+    /// characters.
+    #[schema(min_length = 8, max_length = 128)]
     pub password: Option<String>,
+    #[schema(schema_with = crate::auth::name_schema)]
     pub name: String,
     pub role: Role,
 }
@@ -256,8 +268,10 @@ impl Accounts {
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKeyRequest {
     /// What the key is for, e.g. `warehouse sync`.
+    #[schema(schema_with = crate::auth::name_schema)]
     pub name: String,
     /// At least one; a `:write` scope includes its `:read`.
+    #[schema(min_items = 1)]
     pub scopes: Vec<Scope>,
     /// The user the key acts as (default: the admin creating it). The key has that user's
     /// role, narrowed to `scopes`.
@@ -269,6 +283,7 @@ pub struct CreateApiKeyRequest {
 #[serde(deny_unknown_fields)]
 pub struct RotateApiKeyRequest {
     /// How long the old key keeps working, 0 to 2592000 (30 days).
+    #[schema(maximum = 2592000)]
     pub overlap_secs: u64,
 }
 
