@@ -68,15 +68,17 @@ token=$(curl -fsS --max-time 10 -X POST "$base/api/v1/auth/register" -H 'content
 [ -n "$token" ] || fail "no access token from register"
 
 # --- schemathesis ------------------------------------------------------------------------
+config="$PWD/scripts/schemathesis.toml"
 seed="${SCHEMATHESIS_SEED:-20260131}"
 examples="${SCHEMATHESIS_MAX_EXAMPLES:-50}"
 run() { # label, extra args...
   local label=$1; shift
   log "schemathesis ($label): --checks all, seed $seed, at most $examples examples per operation"
   # The access token lives 15 minutes; a run takes about one.
-  timeout 600 "$venv/bin/schemathesis" --config-file scripts/schemathesis.toml --no-color \
+  # Run from the scratch dir: schemathesis keeps a `.schemathesis/` cache in its working dir.
+  (cd "$scratch" && timeout 600 "$venv/bin/schemathesis" --config-file "$config" --no-color \
     run "$base/openapi.json" --checks all --max-examples "$examples" --seed "$seed" --workers 2 \
-    --request-timeout 10 "$@" >"$scratch/schemathesis-$label.txt" 2>&1 && return 0
+    --request-timeout 10 "$@") >"$scratch/schemathesis-$label.txt" 2>&1 && return 0
   cat "$scratch/schemathesis-$label.txt"
   tail -n 50 "$scratch/orderly.log"
   fail "schemathesis ($label)"
