@@ -7,6 +7,7 @@ pub mod credentials;
 pub mod password;
 pub mod principal;
 pub mod scopes;
+pub mod sessions;
 pub mod tokens;
 pub mod users;
 

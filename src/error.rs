@@ -55,6 +55,15 @@ pub enum ErrorKind {
     Internal,
 }
 
+/// Every failure a service can return, whatever the transport.
+///
+/// Each variant has a [`kind`](Error::kind) (what class of failure: REST maps it to a status
+/// code in `http/problem.rs`), a stable [`code`](Error::code) (`validation-error`,
+/// `insufficient-stock`, … documented in docs/API.md), a client-safe message (`Display`),
+/// and kind-specific [`extensions`](Error::extensions) (e.g. `current_status`, `available`).
+/// `Database` and `Internal` never show their cause to a client; a transport logs it once
+/// with [`log_if_internal`](Error::log_if_internal). Validation failures list every bad
+/// field at once (`Validation`, field paths like `line_items[0].quantity`).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("the request has invalid fields")]

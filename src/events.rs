@@ -34,8 +34,8 @@ pub struct OrderPaid {
     pub order_id: Uuid,
 }
 
-/// An order changed status after checkout: `order.cancelled`, `order.shipped`,
-/// `order.delivered` or `order.refunded`.
+/// An order changed status after checkout: `order.cancelled`, `order.delivered` or
+/// `order.refunded`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct OrderTransitioned {
     pub order_id: Uuid,
@@ -45,6 +45,45 @@ pub struct OrderTransitioned {
     /// `reservation_expired`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// A paid order was shipped (`order.shipped`): its reserved stock left on-hand.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OrderShipped {
+    pub order_id: Uuid,
+    /// The status it left (`paid`).
+    pub from: String,
+    /// Who carries the parcel (`UPS`, `DHL Express`, …), as staff entered it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub carrier: Option<String>,
+    /// The carrier's tracking number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracking_number: Option<String>,
+}
+
+/// Units of one order line refunded.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RefundedLine {
+    pub line_no: i64,
+    pub quantity: i64,
+}
+
+/// Part of an order's payment was paid back (`order.partially_refunded`): the gateway
+/// confirmed a refund of `amount_minor`. The order keeps its status; when the refunds reach
+/// the total of a paid order, `order.refunded` follows.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OrderPartiallyRefunded {
+    pub order_id: Uuid,
+    pub refund_id: Uuid,
+    /// This refund, in minor units of the order's currency.
+    pub amount_minor: i64,
+    /// Σ settled refunds of the order so far, this one included.
+    pub refunded_minor: i64,
+    /// The lines refunded (empty for a refund by amount).
+    pub lines: Vec<RefundedLine>,
+    /// Whether the refunded lines' reserved units went back to available stock (refunded
+    /// before shipping); after shipping, stock is unchanged.
+    pub stock_released: bool,
 }
 
 /// Checkout failed and was compensated: the reservation is released.
@@ -101,9 +140,10 @@ pub enum Event {
     OrderPlaced(OrderPlaced),
     OrderPaid(OrderPaid),
     OrderCancelled(OrderTransitioned),
-    OrderShipped(OrderTransitioned),
+    OrderShipped(OrderShipped),
     OrderDelivered(OrderTransitioned),
     OrderRefunded(OrderTransitioned),
+    OrderPartiallyRefunded(OrderPartiallyRefunded),
     OrderFailed(OrderFailed),
     StockAdjusted(StockAdjusted),
     StockLow(StockLow),
@@ -121,6 +161,7 @@ pub const CATALOG: &[(&str, u32)] = &[
     ("order.shipped", 1),
     ("order.delivered", 1),
     ("order.refunded", 1),
+    ("order.partially_refunded", 1),
     ("order.failed", 1),
     ("inventory.adjusted", 1),
     ("inventory.low", 1),
@@ -139,6 +180,7 @@ impl Event {
             Event::OrderShipped(_) => "order.shipped",
             Event::OrderDelivered(_) => "order.delivered",
             Event::OrderRefunded(_) => "order.refunded",
+            Event::OrderPartiallyRefunded(_) => "order.partially_refunded",
             Event::OrderFailed(_) => "order.failed",
             Event::StockAdjusted(_) => "inventory.adjusted",
             Event::StockLow(_) => "inventory.low",
@@ -159,9 +201,9 @@ impl Event {
         match self {
             Event::OrderPlaced(e) => e.order_id,
             Event::OrderPaid(e) => e.order_id,
-            Event::OrderCancelled(e) | Event::OrderShipped(e) | Event::OrderDelivered(e) | Event::OrderRefunded(e) => {
-                e.order_id
-            }
+            Event::OrderCancelled(e) | Event::OrderDelivered(e) | Event::OrderRefunded(e) => e.order_id,
+            Event::OrderShipped(e) => e.order_id,
+            Event::OrderPartiallyRefunded(e) => e.order_id,
             Event::OrderFailed(e) => e.order_id,
             Event::StockAdjusted(e) => e.product_id,
             Event::StockLow(e) => e.product_id,
@@ -176,9 +218,9 @@ impl Event {
         match self {
             Event::OrderPlaced(e) => serde_json::to_string(e),
             Event::OrderPaid(e) => serde_json::to_string(e),
-            Event::OrderCancelled(e) | Event::OrderShipped(e) | Event::OrderDelivered(e) | Event::OrderRefunded(e) => {
-                serde_json::to_string(e)
-            }
+            Event::OrderCancelled(e) | Event::OrderDelivered(e) | Event::OrderRefunded(e) => serde_json::to_string(e),
+            Event::OrderShipped(e) => serde_json::to_string(e),
+            Event::OrderPartiallyRefunded(e) => serde_json::to_string(e),
             Event::OrderFailed(e) => serde_json::to_string(e),
             Event::StockAdjusted(e) => serde_json::to_string(e),
             Event::StockLow(e) => serde_json::to_string(e),
@@ -221,7 +263,9 @@ pub fn schemas() -> Vec<(&'static str, u32, serde_json::Value)> {
         match t {
             "order.placed" => schema::<OrderPlaced>(),
             "order.paid" => schema::<OrderPaid>(),
-            "order.cancelled" | "order.shipped" | "order.delivered" | "order.refunded" => schema::<OrderTransitioned>(),
+            "order.cancelled" | "order.delivered" | "order.refunded" => schema::<OrderTransitioned>(),
+            "order.shipped" => schema::<OrderShipped>(),
+            "order.partially_refunded" => schema::<OrderPartiallyRefunded>(),
             "order.failed" => schema::<OrderFailed>(),
             "inventory.adjusted" => schema::<StockAdjusted>(),
             "inventory.low" => schema::<StockLow>(),
@@ -255,9 +299,22 @@ mod tests {
             Event::OrderPlaced(OrderPlaced { order_id: id, customer_id: id, total_minor: 1, currency: "USD".into() }),
             Event::OrderPaid(OrderPaid { order_id: id }),
             Event::OrderCancelled(t()),
-            Event::OrderShipped(t()),
+            Event::OrderShipped(OrderShipped {
+                order_id: id,
+                from: "paid".into(),
+                carrier: Some("UPS".into()),
+                tracking_number: None,
+            }),
             Event::OrderDelivered(t()),
             Event::OrderRefunded(t()),
+            Event::OrderPartiallyRefunded(OrderPartiallyRefunded {
+                order_id: id,
+                refund_id: id,
+                amount_minor: 1,
+                refunded_minor: 1,
+                lines: vec![RefundedLine { line_no: 1, quantity: 1 }],
+                stock_released: true,
+            }),
             Event::OrderFailed(OrderFailed { order_id: id, reason: "card_declined".into() }),
             Event::StockAdjusted(StockAdjusted { product_id: id, delta: 1, reason: "restock".into() }),
             Event::StockLow(StockLow { product_id: id, available: 0 }),

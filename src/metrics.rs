@@ -93,7 +93,7 @@ fn describe() {
     describe_counter!(
         GATEWAY_CALLS,
         Unit::Count,
-        "Payment gateway calls by operation (charge, lookup, void, refund) and result."
+        "Payment gateway calls by operation (charge, lookup, void, refund, refund_amount) and result."
     );
     describe_histogram!(GATEWAY_DURATION, Unit::Seconds, "Payment gateway call latency in seconds, by operation.");
     describe_counter!(RATE_LIMITED, Unit::Count, "Requests refused by a rate limit, by limit.");
@@ -127,7 +127,7 @@ pub fn saga_outcome(outcome: &'static str) {
     counter!(SAGA_OUTCOMES, "outcome" => outcome).increment(1);
 }
 
-/// One payment gateway call: `operation` (charge, lookup, void, refund), its `result`, and
+/// One payment gateway call: `operation` (charge, lookup, void, refund, refund_amount), its `result`, and
 /// how long it took.
 pub fn gateway_call(operation: &'static str, result: &'static str, elapsed: Duration) {
     counter!(GATEWAY_CALLS, "operation" => operation, "result" => result).increment(1);

@@ -3,18 +3,22 @@
 //! - `state`: the state machine ([`OrderStatus`]) and the saga's progress ([`SagaState`]);
 //! - `cart`: the checkout request and the domain types it parses into;
 //! - `checkout`: the saga that creates and pays orders (`pricing` prices the cart);
-//! - `lifecycle`: the later transitions as service operations, `refund` the refund saga;
+//! - `lifecycle`: the later transitions as service operations, `refund` the refund saga,
+//!   `partial_refund` refunds of some lines or an amount (a saga step of their own);
+//! - `shipping`: what staff give when shipping (carrier, tracking number), order numbers;
 //! - `transition`: the one function every status change goes through;
 //! - `recovery`: the background workers that finish interrupted sagas and expire
 //!   reservations;
-//! - `store`: all SQL of the `orders` and `order_lines` tables.
+//! - `store`: all SQL of the `orders`, `order_lines` and `order_refunds` tables.
 
 pub mod cart;
 pub mod checkout;
 pub mod lifecycle;
+pub mod partial_refund;
 mod pricing;
 pub mod recovery;
 mod refund;
+pub mod shipping;
 pub mod state;
 mod store;
 pub mod transition;
@@ -27,13 +31,14 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 pub use cart::{CheckoutRequest, PaymentRequest};
+pub use shipping::{OrderNumber, ShipRequest};
 pub use state::{OrderStatus, SagaState};
 
 use crate::auth::scopes::Scope;
-use crate::auth::{Actor, Principal};
+use crate::auth::{Actor, Email, Principal};
 use crate::config::{CheckoutConfig, Config};
 use crate::db::{self, Db};
-use crate::error::{Error, Result};
+use crate::error::{Error, FieldError, Result};
 use crate::flags::Flags;
 use crate::pagination::{Cursor, Page, PageRequest};
 use crate::payments::PaymentGateway;
@@ -106,6 +111,14 @@ pub struct Order {
     pub placed_at: DateTime<Utc>,
     pub paid_at: Option<DateTime<Utc>>,
     pub shipped_at: Option<DateTime<Utc>>,
+    /// Who carries the parcel, as staff entered it when shipping.
+    pub carrier: Option<String>,
+    /// The carrier's tracking number, as staff entered it when shipping.
+    pub tracking_number: Option<String>,
+    /// Σ refunds the gateway confirmed, minor units (0 ≤ refunded_minor ≤ total_minor).
+    /// A partially refunded order keeps its status; a paid order refunded in full becomes
+    /// `refunded`.
+    pub refunded_minor: i64,
     pub delivered_at: Option<DateTime<Utc>>,
     pub closed_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
@@ -124,7 +137,19 @@ pub async fn get(svc: &Orders, principal: &Principal, id: Uuid) -> Result<Order>
     store::find(&svc.db, id, owner_filter(&caller)).await
 }
 
-/// Order list filters. Customers always see only their own orders.
+/// The order numbered `number` (`OL-…`, or an imported order's number) as `principal` may
+/// see it (scope `orders:read`; `api` rate-limit class): staff find any order; a customer
+/// finds only their own, another customer's is 404 exactly as if it did not exist.
+/// Errors: 422 on `number` if it is not an order number; 404.
+pub async fn find_by_number(svc: &Orders, principal: &Principal, number: &str) -> Result<Order> {
+    principal.admit(Class::Api).await?;
+    let caller = principal.require(Scope::OrdersRead)?;
+    let number = OrderNumber::parse(number).map_err(|m| Error::Validation(vec![FieldError::new("number", m)]))?;
+    store::find_by_number(&svc.db, &number, owner_filter(&caller)).await
+}
+
+/// Order list filters, all optional and combined with AND. Customers always see only their
+/// own orders.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -132,6 +157,11 @@ pub struct OrderFilter {
     pub status: Option<OrderStatus>,
     /// Staff only: orders of this customer.
     pub customer_id: Option<Uuid>,
+    /// Orders of the customer with this email address (case-insensitive). For a customer it
+    /// only narrows their own orders.
+    pub customer_email: Option<String>,
+    /// The order with this number (`OL-…`, or an imported order's number).
+    pub number: Option<String>,
     /// Placed at or after this instant (RFC 3339).
     pub placed_from: Option<DateTime<Utc>>,
     /// Placed before this instant (RFC 3339).
@@ -144,13 +174,25 @@ pub struct OrderFilter {
     pub cursor: Option<String>,
 }
 
-/// Orders newest first (scope `orders:read`; `api` rate-limit class). Customers see their
-/// own: 403 `forbidden` if they ask for another's `customer_id`; 422 on `limit`/`cursor` if
-/// invalid.
+/// Orders newest first, keyset-paged (scope `orders:read`; `api` rate-limit class),
+/// filtered by `f`. Customers see their own: 403 `forbidden` on another's `customer_id`;
+/// 422 on `limit`/`cursor`, `customer_email` or `number` if invalid.
 pub async fn list(svc: &Orders, principal: &Principal, f: &OrderFilter) -> Result<Page<Order>> {
     principal.admit(Class::Api).await?;
     let caller = principal.require(Scope::OrdersRead)?;
     let page = PageRequest::parse(f.limit, f.cursor.as_deref(), "-placed_at").map_err(Error::Validation)?;
+    let mut errors = Vec::new();
+    let email = f.customer_email.as_deref().map(Email::parse).transpose().unwrap_or_else(|m| {
+        errors.push(FieldError::new("customer_email", m));
+        None
+    });
+    let number = f.number.as_deref().map(OrderNumber::parse).transpose().unwrap_or_else(|m| {
+        errors.push(FieldError::new("number", m));
+        None
+    });
+    if !errors.is_empty() {
+        return Err(Error::Validation(errors));
+    }
     let customer = if caller.is_staff() {
         f.customer_id
     } else {
@@ -161,7 +203,8 @@ pub async fn list(svc: &Orders, principal: &Principal, f: &OrderFilter) -> Resul
         }
         Some(caller.id)
     };
-    let orders = store::list(&svc.db, customer, f, &page).await?;
+    let by = store::ListBy { customer, email: email.as_ref(), number: number.as_ref() };
+    let orders = store::list(&svc.db, &by, f, &page).await?;
     let mut page = page.finish(orders, |o| Cursor::text(db::ts(o.placed_at), o.id.to_string()));
     store::attach_lines(&svc.db, &mut page.items).await?;
     Ok(page)

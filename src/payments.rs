@@ -4,7 +4,10 @@
 //!
 //! Semantics follow Stripe's: a charge carries an idempotency key (the order id), and
 //! repeating a charge with the same key returns the first outcome instead of charging again
-//! (<https://docs.stripe.com/api/idempotent_requests>).
+//! (<https://docs.stripe.com/api/idempotent_requests>). A refund of part of a charge
+//! ([`PaymentGateway::refund_amount`]) carries its own key (the refund's id) and never
+//! returns more than was charged, as Stripe's refunds do
+//! (<https://docs.stripe.com/api/refunds/create>).
 
 pub mod http;
 pub mod instrumented;
@@ -81,6 +84,28 @@ pub enum PaymentRecord {
     },
 }
 
+/// A refund of part (or the rest) of a succeeded charge.
+#[derive(Debug, Clone)]
+pub struct RefundRequest {
+    /// The gateway's id of the charge.
+    pub payment_id: String,
+    /// One key per refund (orderly uses the refund's id): a retry with the same key and
+    /// amount returns the first refund instead of refunding again.
+    pub idempotency_key: String,
+    /// Minor units of `currency`, at least 1; the gateway refuses an amount that would take
+    /// the charge's refunds beyond the charge.
+    pub amount_minor: i64,
+    /// ISO 4217, the charge's currency.
+    pub currency: String,
+}
+
+/// A refund the gateway made (or had already made under the same key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundReceipt {
+    /// The gateway's id of the refund.
+    pub refund_id: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
     /// The outcome is unknown (timeout, connection lost): ask again later with `lookup`.
@@ -99,8 +124,18 @@ pub trait PaymentGateway: Send + Sync + 'static {
     fn lookup(&self, idempotency_key: String) -> BoxFuture<'_, Result<Option<PaymentRecord>, GatewayError>>;
     /// Cancels a successful charge before settlement (compensation).
     fn void(&self, payment_id: String) -> BoxFuture<'_, Result<(), GatewayError>>;
-    /// Returns the money of a settled charge.
+    /// Returns the money of a settled charge (all of it, or what partial refunds left).
     fn refund(&self, payment_id: String) -> BoxFuture<'_, Result<(), GatewayError>>;
+    /// Returns `req.amount_minor` of a settled charge, once per `req.idempotency_key`.
+    /// Errors: `Rejected` if the charge cannot be refunded (not succeeded, or the amount
+    /// exceeds what is left of it, or the key was used for another amount); `Unavailable`
+    /// if the outcome is unknown (retry with the same key).
+    ///
+    /// The default refuses: a gateway that cannot refund part of a charge.
+    fn refund_amount(&self, req: RefundRequest) -> BoxFuture<'_, Result<RefundReceipt, GatewayError>> {
+        let why = format!("this gateway cannot refund part of charge {}", req.payment_id);
+        Box::pin(async move { Err(GatewayError::Rejected(why)) })
+    }
 }
 
 #[cfg(test)]

@@ -208,6 +208,12 @@ impl Limits {
         }
         r
     }
+
+    /// Clears the login lockout of the account `email` (see [`lockout::unlock`]): its
+    /// count and every address's wait for it. 503 `unavailable` while Redis is unreachable.
+    pub async fn unlock_login(&self, email: &str) -> Result<()> {
+        lockout::unlock(self.0.redis.as_ref(), &self.0.lockouts, email).await
+    }
 }
 
 /// A caller's admission to operations: the limits and whose bucket to draw from. A

@@ -54,7 +54,7 @@ impl App {
     ) -> Self {
         let auth = Authenticator::new(db.clone(), tokens.clone());
         let orders = Orders::new(db.clone(), payments.clone(), flags.clone(), &config);
-        let accounts = Accounts::new(db.clone(), tokens.clone(), limits.clone());
+        let accounts = Accounts::new(db.clone(), tokens.clone(), limits.clone(), auth.session_states());
         Self {
             config,
             db,

@@ -219,14 +219,15 @@ pub async fn rotate(db: &Db, id: Uuid, overlap: StdDuration, actor: Uuid) -> Res
 }
 
 /// Checks a presented key. `None` for anything that is not a live key: malformed, unknown,
-/// wrong secret, revoked, expired (all look the same to the caller).
+/// wrong secret, revoked, expired, or owned by a deactivated user (all look the same to the
+/// caller).
 pub async fn authenticate(db: &Db, key: &str) -> Result<Option<KeyIdentity>> {
     let Some(prefix) = parse_prefix(key) else {
         return Ok(None);
     };
     let row = sqlx::query(
-        "SELECT k.id, k.key_hash, k.scopes, k.expires_at, k.revoked_at, u.id AS owner_id, u.role \
-         FROM api_keys k JOIN users u ON u.id = k.owner_id WHERE k.prefix = $1",
+        "SELECT k.id, k.key_hash, k.scopes, k.expires_at, k.revoked_at, u.id AS owner_id, u.role, \
+         u.deactivated_at FROM api_keys k JOIN users u ON u.id = k.owner_id WHERE k.prefix = $1",
     )
     .bind(prefix)
     .fetch_optional(db.pool())
@@ -237,6 +238,7 @@ pub async fn authenticate(db: &Db, key: &str) -> Result<Option<KeyIdentity>> {
         return Ok(None);
     }
     let live = row.try_get::<Option<String>, _>("revoked_at")?.is_none()
+        && row.try_get::<Option<String>, _>("deactivated_at")?.is_none()
         && opt_ts(&row, "expires_at")?.is_none_or(|e| e > Utc::now());
     if !live {
         return Ok(None);

@@ -24,12 +24,21 @@ pub struct Actor {
     pub scopes: Option<Scopes>,
     /// The API key the call came with, if any.
     pub api_key_id: Option<Uuid>,
+    /// The session (refresh-token family) of a user session's access token; `None` for API
+    /// keys and for actors made without a token (CLI, tests).
+    pub session_id: Option<Uuid>,
 }
 
 impl Actor {
     /// A user session with everything `role` allows.
     pub fn session(id: Uuid, role: Role) -> Self {
-        Self { id, role, scopes: None, api_key_id: None }
+        Self { id, role, scopes: None, api_key_id: None, session_id: None }
+    }
+
+    /// The same actor, in session `session_id`.
+    pub fn in_session(mut self, session_id: Uuid) -> Self {
+        self.session_id = Some(session_id);
+        self
     }
 
     pub fn is_staff(&self) -> bool {
@@ -142,6 +151,13 @@ impl Principal {
         if a.api_key_id.is_some() { Err(Error::InsufficientScope("session")) } else { Ok(a) }
     }
 
+    /// The actor, if staff or admin logged in with a session (support tools that act on
+    /// people's accounts are not for keys).
+    pub fn require_staff_session(&self) -> Result<Actor> {
+        let a = self.require_session()?;
+        if a.is_staff() { Ok(a) } else { Err(Error::Forbidden("this action needs the staff role")) }
+    }
+
     /// The actor, if an admin logged in with a session.
     pub fn require_admin_session(&self) -> Result<Actor> {
         let a = self.require_session()?;
@@ -167,6 +183,7 @@ mod tests {
             role,
             scopes: Some(scopes.iter().copied().collect()),
             api_key_id: Some(Uuid::nil()),
+            session_id: None,
         })
     }
 

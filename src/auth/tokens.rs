@@ -18,17 +18,25 @@ use crate::error::Error;
 struct Claims {
     sub: String,
     role: Role,
+    /// The session (refresh-token family) the token belongs to.
+    sid: String,
+    /// The user's token version when the token was issued.
+    ver: i64,
     iss: String,
     aud: String,
     iat: u64,
     exp: u64,
 }
 
-/// What a verified access token says.
+/// What an access token says: whom it is for, in which session, at which token version.
 #[derive(Debug, Clone, Copy)]
 pub struct AccessClaims {
     pub user_id: Uuid,
     pub role: Role,
+    /// The session it belongs to: the id of its refresh-token family.
+    pub session_id: Uuid,
+    /// The user's token version at issue; the token is refused once the user's moves on.
+    pub version: i64,
 }
 
 /// Issues and verifies access tokens.
@@ -61,12 +69,14 @@ impl TokenKeys {
         }
     }
 
-    /// A signed access token for `user_id` with `role`, valid for `access_ttl_secs`.
-    pub fn issue_access(&self, user_id: Uuid, role: Role) -> anyhow::Result<String> {
+    /// A signed access token saying `access`, valid for `access_ttl_secs`.
+    pub fn issue_access(&self, access: AccessClaims) -> anyhow::Result<String> {
         let now = unix_now();
         let claims = Claims {
-            sub: user_id.to_string(),
-            role,
+            sub: access.user_id.to_string(),
+            role: access.role,
+            sid: access.session_id.to_string(),
+            ver: access.version,
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             iat: now,
@@ -75,12 +85,16 @@ impl TokenKeys {
         Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?)
     }
 
-    /// Verifies signature, algorithm, expiry, issuer and audience.
+    /// Verifies signature, algorithm, expiry, issuer and audience, and that the token names
+    /// its session and token version (tokens issued before those claims existed are
+    /// refused: their holders refresh). Whether the session is still live is the
+    /// [`Authenticator`](super::credentials::Authenticator)'s check.
     pub fn verify_access(&self, token: &str) -> Result<AccessClaims, Error> {
         let data =
             jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|_| Error::InvalidToken)?;
         let user_id = Uuid::parse_str(&data.claims.sub).map_err(|_| Error::InvalidToken)?;
-        Ok(AccessClaims { user_id, role: data.claims.role })
+        let session_id = Uuid::parse_str(&data.claims.sid).map_err(|_| Error::InvalidToken)?;
+        Ok(AccessClaims { user_id, role: data.claims.role, session_id, version: data.claims.ver })
     }
 }
 
@@ -113,10 +127,10 @@ mod tests {
     #[test]
     fn an_issued_token_verifies() {
         let k = keys();
-        let id = Uuid::now_v7();
-        let t = k.issue_access(id, Role::Staff).unwrap();
+        let (id, sid) = (Uuid::now_v7(), Uuid::now_v7());
+        let t = k.issue_access(AccessClaims { user_id: id, role: Role::Staff, session_id: sid, version: 3 }).unwrap();
         let c = k.verify_access(&t).unwrap();
-        assert_eq!((c.user_id, c.role), (id, Role::Staff));
+        assert_eq!((c.user_id, c.role, c.session_id, c.version), (id, Role::Staff, sid, 3));
     }
 
     #[test]
@@ -126,6 +140,8 @@ mod tests {
         let claims = Claims {
             sub: Uuid::now_v7().to_string(),
             role: Role::Admin,
+            sid: Uuid::now_v7().to_string(),
+            ver: 0,
             iss: "orderly".into(),
             aud: "orderly-api".into(),
             iat: now,

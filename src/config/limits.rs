@@ -25,11 +25,19 @@ pub struct RateLimitConfig {
     pub login_window_secs: u64,
     pub checkout_limit: u32,
     pub checkout_window_secs: u64,
-    /// Failed logins for one email within `lockout_window_secs` before it is locked; 0: off.
+    /// Failed logins for one email from one client IP before that pair has to wait; 0: off.
+    pub lockout_pair_failures: u32,
+    /// The pair's first wait in seconds; it doubles with each further failure, up to
+    /// `lockout_window_secs`.
+    pub lockout_pair_delay_secs: u64,
+    /// Failed logins for one email, from any addresses, within `lockout_window_secs` before
+    /// it is locked (against distributed guessing; far above what one address can reach
+    /// through its pair's waits); 0: off.
     pub lockout_account_failures: u32,
     /// Failed logins from one client IP within `lockout_window_secs` before it is locked; 0: off.
     pub lockout_ip_failures: u32,
-    /// Counted from the first failure; the lock lifts when it ends.
+    /// Counted from the first failure; the lock lifts when it ends. Also how long a pair's
+    /// count lives after its last failure, and its longest wait.
     pub lockout_window_secs: u64,
 }
 
@@ -44,8 +52,10 @@ impl Default for RateLimitConfig {
             login_window_secs: 60,
             checkout_limit: 20,
             checkout_window_secs: 60,
+            lockout_pair_failures: 5,
+            lockout_pair_delay_secs: 2,
             // NIST SP 800-63B §5.2.2 allows at most 100 consecutive failures per account.
-            lockout_account_failures: 10,
+            lockout_account_failures: 100,
             lockout_ip_failures: 100,
             lockout_window_secs: 900,
         }
@@ -89,6 +99,9 @@ impl RateLimitConfig {
         if self.lockout_window_secs == 0 {
             return Err(ConfigError("`ratelimit.lockout_window_secs` must be positive".into()));
         }
+        if self.lockout_pair_failures > 0 && self.lockout_pair_delay_secs == 0 {
+            return Err(ConfigError("`ratelimit.lockout_pair_delay_secs` must be positive".into()));
+        }
         for p in &self.trusted_proxies {
             super::Cidr::parse(p).map_err(|e| ConfigError(format!("`ratelimit.trusted_proxies` entry {p:?}: {e}")))?;
         }
@@ -122,6 +135,7 @@ mod tests {
             ("ratelimit.login_limit", "0", "ratelimit.login_limit"),
             ("ratelimit.trusted_proxies", "10.0.0.0/8, nonsense", "ratelimit.trusted_proxies"),
             ("redis.url", "http://localhost", "redis.url"),
+            ("ratelimit.lockout_pair_delay_secs", "0", "ratelimit.lockout_pair_delay_secs"),
         ] {
             let err = Config::from_pairs([(key, value.to_string())]).expect_err(key);
             assert!(err.to_string().contains(named), "{err}");

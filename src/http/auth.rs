@@ -11,7 +11,8 @@ use super::extract::Json;
 use super::problem::Problem;
 use crate::auth::Principal;
 use crate::auth::accounts::{LoginRequest, RefreshRequest, RegisterRequest, ResetPasswordRequest, UpdateMeRequest};
-use crate::auth::users::{Session, User};
+use crate::auth::sessions::Session;
+use crate::auth::users::User;
 use crate::error::{Error, Result};
 use crate::services::AppState;
 
@@ -108,9 +109,11 @@ async fn me(State(state): State<AppState>, principal: Principal) -> Result<Json<
     Ok(Json(state.accounts.me(&principal).await?))
 }
 
-/// Change the caller's name or password.
+/// Change the caller's name or password. A new `password` needs `current_password` and
+/// ends every other session of the account; the caller's session goes on.
 #[utoipa::path(patch, path = "/me", tag = "auth", security(("bearer" = [])), request_body = UpdateMeRequest,
-    responses((status = 200, body = User), (status = 422, body = Problem)))]
+    responses((status = 200, body = User),
+              (status = 422, description = "invalid fields, or `current_password` missing or wrong", body = Problem)))]
 async fn update_me(
     State(state): State<AppState>,
     principal: Principal,

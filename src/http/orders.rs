@@ -1,17 +1,19 @@
 //! `/orders`: checkout, reading orders, and their transitions.
 
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::extract::{Json, Query};
+use super::extract::{self, Json, Query};
 use super::problem::Problem;
 use crate::auth::Principal;
 use crate::error::Result;
 use crate::orders::checkout;
-use crate::orders::{self, CheckoutRequest, Order, OrderFilter, PaymentRequest, lifecycle};
+use crate::orders::partial_refund::{self, PartialRefundRequest, Refund};
+use crate::orders::{self, CheckoutRequest, Order, OrderFilter, PaymentRequest, ShipRequest, lifecycle};
 use crate::pagination::Page;
 use crate::services::AppState;
 
@@ -19,11 +21,13 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_orders, place_order))
         .routes(routes!(get_order))
+        .routes(routes!(get_order_by_number))
         .routes(routes!(pay_order))
         .routes(routes!(cancel_order))
         .routes(routes!(ship_order))
         .routes(routes!(deliver_order))
         .routes(routes!(refund_order))
+        .routes(routes!(refund_part_of_order))
 }
 
 /// Check out: price the cart, reserve stock, create the order and, with `payment`, charge
@@ -42,7 +46,7 @@ async fn place_order(
 }
 
 /// Orders, newest first. Customers see their own; staff see all and may filter by
-/// customer.
+/// customer (id or email). Filters: status, order number, placement window.
 #[utoipa::path(get, path = "/orders", tag = "orders", security(("bearer" = []), ("api_key" = ["orders:read"])), params(OrderFilter),
     responses((status = 200, body = Page<Order>), (status = 422, body = Problem)))]
 async fn list_orders(
@@ -58,6 +62,19 @@ async fn list_orders(
     responses((status = 200, body = Order), (status = 404, body = Problem)))]
 async fn get_order(State(state): State<AppState>, principal: Principal, Path(id): Path<Uuid>) -> Result<Json<Order>> {
     Ok(Json(orders::get(&state.orders, &principal, id).await?))
+}
+
+/// One order by its number (`OL-…`, or an imported order's number). Another customer's
+/// order is 404.
+#[utoipa::path(get, path = "/orders/by-number/{number}", tag = "orders", security(("bearer" = []), ("api_key" = ["orders:read"])),
+    params(("number" = String, Path, description = "The order number, e.g. OL-0A1B2C3D4E5F", max_length = 64)),
+    responses((status = 200, body = Order), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn get_order_by_number(
+    State(state): State<AppState>,
+    principal: Principal,
+    extract::Path(number): extract::Path<String>,
+) -> Result<Json<Order>> {
+    Ok(Json(orders::find_by_number(&state.orders, &principal, &number).await?))
 }
 
 /// Pay an order that is waiting for payment.
@@ -83,11 +100,21 @@ async fn cancel_order(
     Ok(Json(lifecycle::cancel(&state.orders, &principal, id).await?))
 }
 
-/// Mark a paid order shipped (staff); its reserved stock leaves on-hand.
+/// Mark a paid order shipped (staff); its reserved stock leaves on-hand. The body is
+/// optional: `{carrier, tracking_number}`, both optional, shown to the customer.
 #[utoipa::path(post, path = "/orders/{id}/ship", tag = "orders", security(("bearer" = []), ("api_key" = ["orders:write"])),
+    request_body = Option<ShipRequest>,
     responses((status = 200, body = Order), (status = 403, body = Problem), (status = 409, body = Problem)))]
-async fn ship_order(State(state): State<AppState>, principal: Principal, Path(id): Path<Uuid>) -> Result<Json<Order>> {
-    Ok(Json(lifecycle::ship(&state.orders, &principal, id).await?))
+async fn ship_order(
+    State(state): State<AppState>,
+    principal: Principal,
+    extract::Path(id): extract::Path<Uuid>,
+    body: Bytes,
+) -> Result<Json<Order>> {
+    // No body (or an empty one) ships without carrier and tracking number.
+    let req =
+        if body.iter().all(u8::is_ascii_whitespace) { ShipRequest::default() } else { extract::parse_json(&body)? };
+    Ok(Json(lifecycle::ship(&state.orders, &principal, id, req).await?))
 }
 
 /// Mark a shipped order delivered (staff).
@@ -110,4 +137,22 @@ async fn refund_order(
     Path(id): Path<Uuid>,
 ) -> Result<Json<Order>> {
     Ok(Json(lifecycle::refund(&state.orders, &principal, id).await?))
+}
+
+/// Refund part of an order (staff): `{amount_minor}` or `{lines: [{line_no, quantity}]}`,
+/// never more than was paid. 201 with the settled refund; 409 `refund-exceeds-payment`,
+/// `refund-exceeds-quantity`, `not-refundable` or `refund-in-progress` (nothing changed,
+/// the gateway not called); 503 when the gateway does not answer (finished later).
+#[utoipa::path(post, path = "/orders/{id}/refunds", tag = "orders", security(("bearer" = []), ("api_key" = ["orders:write"])),
+    request_body = PartialRefundRequest,
+    responses((status = 201, body = Refund), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
+async fn refund_part_of_order(
+    State(state): State<AppState>,
+    principal: Principal,
+    extract::Path(id): extract::Path<Uuid>,
+    Json(body): Json<PartialRefundRequest>,
+) -> Result<(StatusCode, Json<Refund>)> {
+    let refund = partial_refund::refund_part(&state.orders, &principal, id, body).await?;
+    Ok((StatusCode::CREATED, Json(refund)))
 }

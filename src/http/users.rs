@@ -1,7 +1,7 @@
-//! `/users`: user management (admin only; the rules live in
-//! [`crate::auth::accounts::Accounts`]).
+//! `/users`: user management (admin) and support tools (staff: search, deactivate,
+//! reactivate, unlock). The rules live in [`crate::auth::accounts::Accounts`].
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -9,8 +9,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::extract::{Json, Query};
+use super::extract::{Json, Path, Query};
 use super::problem::Problem;
+use crate::auth::accounts::support::UserSearchParams;
 use crate::auth::accounts::{CreateUserRequest, PasswordResetToken};
 use crate::auth::users::User;
 use crate::auth::{Principal, Role};
@@ -23,6 +24,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_users, create_user))
         .routes(routes!(get_user, update_user))
         .routes(routes!(issue_password_reset))
+        .routes(routes!(search_users))
+        .routes(routes!(deactivate_user))
+        .routes(routes!(reactivate_user))
+        .routes(routes!(unlock_user))
 }
 
 /// List users, newest first.
@@ -81,4 +86,55 @@ async fn issue_password_reset(
     Path(id): Path<Uuid>,
 ) -> Result<(StatusCode, Json<PasswordResetToken>)> {
     Ok((StatusCode::CREATED, Json(state.accounts.issue_password_reset(&principal, id).await?)))
+}
+
+/// Find users by part of their email or name (case-insensitive), newest first. Staff or
+/// admin session.
+#[utoipa::path(get, path = "/users/search", tag = "users", security(("bearer" = [])), params(UserSearchParams),
+    responses((status = 200, body = Page<User>), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 422, description = "bad `q`, `limit` or `cursor`", body = Problem)))]
+async fn search_users(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(q): Query<UserSearchParams>,
+) -> Result<Json<Page<User>>> {
+    Ok(Json(state.accounts.search_users(&principal, &q).await?))
+}
+
+/// Deactivate a user: no login, sessions ended, tokens and API keys refused from the next
+/// request. Staff for customers, admins for anyone but themselves. Idempotent.
+#[utoipa::path(post, path = "/users/{id}/deactivate", tag = "users", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the user")),
+    responses((status = 200, body = User), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 404, body = Problem)))]
+async fn deactivate_user(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Uuid>,
+) -> Result<Json<User>> {
+    Ok(Json(state.accounts.deactivate_user(&principal, id).await?))
+}
+
+/// Let a deactivated user log in again. Who may: as for deactivating. Idempotent.
+#[utoipa::path(post, path = "/users/{id}/reactivate", tag = "users", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the user")),
+    responses((status = 200, body = User), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 404, body = Problem)))]
+async fn reactivate_user(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Uuid>,
+) -> Result<Json<User>> {
+    Ok(Json(state.accounts.reactivate_user(&principal, id).await?))
+}
+
+/// Lift a user's login lockout (the account's failure count and every address's wait for
+/// it). Staff or admin session.
+#[utoipa::path(post, path = "/users/{id}/unlock", tag = "users", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the user")),
+    responses((status = 204, description = "unlocked"), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 404, body = Problem), (status = 503, description = "the lockout store is unreachable", body = Problem)))]
+async fn unlock_user(State(state): State<AppState>, principal: Principal, Path(id): Path<Uuid>) -> Result<StatusCode> {
+    state.accounts.unlock_user(&principal, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

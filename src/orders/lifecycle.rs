@@ -5,6 +5,7 @@
 
 use uuid::Uuid;
 
+use super::shipping::ShipRequest;
 use super::store;
 use super::transition::{self, Step};
 use super::{Order, Orders, owner_filter};
@@ -26,12 +27,15 @@ pub async fn cancel(svc: &Orders, principal: &Principal, id: Uuid) -> Result<Ord
     store::find(&svc.db, id, owner_filter(&caller)).await
 }
 
-/// Marks a paid order shipped; its reserved stock leaves on-hand. Staff with scope
-/// `orders:write` (customers: 403). Errors: 404; 409 `invalid-transition` naming the current
-/// status, or `refund-in-progress` while a refund is claimed.
+/// Marks a paid order shipped, with the carrier and tracking number of `req` when given
+/// (stored on the order, shown to its customer, carried by `order.shipped`); its reserved
+/// stock leaves on-hand. Staff with scope `orders:write` (customers: 403). Errors: 404; 409
+/// `invalid-transition` naming the current status, or `refund-in-progress` while a full
+/// refund is claimed.
 #[tracing::instrument(skip_all, fields(order.id = %id))]
-pub async fn ship(svc: &Orders, principal: &Principal, id: Uuid) -> Result<Order> {
-    staff_step(svc, principal, id, Step::Shipped).await
+pub async fn ship(svc: &Orders, principal: &Principal, id: Uuid, req: ShipRequest) -> Result<Order> {
+    let step = Step::Shipped { carrier: req.carrier.as_ref(), tracking_number: req.tracking_number.as_ref() };
+    staff_step(svc, principal, id, step).await
 }
 
 /// Marks a shipped order delivered. Staff with scope `orders:write` (customers: 403).
@@ -41,10 +45,11 @@ pub async fn deliver(svc: &Orders, principal: &Principal, id: Uuid) -> Result<Or
     staff_step(svc, principal, id, Step::Delivered).await
 }
 
-/// Refunds a paid, unshipped order: claims it, refunds the payment through the gateway,
-/// then settles it `refunded` and releases its stock. Staff with scope `orders:write`
-/// (customers: 403). Errors: 404; 409 `invalid-transition` naming the current status (the
-/// gateway is then never called) or `refund-in-progress`; 503 `Unavailable` when the
+/// Refunds a paid, unshipped order in full: claims it, refunds the payment through the
+/// gateway (after partial refunds, only the remainder), then settles it `refunded` and
+/// releases its stock. Staff with scope `orders:write` (customers: 403). Errors: 404; 409
+/// `invalid-transition` naming the current status (the gateway is then never called) or
+/// `refund-in-progress` (a full or partial refund is in flight); 503 `Unavailable` when the
 /// gateway does not answer (the recovery worker finishes the refund).
 #[tracing::instrument(skip_all, fields(order.id = %id))]
 pub async fn refund(svc: &Orders, principal: &Principal, id: Uuid) -> Result<Order> {

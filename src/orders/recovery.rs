@@ -1,7 +1,9 @@
 //! Background workers that keep orders moving without a client:
 //! - **saga recovery**: a saga left in `charging` past its deadline (its process crashed or
 //!   lost the gateway) is resolved from what the gateway remembers: paid, or compensated; a
-//!   saga left in `refunding` is refunded (if the gateway has not already) and settled.
+//!   saga left in `refunding` is refunded (if the gateway has not already) and settled; a
+//!   partial refund left `claimed` past its lease is refunded again under its own key (the
+//!   gateway answers with the first refund) and settled.
 //! - **reservation expiry**: an unpaid order past `reserved_until` is cancelled with reason
 //!   `reservation_expired` and its stock released.
 //!
@@ -21,10 +23,10 @@ use crate::error::Result;
 
 const BATCH: i64 = 100;
 
-/// Resumes interrupted sagas (a charge or a refund left past its lease); returns how many
-/// were resolved.
+/// Resumes interrupted sagas (a charge, a refund or a partial refund left past its lease);
+/// returns how many were resolved.
 pub async fn recover_interrupted_sagas(svc: &Orders) -> Result<usize> {
-    let mut resolved = 0;
+    let mut resolved = super::partial_refund::recover(svc, BATCH).await?;
     for state in [SagaState::Charging, SagaState::Refunding] {
         for (id, old) in store::past_lease(&svc.db, state, BATCH).await? {
             // Claim: extend the lease only if nobody else did first.

@@ -1,4 +1,5 @@
-//! The order aggregate's SQL, all of it: tables `orders` and `order_lines`. Nothing here
+//! The order aggregate's SQL, all of it: tables `orders` and `order_lines` here, the
+//! partial refunds' `order_refunds` in [`refunds`]. Nothing here
 //! decides who may do what or which move is legal (that is the services' and
 //! [`super::transition`]'s job); every write is a single conditional statement so that two
 //! racing callers cannot both win.
@@ -8,8 +9,12 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
+pub(super) mod refunds;
+
+use super::shipping::{Carrier, OrderNumber, TrackingNumber};
 use super::state::{OrderStatus, SagaState};
 use super::{LineItem, Order, OrderFilter};
+use crate::auth::Email;
 use crate::db::{self, Arg, Db, SqlBuilder, Tx};
 use crate::error::{Error, Result};
 use crate::inventory::StockLine;
@@ -17,7 +22,7 @@ use crate::pagination::PageRequest;
 
 const COLUMNS: &str = "id, number, customer_id, status, currency, subtotal_minor, discount_minor, total_minor, \
      payment_last4, failure_reason, reserved_until, ship_mode, shipping_address, placed_at, paid_at, \
-     shipped_at, delivered_at, closed_at, updated_at";
+     shipped_at, carrier, tracking_number, refunded_minor, delivered_at, closed_at, updated_at";
 
 fn opt_ts(row: &AnyRow, col: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
     row.try_get::<Option<String>, _>(col)?.as_deref().map(db::parse_ts).transpose()
@@ -44,6 +49,9 @@ fn from_row(row: &AnyRow) -> Result<Order, sqlx::Error> {
         placed_at: db::parse_ts(&row.try_get::<String, _>("placed_at")?)?,
         paid_at: opt_ts(row, "paid_at")?,
         shipped_at: opt_ts(row, "shipped_at")?,
+        carrier: row.try_get("carrier")?,
+        tracking_number: row.try_get("tracking_number")?,
+        refunded_minor: row.try_get("refunded_minor")?,
         delivered_at: opt_ts(row, "delivered_at")?,
         closed_at: opt_ts(row, "closed_at")?,
         updated_at: db::parse_ts(&row.try_get::<String, _>("updated_at")?)?,
@@ -105,13 +113,42 @@ pub(super) async fn find(db: &Db, id: Uuid, owner: Option<Uuid>) -> Result<Order
     Ok(orders.remove(0))
 }
 
-/// One page of orders newest first (`page.fetch_limit()` rows, without their lines), of
-/// `customer` if given, filtered by `f`'s status and placement window.
-pub(super) async fn list(db: &Db, customer: Option<Uuid>, f: &OrderFilter, page: &PageRequest) -> Result<Vec<Order>> {
+/// Order `number` with its lines; with `owner`, only if that customer placed it. 404
+/// otherwise.
+pub(super) async fn find_by_number(db: &Db, number: &OrderNumber, owner: Option<Uuid>) -> Result<Order> {
+    let id: Option<String> = sqlx::query_scalar("SELECT id FROM orders WHERE number = $1")
+        .bind(number.as_str())
+        .fetch_optional(db.pool())
+        .await?;
+    let id = id.ok_or(Error::NotFound("order"))?;
+    find(db, db::parse_id(&id)?, owner).await
+}
+
+/// Whose orders a list is restricted to, besides [`OrderFilter`]'s status and window.
+pub(super) struct ListBy<'a> {
+    /// Orders of this customer (always set for customers).
+    pub customer: Option<Uuid>,
+    /// Orders of the user with this (lower-cased) email.
+    pub email: Option<&'a Email>,
+    /// The order with this number.
+    pub number: Option<&'a OrderNumber>,
+}
+
+/// One page of orders newest first (`page.fetch_limit()` rows, without their lines),
+/// restricted by `by`, filtered by `f`'s status and placement window.
+pub(super) async fn list(db: &Db, by: &ListBy<'_>, f: &OrderFilter, page: &PageRequest) -> Result<Vec<Order>> {
     let mut b = SqlBuilder::new(&format!("SELECT {COLUMNS} FROM orders WHERE 1 = 1"));
-    if let Some(c) = customer {
+    if let Some(c) = by.customer {
         let a = b.arg(Arg::Text(c.to_string()));
         b.push(&format!(" AND customer_id = {a}"));
+    }
+    if let Some(e) = by.email {
+        let a = b.arg(Arg::Text(e.as_str().to_owned()));
+        b.push(&format!(" AND customer_id IN (SELECT id FROM users WHERE email = {a})"));
+    }
+    if let Some(n) = by.number {
+        let a = b.arg(Arg::Text(n.as_str().to_owned()));
+        b.push(&format!(" AND number = {a}"));
     }
     if let Some(s) = f.status {
         let a = b.arg(Arg::Text(s.as_str().into()));
@@ -152,13 +189,16 @@ fn internal(e: String) -> Error {
     Error::Internal(anyhow::anyhow!(e))
 }
 
-/// The stock an order holds, one entry per product.
+/// The stock an order holds, one entry per product: each line's units less those a settled
+/// partial refund already released.
 pub(super) async fn stock_lines(tx: &mut Tx, id: Uuid) -> Result<Vec<StockLine>> {
-    let rows =
-        sqlx::query("SELECT product_id, sku, quantity FROM order_lines WHERE order_id = $1 AND product_id IS NOT NULL")
-            .bind(id.to_string())
-            .fetch_all(&mut **tx)
-            .await?;
+    let rows = sqlx::query(
+        "SELECT product_id, sku, quantity - released_quantity AS quantity FROM order_lines \
+         WHERE order_id = $1 AND product_id IS NOT NULL AND quantity > released_quantity",
+    )
+    .bind(id.to_string())
+    .fetch_all(&mut **tx)
+    .await?;
     let mut lines: Vec<StockLine> = Vec::with_capacity(rows.len());
     for r in &rows {
         let product_id = db::parse_id(&r.try_get::<String, _>("product_id")?)?;
@@ -266,6 +306,9 @@ pub(super) enum Guard {
     SagaIsNot(SagaState),
     /// Waiting for payment without a charge in flight, and `reserved_until` is past.
     ReservationExpired,
+    /// Partial refunds settled the whole total, none is in flight, and no full refund is
+    /// claimed.
+    RefundedInParts,
 }
 
 /// One conditional status write (see `transition::apply`).
@@ -280,6 +323,12 @@ pub(super) struct StatusWrite<'a> {
     pub reason: Option<&'a str>,
     /// Stored in `payment_id` when given.
     pub payment_id: Option<&'a str>,
+    /// Stored in `carrier` and `tracking_number` when given.
+    pub carrier: Option<&'a Carrier>,
+    pub tracking_number: Option<&'a TrackingNumber>,
+    /// The whole total is refunded: `refunded_minor` and `refund_claimed_minor` become
+    /// `total_minor`.
+    pub refunded_in_full: bool,
 }
 
 /// `UPDATE orders … WHERE id = id AND status = from AND <guard>`; returns whether it applied.
@@ -305,11 +354,18 @@ pub(super) async fn write_status(tx: &mut Tx, id: Uuid, w: &StatusWrite<'_>) -> 
         Guard::ReservationExpired => {
             format!(" AND saga_state = '{}' AND reserved_until < $2", SagaState::AwaitingPayment.as_str())
         }
+        Guard::RefundedInParts => format!(
+            " AND saga_state <> '{}' AND refunded_minor = total_minor AND refund_claimed_minor = refunded_minor",
+            SagaState::Refunding.as_str()
+        ),
     };
+    let refunded =
+        if w.refunded_in_full { ", refunded_minor = total_minor, refund_claimed_minor = total_minor" } else { "" };
     let sql = format!(
         "UPDATE orders SET status = $1, {at} = $2, updated_at = $2, reserved_until = NULL, \
          failure_reason = COALESCE($3, failure_reason), payment_id = COALESCE($4, payment_id), \
-         saga_state = {saga}, saga_deadline = {deadline} WHERE id = $5 AND status = $6{guard}",
+         carrier = COALESCE($7, carrier), tracking_number = COALESCE($8, tracking_number), \
+         saga_state = {saga}, saga_deadline = {deadline}{refunded} WHERE id = $5 AND status = $6{guard}",
         at = w.at_column,
     );
     let n = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -319,6 +375,8 @@ pub(super) async fn write_status(tx: &mut Tx, id: Uuid, w: &StatusWrite<'_>) -> 
         .bind(w.payment_id)
         .bind(id.to_string())
         .bind(w.from.as_str())
+        .bind(w.carrier.map(Carrier::as_str))
+        .bind(w.tracking_number.map(TrackingNumber::as_str))
         .execute(&mut **tx)
         .await?
         .rows_affected();
@@ -348,24 +406,6 @@ pub(super) async fn move_saga(
     .bind(id.to_string())
     .bind(status.map(OrderStatus::as_str).unwrap_or_default())
     .bind(from.as_str())
-    .execute(db.pool())
-    .await?
-    .rows_affected();
-    Ok(n == 1)
-}
-
-/// Claims a paid order for refund: saga `refunding` with a lease until `deadline`, if the
-/// order is `paid` and no refund is in flight. Returns whether this call won the claim.
-pub(super) async fn claim_refund(db: &Db, id: Uuid, deadline: DateTime<Utc>) -> Result<bool> {
-    let n = sqlx::query(
-        "UPDATE orders SET saga_state = $1, saga_deadline = $2, updated_at = $3 \
-         WHERE id = $4 AND status = $5 AND saga_state <> $1",
-    )
-    .bind(SagaState::Refunding.as_str())
-    .bind(db::ts(deadline))
-    .bind(db::now())
-    .bind(id.to_string())
-    .bind(OrderStatus::Paid.as_str())
     .execute(db.pool())
     .await?
     .rows_affected();

@@ -1,13 +1,15 @@
 //! The one function every order status change goes through: the checkout saga's paid and
-//! failed, reservation expiry, recovery, and cancel, ship, deliver and refund.
+//! failed, reservation expiry, recovery, and cancel, ship, deliver and refund (in full, or
+//! when partial refunds reach a paid order's total).
 
 use uuid::Uuid;
 
+use super::shipping::{Carrier, TrackingNumber};
 use super::state::{OrderStatus, SagaState};
 use super::store::{self, Guard, SagaWrite, StatusWrite};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::events::{self, Event, OrderFailed, OrderPaid, OrderTransitioned};
+use crate::events::{self, Event, OrderFailed, OrderPaid, OrderShipped, OrderTransitioned};
 use crate::inventory;
 
 /// A status change, with what it carries.
@@ -32,14 +34,21 @@ pub enum Step<'a> {
         /// `cancelled_by_customer` or `cancelled_by_staff`.
         reason: &'a str,
     },
-    /// `paid → shipped`: the reserved stock leaves on-hand. Refused while a refund is in
-    /// flight.
-    Shipped,
+    /// `paid → shipped`: the reserved stock (less units a partial refund released) leaves
+    /// on-hand. Refused while a full refund is in flight.
+    Shipped {
+        /// Stored on the order and carried by `order.shipped`.
+        carrier: Option<&'a Carrier>,
+        tracking_number: Option<&'a TrackingNumber>,
+    },
     /// `shipped → delivered`.
     Delivered,
     /// The refund claimed before (saga `refunding`) was paid back: `paid → refunded`, stock
-    /// released.
+    /// released, the whole total counted refunded.
     Refunded,
+    /// Partial refunds settled the whole total of a paid order (none in flight, no full
+    /// refund claimed): `paid → refunded`, the remaining stock released.
+    RefundedInParts,
 }
 
 impl Step<'_> {
@@ -49,9 +58,9 @@ impl Step<'_> {
             Step::Paid { .. } => OrderStatus::Paid,
             Step::Failed { .. } => OrderStatus::Failed,
             Step::Expired | Step::Cancelled { .. } => OrderStatus::Cancelled,
-            Step::Shipped => OrderStatus::Shipped,
+            Step::Shipped { .. } => OrderStatus::Shipped,
             Step::Delivered => OrderStatus::Delivered,
-            Step::Refunded => OrderStatus::Refunded,
+            Step::Refunded | Step::RefundedInParts => OrderStatus::Refunded,
         }
     }
 
@@ -67,8 +76,9 @@ impl Step<'_> {
     fn guard(&self) -> Guard {
         match self {
             Step::Expired => Guard::ReservationExpired,
-            Step::Shipped => Guard::SagaIsNot(SagaState::Refunding),
+            Step::Shipped { .. } => Guard::SagaIsNot(SagaState::Refunding),
             Step::Refunded => Guard::SagaIs(SagaState::Refunding),
+            Step::RefundedInParts => Guard::RefundedInParts,
             _ => Guard::None,
         }
     }
@@ -78,7 +88,7 @@ impl Step<'_> {
             Step::Paid { .. } | Step::Refunded => SagaWrite::Set(SagaState::Completed),
             Step::Failed { .. } | Step::Expired => SagaWrite::Set(SagaState::Compensated),
             Step::Cancelled { .. } => SagaWrite::EndUnlessCharging,
-            Step::Shipped | Step::Delivered => SagaWrite::Keep,
+            Step::Shipped { .. } | Step::Delivered | Step::RefundedInParts => SagaWrite::Keep,
         }
     }
 
@@ -87,6 +97,8 @@ impl Step<'_> {
             Guard::SagaIs(s) => saga == s,
             Guard::SagaIsNot(s) => saga != s,
             Guard::ReservationExpired => saga == SagaState::AwaitingPayment,
+            // The amounts are checked by the conditional write itself.
+            Guard::RefundedInParts => saga != SagaState::Refunding,
             Guard::None => true,
         }
     }
@@ -153,6 +165,15 @@ pub async fn apply(db: &Db, id: Uuid, step: Step<'_>) -> Result<Result<(), Refus
             Step::Paid { payment_id } => Some(payment_id),
             _ => None,
         },
+        carrier: match step {
+            Step::Shipped { carrier, .. } => carrier,
+            _ => None,
+        },
+        tracking_number: match step {
+            Step::Shipped { tracking_number, .. } => tracking_number,
+            _ => None,
+        },
+        refunded_in_full: matches!(step, Step::Refunded),
     };
     if !store::write_status(&mut tx, id, &write).await? {
         // Someone else moved it first (or the guard no longer holds): report the state now.
@@ -167,15 +188,23 @@ pub async fn apply(db: &Db, id: Uuid, step: Step<'_>) -> Result<Result<(), Refus
         OrderStatus::Shipped => inventory::ship(&mut tx, &lines).await?,
         _ => {}
     }
+    if let Step::Refunded = step {
+        store::refunds::settle_remainder(&mut tx, id).await?;
+    }
     let moved =
         || OrderTransitioned { order_id: id, from: from.as_str().to_owned(), reason: step.reason().map(str::to_owned) };
     let event = match step {
         Step::Paid { .. } => Event::OrderPaid(OrderPaid { order_id: id }),
         Step::Failed { reason } => Event::OrderFailed(OrderFailed { order_id: id, reason: reason.to_owned() }),
         Step::Expired | Step::Cancelled { .. } => Event::OrderCancelled(moved()),
-        Step::Shipped => Event::OrderShipped(moved()),
+        Step::Shipped { carrier, tracking_number } => Event::OrderShipped(OrderShipped {
+            order_id: id,
+            from: from.as_str().to_owned(),
+            carrier: carrier.map(|c| c.as_str().to_owned()),
+            tracking_number: tracking_number.map(|t| t.as_str().to_owned()),
+        }),
         Step::Delivered => Event::OrderDelivered(moved()),
-        Step::Refunded => Event::OrderRefunded(moved()),
+        Step::Refunded | Step::RefundedInParts => Event::OrderRefunded(moved()),
     };
     events::record(&mut tx, event).await?;
     tx.commit().await?;

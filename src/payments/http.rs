@@ -7,9 +7,15 @@
 //! | charge | `POST {url}/charges`, header `Idempotency-Key: K`, body `{amount_minor, currency, card_number}` | 200/201 `{id, status: "succeeded" \| "declined", decline_code?}` |
 //! | lookup | `GET {url}/charges?idempotency_key=K` | 200 `{id, status, decline_code?}` (`status` may also be `voided`, `refunded`), or 404 |
 //! | void | `POST {url}/charges/{id}/void` | 2xx |
-//! | refund | `POST {url}/charges/{id}/refund` | 2xx |
+//! | refund | `POST {url}/charges/{id}/refund` | 2xx (refunds what is left of the charge) |
+//! | partial refund | `POST {url}/charges/{id}/refunds`, header `Idempotency-Key: R`, body `{amount_minor, currency}` | 200/201 `{id, amount_minor}` |
 //!
 //! Repeating a charge with the same key must return the first outcome (as Stripe does).
+//! Likewise a partial refund: `R` is the refund's id, and a repeat with the same key and
+//! amount must answer with the first refund, never refund again; the gateway must refuse
+//! (409 or 422) an amount that would take the charge's refunds beyond the charge, a charge
+//! that is not succeeded, and a key reused for another amount. Once the charge is refunded
+//! in full, `lookup` reports it `refunded`.
 //! Any other 4xx is a refusal ([`GatewayError::Rejected`]); 5xx, 429, a timeout
 //! (`payments.timeout_ms`) or a broken connection leaves the outcome unknown
 //! ([`GatewayError::Unavailable`]) for the recovery worker to settle with a lookup.
@@ -23,7 +29,7 @@ use reqwest::header::HeaderMap;
 use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Serialize};
 
-use super::{ChargeOutcome, ChargeRequest, GatewayError, PaymentGateway, PaymentRecord};
+use super::{ChargeOutcome, ChargeRequest, GatewayError, PaymentGateway, PaymentRecord, RefundReceipt, RefundRequest};
 
 pub struct HttpGateway {
     client: reqwest::Client,
@@ -36,6 +42,19 @@ struct ChargeBody<'a> {
     amount_minor: i64,
     currency: &'a str,
     card_number: &'a str,
+}
+
+/// `POST /charges/{id}/refunds` body.
+#[derive(Serialize)]
+struct RefundBody<'a> {
+    amount_minor: i64,
+    currency: &'a str,
+}
+
+/// A refund as the gateway reports it.
+#[derive(Deserialize)]
+struct RefundReply {
+    id: String,
 }
 
 /// A charge as the gateway reports it.
@@ -172,6 +191,22 @@ impl PaymentGateway for HttpGateway {
 
     fn refund(&self, payment_id: String) -> BoxFuture<'_, Result<(), GatewayError>> {
         async move { self.post_action(&payment_id, "refund").await }.boxed()
+    }
+
+    fn refund_amount(&self, req: RefundRequest) -> BoxFuture<'_, Result<RefundReceipt, GatewayError>> {
+        async move {
+            let body = RefundBody { amount_minor: req.amount_minor, currency: &req.currency };
+            let url = self.url(&[req.payment_id.as_str(), "refunds"])?;
+            let request = self.client.post(url).header("Idempotency-Key", &req.idempotency_key).json(&body);
+            let res = self.send(request).await?;
+            classify(res.status())?;
+            let r = res
+                .json::<RefundReply>()
+                .await
+                .map_err(|e| GatewayError::Unavailable(format!("unreadable gateway reply: {}", describe(&e))))?;
+            Ok(RefundReceipt { refund_id: r.id })
+        }
+        .boxed()
     }
 }
 

@@ -13,7 +13,7 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use tracing::Instrument;
 
-use super::{ChargeOutcome, ChargeRequest, GatewayError, PaymentGateway, PaymentRecord};
+use super::{ChargeOutcome, ChargeRequest, GatewayError, PaymentGateway, PaymentRecord, RefundReceipt, RefundRequest};
 
 pub struct Instrumented {
     inner: Arc<dyn PaymentGateway>,
@@ -113,5 +113,18 @@ impl PaymentGateway for Instrumented {
             error = tracing::field::Empty,
         );
         observe("refund", span, self.inner.refund(payment_id), |_| "ok")
+    }
+
+    fn refund_amount(&self, req: RefundRequest) -> BoxFuture<'_, Result<RefundReceipt, GatewayError>> {
+        let span = tracing::info_span!(
+            "payments.refund_amount",
+            otel.kind = "client",
+            payment.id = %req.payment_id,
+            payment.idempotency_key = %req.idempotency_key,
+            payment.amount_minor = req.amount_minor,
+            payment.currency = %req.currency,
+            error = tracing::field::Empty,
+        );
+        observe("refund_amount", span, self.inner.refund_amount(req), |_| "ok")
     }
 }

@@ -11,12 +11,17 @@
 //! | not Luhn-valid       | declined, `incorrect_number`              |
 //!
 //! The numbers are Stripe's test cards (<https://docs.stripe.com/testing>).
+//!
+//! Refunds: `refund` returns what is left of a charge; `refund_amount` returns part of it,
+//! once per idempotency key (`sandbox_refunds`), and refuses any amount that would take the
+//! charge's refunds (`sandbox_payments.refunded_minor`) beyond the charge. A charge refunded
+//! in full reads as `refunded` (a [`PaymentRecord::Reversed`]).
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use sqlx::Row;
 
-use super::{ChargeOutcome, ChargeRequest, GatewayError, PaymentGateway, PaymentRecord};
+use super::{ChargeOutcome, ChargeRequest, GatewayError, PaymentGateway, PaymentRecord, RefundReceipt, RefundRequest};
 use crate::db::{self, Db};
 
 pub struct SandboxGateway {
@@ -80,9 +85,13 @@ impl SandboxGateway {
         .map_err(unavailable)
     }
 
+    /// Moves a charge `from → to` (a repeat finds it in `to` and succeeds); a refund also
+    /// marks the whole charge refunded.
     async fn set_status(&self, payment_id: &str, from: &str, to: &str) -> Result<(), GatewayError> {
         let n = sqlx::query(
-            "UPDATE sandbox_payments SET status = $1, updated_at = $2 WHERE id = $3 AND status IN ($4, $1)",
+            "UPDATE sandbox_payments SET status = $1, updated_at = $2, \
+             refunded_minor = CASE WHEN $1 = 'refunded' THEN amount_minor ELSE refunded_minor END \
+             WHERE id = $3 AND status IN ($4, $1)",
         )
         .bind(to)
         .bind(db::now())
@@ -93,6 +102,70 @@ impl SandboxGateway {
         .map_err(unavailable)?
         .rows_affected();
         if n == 1 { Ok(()) } else { Err(GatewayError::Rejected(format!("payment {payment_id} is not {from}"))) }
+    }
+
+    /// The refund recorded under `key`: (id, payment id, amount).
+    async fn find_refund(&self, tx: &mut db::Tx, key: &str) -> Result<Option<(String, String, i64)>, GatewayError> {
+        let row = sqlx::query("SELECT id, payment_id, amount_minor FROM sandbox_refunds WHERE idempotency_key = $1")
+            .bind(key)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(unavailable)?;
+        row.map(|r| -> Result<_, sqlx::Error> {
+            Ok((r.try_get("id")?, r.try_get("payment_id")?, r.try_get("amount_minor")?))
+        })
+        .transpose()
+        .map_err(unavailable)
+    }
+
+    /// One refund, in one write transaction: the same key answers with the first refund;
+    /// otherwise the charge's `refunded_minor` grows only while it stays within the charge.
+    async fn refund_part(&self, req: &RefundRequest) -> Result<RefundReceipt, GatewayError> {
+        if req.amount_minor < 1 {
+            return Err(GatewayError::Rejected("refund amount must be at least 1".into()));
+        }
+        let mut tx = self.db.begin_write().await.map_err(unavailable)?;
+        if let Some((id, payment, amount)) = self.find_refund(&mut tx, &req.idempotency_key).await? {
+            return if payment == req.payment_id && amount == req.amount_minor {
+                Ok(RefundReceipt { refund_id: id })
+            } else {
+                Err(GatewayError::Rejected("idempotency key reused for another refund".into()))
+            };
+        }
+        let now = db::now();
+        let n = sqlx::query(
+            "UPDATE sandbox_payments SET refunded_minor = refunded_minor + $1, updated_at = $2, \
+             status = CASE WHEN refunded_minor + $1 = amount_minor THEN 'refunded' ELSE status END \
+             WHERE id = $3 AND status = 'succeeded' AND refunded_minor + $1 <= amount_minor",
+        )
+        .bind(req.amount_minor)
+        .bind(&now)
+        .bind(&req.payment_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?
+        .rows_affected();
+        if n != 1 {
+            return Err(GatewayError::Rejected(format!(
+                "payment {} cannot refund {} more",
+                req.payment_id, req.amount_minor
+            )));
+        }
+        let id = format!("re_{}", db::new_id().simple());
+        sqlx::query(
+            "INSERT INTO sandbox_refunds (id, payment_id, idempotency_key, amount_minor, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&id)
+        .bind(&req.payment_id)
+        .bind(&req.idempotency_key)
+        .bind(req.amount_minor)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(RefundReceipt { refund_id: id })
     }
 }
 
@@ -149,6 +222,10 @@ impl PaymentGateway for SandboxGateway {
 
     fn refund(&self, payment_id: String) -> BoxFuture<'_, Result<(), GatewayError>> {
         async move { self.set_status(&payment_id, "succeeded", "refunded").await }.boxed()
+    }
+
+    fn refund_amount(&self, req: RefundRequest) -> BoxFuture<'_, Result<RefundReceipt, GatewayError>> {
+        async move { self.refund_part(&req).await }.boxed()
     }
 }
 

@@ -1,5 +1,5 @@
 //! Limits shared by every replica through Redis: GCRA in a Lua script (atomic, on Redis's
-//! clock so replicas never disagree), lockout counters with a TTL. Every call runs under
+//! clock so replicas never disagree), lockout counters and waits with a TTL. Every call runs under
 //! `redis.timeout_ms`; after a failure Redis is skipped for `redis.backoff_ms`, so an
 //! outage costs at most one timeout per backoff period, never a hang.
 
@@ -34,17 +34,53 @@ local remaining = math.floor((capacity - debt) / t)
 return {1, remaining, debt - (capacity - (remaining + 1) * t)}
 ";
 
-/// Counts one failed login on each key; a key's window starts at its first failure.
-/// ARGV[1] = window (ms).
+/// Counts one failed login. KEYS[1..n]: fixed-window counters (a window starts at a key's
+/// first failure); KEYS[n+1], KEYS[n+2] if present: a pair's count (alive `window` after its
+/// last failure) and its wait. ARGV: window (ms), n, pair threshold, pair base wait (ms).
+/// From the threshold on, the wait is base × 2^(count − threshold), at most the window.
 const FAIL_LUA: &str = r"
-for _, k in ipairs(KEYS) do
-  if redis.call('INCR', k) == 1 then redis.call('PEXPIRE', k, ARGV[1]) end
+local window = tonumber(ARGV[1])
+local n = tonumber(ARGV[2])
+for i = 1, n do
+  if redis.call('INCR', KEYS[i]) == 1 then redis.call('PEXPIRE', KEYS[i], window) end
+end
+if #KEYS >= n + 2 then
+  local c = redis.call('INCR', KEYS[n + 1])
+  redis.call('PEXPIRE', KEYS[n + 1], window)
+  local t = tonumber(ARGV[3])
+  if c >= t then
+    local wait = math.min(tonumber(ARGV[4]) * 2 ^ math.min(c - t, 31), window)
+    redis.call('SET', KEYS[n + 2], '1', 'PX', string.format('%d', math.max(wait, 1)))
+  end
 end
 return 1
 ";
 
 static GCRA: LazyLock<Script> = LazyLock::new(|| Script::new(GCRA_LUA));
 static FAIL: LazyLock<Script> = LazyLock::new(|| Script::new(FAIL_LUA));
+
+/// One failed login to count: fixed-window counters (account, address) and a pair's
+/// count and wait keys, all with the `redis.key_prefix`.
+pub struct Failure {
+    pub fixed: Vec<String>,
+    pub pair: Option<(String, String)>,
+    /// The fixed counters' window, the pair count's lifetime and its longest wait.
+    pub window: Duration,
+    pub pair_threshold: u32,
+    /// The pair's first wait; it doubles with each further failure.
+    pub pair_base: Duration,
+}
+
+/// `s` with Redis glob characters escaped, for a MATCH pattern.
+fn glob_escape(s: &str) -> String {
+    s.chars().fold(String::with_capacity(s.len()), |mut out, c| {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+        out
+    })
+}
 
 /// Redis did not answer in time (or is in backoff); the caller applies the failure policy.
 #[derive(Debug, Clone, Copy)]
@@ -176,21 +212,63 @@ impl Redis {
         Ok(replies.into_iter().map(|(n, ttl)| (n.unwrap_or(0), u64::try_from(ttl).unwrap_or(0))).collect())
     }
 
-    /// Counts one failure on each of `keys`, each in a window of `window`.
-    pub async fn count_failure(&self, keys: Vec<String>, window: Duration) -> Result<(), Unreachable> {
-        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+    /// Counts one failed login (see [`Failure`]), atomically.
+    pub async fn count_failure(&self, failure: Failure) -> Result<(), Unreachable> {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let (window_ms, base_ms) = (ms(failure.window), ms(failure.pair_base));
         self.call(|mut c| async move {
             let mut inv = FAIL.prepare_invoke();
-            for k in &keys {
+            for k in &failure.fixed {
                 inv.key(k);
             }
-            inv.arg(window_ms).invoke_async::<i64>(&mut c).await
+            if let Some((count, wait)) = &failure.pair {
+                inv.key(count).key(wait);
+            }
+            inv.arg(window_ms)
+                .arg(failure.fixed.len())
+                .arg(failure.pair_threshold)
+                .arg(base_ms)
+                .invoke_async::<i64>(&mut c)
+                .await
         })
         .await
         .map(|_| ())
     }
 
-    pub async fn delete(&self, key: String) -> Result<(), Unreachable> {
-        self.call(|mut c| async move { redis::cmd("DEL").arg(key).query_async::<i64>(&mut c).await }).await.map(|_| ())
+    /// Deletes `keys` (none: nothing to do).
+    pub async fn delete(&self, keys: Vec<String>) -> Result<(), Unreachable> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.call(|mut c| async move { redis::cmd("DEL").arg(keys).query_async::<i64>(&mut c).await }).await.map(|_| ())
+    }
+
+    /// Deletes `key` and every key starting with `prefix` (SCAN, then DEL: for the rare
+    /// staff unlock, never on a request's hot path).
+    pub async fn delete_account(&self, key: String, prefix: String) -> Result<(), Unreachable> {
+        let pattern = format!("{}*", glob_escape(&prefix));
+        let mut found = vec![key];
+        let mut cursor: u64 = 0;
+        loop {
+            let pattern = pattern.clone();
+            let (next, keys): (u64, Vec<String>) = self
+                .call(|mut c| async move {
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(pattern)
+                        .arg("COUNT")
+                        .arg(1000)
+                        .query_async(&mut c)
+                        .await
+                })
+                .await?;
+            found.extend(keys);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        self.delete(found).await
     }
 }

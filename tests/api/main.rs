@@ -4,6 +4,7 @@
 // Test code: a failed unwrap is a failed test, with its location.
 #![allow(clippy::unwrap_used)]
 
+mod account_safety;
 mod api_keys;
 mod auth;
 mod catalog;
@@ -18,3 +19,5 @@ mod imports;
 mod observability;
 mod orders;
 mod ratelimit;
+mod support_orders;
+mod support_users;

@@ -5,7 +5,7 @@
 //! The metrics recorder is process-wide and tests run in parallel, so assertions compare a
 //! series before and after this test's own requests (`>=`), never exact totals.
 
-mod gateway_stub;
+pub mod gateway_stub;
 
 use std::time::Duration;
 

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use orderly::auth::Role;
+use orderly::auth::accounts::support::UserSearchParams;
 use orderly::auth::accounts::{
-    CreateApiKeyRequest, CreateUserRequest, LoginRequest, RegisterRequest, ResetPasswordRequest, RotateApiKeyRequest,
-    UpdateMeRequest,
+    CreateApiKeyRequest, CreateUserRequest, LoginRequest, RefreshRequest, RegisterRequest, ResetPasswordRequest,
+    RotateApiKeyRequest, UpdateMeRequest,
 };
 use orderly::auth::api_keys;
 use orderly::auth::scopes::Scope;
@@ -47,22 +48,23 @@ fn day(s: &str) -> NaiveDate {
 const DEADLINE: Duration = Duration::from_secs(10);
 
 /// Per principal: admin operations (users, API keys, flags: admin session), changing one's
-/// own account (any session), the dashboard (staff, keys with `dashboard:read`), and
-/// registering (anyone).
-const TABLE: &[(&str, Outcome, Outcome, Outcome, Outcome)] = &[
-    ("anonymous", Unauthenticated, Unauthenticated, Unauthenticated, Allowed),
-    ("customer", Denied, Allowed, Denied, Allowed),
-    ("other_customer", Denied, Allowed, Denied, Allowed),
-    ("staff", Denied, Allowed, Allowed, Allowed),
-    ("admin", Allowed, Allowed, Allowed, Allowed),
-    ("staff_read_key", Denied, Denied, Allowed, Allowed),
-    ("staff_write_key", Denied, Denied, Allowed, Allowed),
-    ("admin_key", Denied, Denied, Allowed, Allowed),
-    ("customer_key", Denied, Denied, Denied, Allowed),
+/// own account (any session), the dashboard (staff, keys with `dashboard:read`),
+/// registering (anyone), and the support tools on a customer's account (search,
+/// deactivate, reactivate, unlock: staff or admin session).
+const TABLE: &[(&str, Outcome, Outcome, Outcome, Outcome, Outcome)] = &[
+    ("anonymous", Unauthenticated, Unauthenticated, Unauthenticated, Allowed, Unauthenticated),
+    ("customer", Denied, Allowed, Denied, Allowed, Denied),
+    ("other_customer", Denied, Allowed, Denied, Allowed, Denied),
+    ("staff", Denied, Allowed, Allowed, Allowed, Allowed),
+    ("admin", Allowed, Allowed, Allowed, Allowed, Allowed),
+    ("staff_read_key", Denied, Denied, Allowed, Allowed, Denied),
+    ("staff_write_key", Denied, Denied, Allowed, Allowed, Denied),
+    ("admin_key", Denied, Denied, Allowed, Allowed, Denied),
+    ("customer_key", Denied, Denied, Denied, Allowed, Denied),
 ];
 
 #[tokio::test]
-async fn account_keys_and_flags_need_an_admin_session_the_dashboard_staff_and_own_changes_a_session() {
+async fn account_keys_and_flags_need_an_admin_session_the_dashboard_staff_own_changes_and_support_tools_a_session() {
     let t = TestApp::spawn().await;
     let (db, accounts) = (&t.app.db, &t.app.accounts);
     let cast = Cast::new(db).await;
@@ -70,13 +72,16 @@ async fn account_keys_and_flags_need_an_admin_session_the_dashboard_staff_and_ow
     assert_eq!(names, TABLE.iter().map(|row| row.0).collect::<Vec<_>>(), "the table covers the whole cast");
     let target_email = Email::parse("target@example.com").unwrap();
     let target = users::create(db, &target_email, None, "Target", Role::Customer).await.unwrap();
+    let supported_email = Email::parse("supported@example.com").unwrap();
+    let supported = users::create(db, &supported_email, None, "Supported", Role::Customer).await.unwrap();
+    let search = UserSearchParams { q: "supported".into(), limit: None, cursor: None };
     let admin_id = cast.admin.actor.unwrap().id;
     let scopes = [Scope::CatalogRead].into_iter().collect();
     let key = api_keys::create(db, "to revoke and rotate", admin_id, scopes, admin_id).await.unwrap().api_key;
     let page = PageParams { limit: None, cursor: None };
     let period = PeriodParams::default();
 
-    for ((name, p), (_, admin_op, own, dash, register)) in cast.all().into_iter().zip(TABLE) {
+    for ((name, p), (_, admin_op, own, dash, register, support)) in cast.all().into_iter().zip(TABLE) {
         let new_user = CreateUserRequest {
             email: format!("created-by-{name}@example.com"),
             password: None,
@@ -103,12 +108,21 @@ async fn account_keys_and_flags_need_an_admin_session_the_dashboard_staff_and_ow
         for (op, got) in admin_ops {
             assert_eq!(got, *admin_op, "{op} as {name}");
         }
-        let update = UpdateMeRequest { name: Some(format!("Renamed {name}")), password: None };
+        let update = UpdateMeRequest { name: Some(format!("Renamed {name}")), ..Default::default() };
         assert_eq!(outcome(&accounts.update_me(p, &update).await), *own, "update_me as {name}");
         let report = dashboard::report(p, t.app.dashboard.as_ref(), &period, DEADLINE).await;
         assert_eq!(outcome(&report), *dash, "dashboard::report as {name}");
         let session = accounts.register(p, &register_request(&format!("registered-by-{name}@example.com"))).await;
         assert_eq!(outcome(&session), *register, "register as {name}");
+        let support_ops = [
+            ("search_users", outcome(&accounts.search_users(p, &search).await)),
+            ("deactivate_user", outcome(&accounts.deactivate_user(p, supported.id).await)),
+            ("reactivate_user", outcome(&accounts.reactivate_user(p, supported.id).await)),
+            ("unlock_user", outcome(&accounts.unlock_user(p, supported.id).await)),
+        ];
+        for (op, got) in support_ops {
+            assert_eq!(got, *support, "{op} as {name}");
+        }
     }
     assert_eq!(users::get(db, target.id).await.unwrap().role, Role::Staff, "the admin changed the role");
     assert!(api_keys::get(db, key.id).await.unwrap().revoked_at.is_some(), "the admin revoked the key");
@@ -121,7 +135,7 @@ async fn api_keys_are_refused_where_a_session_is_needed_even_an_admins_key_with_
     let accounts = &t.app.accounts;
     let refused = accounts.create_api_key(&cast.admin_key, &key_request("minted by a key")).await;
     assert!(matches!(refused, Err(Error::InsufficientScope("session"))), "{refused:?}");
-    let update = UpdateMeRequest { name: Some("Key".into()), password: None };
+    let update = UpdateMeRequest { name: Some("Key".into()), ..Default::default() };
     assert!(matches!(accounts.update_me(&cast.admin_key, &update).await, Err(Error::InsufficientScope("session"))));
     // Reading one's own account is fine with a key: it reads as the key's owner.
     let me = accounts.me(&cast.customer_key).await.unwrap();
@@ -176,8 +190,18 @@ async fn direct_calls_get_the_field_errors_rest_answers() {
     let longest = RotateApiKeyRequest { overlap_secs: 30 * 24 * 3600 };
     assert!(accounts.rotate_api_key(&cast.admin, created.api_key.id, &longest).await.is_ok());
 
-    let bad_me = UpdateMeRequest { name: Some("".into()), password: Some("short".into()) };
+    let bad_me = UpdateMeRequest {
+        name: Some("".into()),
+        password: Some("short".into()),
+        current_password: Some(PASSWORD.into()),
+    };
     assert_eq!(invalid_fields(&accounts.update_me(&cast.customer, &bad_me).await), ["name", "password"]);
+    let no_current = UpdateMeRequest { password: Some("a new password".into()), ..Default::default() };
+    assert_eq!(invalid_fields(&accounts.update_me(&cast.customer, &no_current).await), ["current_password"]);
+    let wrong_current = UpdateMeRequest { current_password: Some("not it at all".into()), ..no_current };
+    assert_eq!(invalid_fields(&accounts.update_me(&cast.customer, &wrong_current).await), ["current_password"]);
+    let search = UserSearchParams { q: " ".into(), limit: Some(0), cursor: None };
+    assert_eq!(invalid_fields(&accounts.search_users(&cast.staff, &search).await), ["q", "limit"]);
     let bad_user =
         CreateUserRequest { email: "x".into(), password: Some("short".into()), name: "ok".into(), role: Role::Staff };
     assert_eq!(invalid_fields(&accounts.create_user(&cast.admin, &bad_user).await), ["email", "password"]);
@@ -231,4 +255,59 @@ async fn the_login_service_locks_out_an_account_even_for_the_right_password() {
     assert!(matches!(locked, Err(Error::RateLimited { policy: "login-account", .. })), "{locked:?}");
     // Failures were counted, not sessions: the refusal names its policy for REST's 429.
     assert_eq!(locked.unwrap_err().extensions()["violated-policies"], json!(["login-account"]));
+}
+
+#[tokio::test]
+async fn a_password_change_ends_every_other_session_and_keeps_the_callers() {
+    let t = TestApp::spawn().await;
+    let (accounts, auth) = (&t.app.accounts, &t.app.auth);
+    let anyone = Principal::anonymous();
+    accounts.register(&anyone, &register_request("pat@example.com")).await.unwrap();
+    let mine = accounts.login(&anyone, &login("pat@example.com", PASSWORD)).await.unwrap();
+    let other = accounts.login(&anyone, &login("pat@example.com", PASSWORD)).await.unwrap();
+    assert!(auth.authenticate(&other.access_token).await.is_ok());
+    let me = Principal::actor(auth.authenticate(&mine.access_token).await.unwrap());
+
+    let change = UpdateMeRequest {
+        password: Some("a brand new password".into()),
+        current_password: Some(PASSWORD.into()),
+        ..Default::default()
+    };
+    accounts.update_me(&me, &change).await.unwrap();
+    assert!(matches!(auth.authenticate(&other.access_token).await, Err(Error::InvalidToken)));
+    let other_refresh = RefreshRequest { refresh_token: other.refresh_token.clone() };
+    assert!(matches!(accounts.refresh(&anyone, &other_refresh).await, Err(Error::InvalidToken)));
+    assert!(auth.authenticate(&mine.access_token).await.is_ok(), "the caller's session goes on");
+    let my_refresh = RefreshRequest { refresh_token: mine.refresh_token.clone() };
+    assert!(accounts.refresh(&anyone, &my_refresh).await.is_ok());
+    let old = accounts.login(&anyone, &login("pat@example.com", PASSWORD)).await;
+    assert!(matches!(old, Err(Error::InvalidCredentials)), "{old:?}");
+    assert!(accounts.login(&anyone, &login("pat@example.com", "a brand new password")).await.is_ok());
+}
+
+#[tokio::test]
+async fn staff_deactivate_customers_admins_anyone_and_nobody_themselves() {
+    let t = TestApp::spawn().await;
+    let (db, accounts) = (&t.app.db, &t.app.accounts);
+    let cast = Cast::new(db).await;
+    let id = |p: &Principal| p.actor.unwrap().id;
+    for (who, target) in [(&cast.staff, &cast.admin), (&cast.staff, &cast.staff), (&cast.admin, &cast.admin)] {
+        assert_eq!(outcome(&accounts.deactivate_user(who, id(target)).await), Denied);
+        assert_eq!(outcome(&accounts.reactivate_user(who, id(target)).await), Denied);
+    }
+    assert!(accounts.deactivate_user(&cast.admin, id(&cast.staff)).await.unwrap().deactivated_at.is_some());
+    assert!(accounts.reactivate_user(&cast.admin, id(&cast.staff)).await.unwrap().deactivated_at.is_none());
+
+    let owner = id(&cast.customer);
+    let scopes = [Scope::OrdersRead].into_iter().collect();
+    let key = api_keys::create(db, "shop sync", owner, scopes, id(&cast.admin)).await.unwrap().key;
+    assert!(t.app.auth.authenticate(&key).await.is_ok());
+    let user = accounts.deactivate_user(&cast.staff, owner).await.unwrap();
+    assert!(!user.can_log_in && user.deactivated_at.is_some());
+    assert!(matches!(t.app.auth.authenticate(&key).await, Err(Error::InvalidToken)), "the owner's keys stop too");
+    let r = accounts.login(&Principal::anonymous(), &login("cast-customer@example.com", PASSWORD)).await;
+    assert!(matches!(r, Err(Error::InvalidCredentials)), "the same answer as a wrong password: {r:?}");
+    accounts.reactivate_user(&cast.staff, owner).await.unwrap();
+    assert!(t.app.auth.authenticate(&key).await.is_ok());
+    assert!(accounts.login(&Principal::anonymous(), &login("cast-customer@example.com", PASSWORD)).await.is_ok());
 }

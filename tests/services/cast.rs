@@ -40,6 +40,7 @@ fn key(owner: Actor, scopes: &[Scope]) -> Principal {
         role: owner.role,
         scopes: Some(scopes.iter().copied().collect()),
         api_key_id: Some(Uuid::now_v7()),
+        session_id: None,
     })
 }
 

@@ -11,13 +11,17 @@ use orderly::auth::Principal;
 use orderly::db::{self, Db};
 use orderly::error::Error;
 use orderly::orders::cart::LineItemRequest;
+use orderly::orders::partial_refund::{self, PartialRefundRequest};
+use orderly::orders::shipping::{Carrier, TrackingNumber};
 use orderly::orders::transition::{self, Refused, Step};
 use orderly::orders::{
-    self, CheckoutRequest, Order, OrderFilter, OrderStatus, Orders, PaymentRequest, SagaState, checkout, lifecycle,
-    recovery,
+    self, CheckoutRequest, Order, OrderFilter, OrderStatus, Orders, PaymentRequest, SagaState, ShipRequest, checkout,
+    lifecycle, recovery,
 };
 use orderly::payments::sandbox::SandboxGateway;
-use orderly::payments::{ChargeOutcome, ChargeRequest, GatewayError, PaymentGateway, PaymentRecord};
+use orderly::payments::{
+    ChargeOutcome, ChargeRequest, GatewayError, PaymentGateway, PaymentRecord, RefundReceipt, RefundRequest,
+};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
 use sqlx::Row;
@@ -136,6 +140,16 @@ enum Op {
     Refund,
     Get,
     List,
+    FindByNumber,
+    ListByEmail,
+    RefundPart,
+}
+
+fn ship_with_tracking() -> ShipRequest {
+    ShipRequest {
+        carrier: Some(Carrier::parse("UPS").unwrap()),
+        tracking_number: Some(TrackingNumber::parse("1Z999AA10123456784").unwrap()),
+    }
 }
 
 /// What each principal may do to the customer's orders.
@@ -144,14 +158,14 @@ fn expected(op: Op, who: &str) -> Outcome {
     let staff_write = matches!(who, "staff" | "admin" | "staff_write_key" | "admin_key");
     match (op, who) {
         (_, "anonymous") => Unauthenticated,
-        (Op::Get, "other_customer") => NotFound,
-        (Op::Get | Op::List, _) => Allowed,
+        (Op::Get | Op::FindByNumber, "other_customer") => NotFound,
+        (Op::Get | Op::List | Op::FindByNumber | Op::ListByEmail, _) => Allowed,
         (_, "staff_read_key") => Denied,
         (Op::Place, _) => Allowed,
         (Op::Pay | Op::Cancel, "other_customer") => NotFound,
         (Op::Pay | Op::Cancel, _) => Allowed,
-        (Op::Ship | Op::Deliver | Op::Refund, _) if staff_write => Allowed,
-        (Op::Ship | Op::Deliver | Op::Refund, _) => Denied,
+        (Op::Ship | Op::Deliver | Op::Refund | Op::RefundPart, _) if staff_write => Allowed,
+        (Op::Ship | Op::Deliver | Op::Refund | Op::RefundPart, _) => Denied,
     }
 }
 
@@ -162,17 +176,34 @@ async fn every_order_operation_admits_exactly_the_principals_it_should() {
     let cast = Cast::new(db).await;
     product(db, "AUTH-1", 500, 100_000).await.unwrap();
     for (who, principal) in cast.all() {
-        for op in [Op::Place, Op::Pay, Op::Cancel, Op::Ship, Op::Deliver, Op::Refund, Op::Get, Op::List] {
+        for op in [
+            Op::Place,
+            Op::Pay,
+            Op::Cancel,
+            Op::Ship,
+            Op::Deliver,
+            Op::Refund,
+            Op::Get,
+            Op::List,
+            Op::FindByNumber,
+            Op::ListByEmail,
+            Op::RefundPart,
+        ] {
             // A fresh order of the customer in the state the operation starts from.
             let order = match op {
-                Op::Place | Op::List => None,
-                Op::Pay | Op::Cancel | Op::Get => Some(place(orders, &cast.customer, "AUTH-1", None).await),
-                Op::Ship | Op::Refund => Some(place(orders, &cast.customer, "AUTH-1", Some(GOOD_CARD)).await),
+                Op::Place | Op::List | Op::ListByEmail => None,
+                Op::Pay | Op::Cancel | Op::Get | Op::FindByNumber => {
+                    Some(place(orders, &cast.customer, "AUTH-1", None).await)
+                }
+                Op::Ship | Op::Refund | Op::RefundPart => {
+                    Some(place(orders, &cast.customer, "AUTH-1", Some(GOOD_CARD)).await)
+                }
                 Op::Deliver => {
                     let o = place(orders, &cast.customer, "AUTH-1", Some(GOOD_CARD)).await;
-                    Some(lifecycle::ship(orders, &cast.staff, o.id).await.unwrap())
+                    Some(lifecycle::ship(orders, &cast.staff, o.id, ShipRequest::default()).await.unwrap())
                 }
             };
+            let number = order.as_ref().map(|o| o.number.clone()).unwrap_or_default();
             let id = order.map(|o| o.id).unwrap_or_default();
             let result = match op {
                 Op::Place => {
@@ -180,11 +211,23 @@ async fn every_order_operation_admits_exactly_the_principals_it_should() {
                 }
                 Op::Pay => checkout::pay(orders, principal, id, card(GOOD_CARD)).await.map(|_| ()),
                 Op::Cancel => lifecycle::cancel(orders, principal, id).await.map(|_| ()),
-                Op::Ship => lifecycle::ship(orders, principal, id).await.map(|_| ()),
+                Op::Ship => lifecycle::ship(orders, principal, id, ship_with_tracking()).await.map(|_| ()),
                 Op::Deliver => lifecycle::deliver(orders, principal, id).await.map(|_| ()),
                 Op::Refund => lifecycle::refund(orders, principal, id).await.map(|_| ()),
                 Op::Get => orders::get(orders, principal, id).await.map(|_| ()),
                 Op::List => orders::list(orders, principal, &OrderFilter::default()).await.map(|_| ()),
+                Op::FindByNumber => orders::find_by_number(orders, principal, &number).await.map(|_| ()),
+                Op::ListByEmail => {
+                    let f = OrderFilter {
+                        customer_email: Some("cast-customer@example.com".into()),
+                        ..OrderFilter::default()
+                    };
+                    orders::list(orders, principal, &f).await.map(|_| ())
+                }
+                Op::RefundPart => {
+                    let req = PartialRefundRequest { amount_minor: Some(100), lines: None };
+                    partial_refund::refund_part(orders, principal, id, req).await.map(|_| ())
+                }
             };
             let want = expected(op, who);
             assert_eq!(outcome(&result), want, "{who} {op:?}: {result:?}");
@@ -435,7 +478,13 @@ async fn the_transition_function_refuses_illegal_moves_and_writes_nothing() {
     );
     let err = Error::from(refused.unwrap_err());
     assert!(matches!(err, Error::InvalidTransition { from: "failed", to: "paid" }), "{err:?}");
-    for step in [Step::Shipped, Step::Delivered, Step::Refunded, Step::Cancelled { reason: "x" }, Step::Expired] {
+    for step in [
+        Step::Shipped { carrier: None, tracking_number: None },
+        Step::Delivered,
+        Step::Refunded,
+        Step::Cancelled { reason: "x" },
+        Step::Expired,
+    ] {
         assert!(transition::apply(db, order_id, step).await.unwrap().is_err(), "{step:?}");
     }
     let order = orders::get(orders, &cast.customer, order_id).await.unwrap();
@@ -443,7 +492,10 @@ async fn the_transition_function_refuses_illegal_moves_and_writes_nothing() {
     assert!(order.paid_at.is_none());
     assert_eq!(events_of(db, order_id).await, ["order.placed", "order.failed"]);
     assert_eq!(stock(db, p).await, (5, 0));
-    assert!(matches!(transition::apply(db, Uuid::now_v7(), Step::Shipped).await, Err(Error::NotFound(_))));
+    assert!(matches!(
+        transition::apply(db, Uuid::now_v7(), Step::Shipped { carrier: None, tracking_number: None }).await,
+        Err(Error::NotFound(_))
+    ));
 }
 
 #[tokio::test]
@@ -484,11 +536,13 @@ async fn a_charge_that_succeeds_after_the_order_was_cancelled_is_voided() {
 // ---------------------------------------------------------------------------------------
 // e. Refund is a saga step.
 
-/// The sandbox, counting refund calls; with `fail_next_refund`, the next refund is lost on
-/// the way (the gateway never sees it) and reported as unknown.
+/// The sandbox, counting refund calls (`refunds`: whole charges, `partial_refunds`: by
+/// amount); with `fail_next_refund`, the next refund is lost on the way (the gateway never
+/// sees it) and reported as unknown.
 struct CountingGateway {
     sandbox: SandboxGateway,
     refunds: AtomicUsize,
+    partial_refunds: AtomicUsize,
     fail_next_refund: AtomicBool,
 }
 
@@ -509,13 +563,24 @@ impl PaymentGateway for CountingGateway {
         }
         self.sandbox.refund(id)
     }
+    fn refund_amount(&self, req: RefundRequest) -> BoxFuture<'_, Result<RefundReceipt, GatewayError>> {
+        self.partial_refunds.fetch_add(1, Ordering::SeqCst);
+        if self.fail_next_refund.swap(false, Ordering::SeqCst) {
+            return async { Err(GatewayError::Unavailable("connection reset".into())) }.boxed();
+        }
+        self.sandbox.refund_amount(req)
+    }
 }
 
 async fn spawn_counting() -> (TestApp, Arc<CountingGateway>) {
     let db = Arc::new(TestDb::new().await);
     let sandbox = SandboxGateway::new(TestApp::spawn_db(&db).await);
-    let gateway =
-        Arc::new(CountingGateway { sandbox, refunds: AtomicUsize::new(0), fail_next_refund: AtomicBool::new(false) });
+    let gateway = Arc::new(CountingGateway {
+        sandbox,
+        refunds: AtomicUsize::new(0),
+        partial_refunds: AtomicUsize::new(0),
+        fail_next_refund: AtomicBool::new(false),
+    });
     let overrides = orderly::Overrides { payments: Some(gateway.clone()), ..Default::default() };
     let t = TestApp::spawn_with(Options { config: quiet_workers(), overrides, db: Some(db) }).await;
     (t, gateway)
@@ -529,7 +594,7 @@ async fn a_refund_that_loses_the_race_to_shipping_never_calls_the_gateway() {
     let (staff, customer) = (&cast.staff, &cast.customer);
     product(db, "RACE-1", 900, 5).await.unwrap();
     let order = place(orders, customer, "RACE-1", Some(GOOD_CARD)).await;
-    lifecycle::ship(orders, staff, order.id).await.unwrap();
+    lifecycle::ship(orders, staff, order.id, ShipRequest::default()).await.unwrap();
 
     let err = lifecycle::refund(orders, staff, order.id).await.unwrap_err();
     assert!(matches!(err, Error::InvalidTransition { from: "shipped", to: "refunded" }), "{err:?}");
@@ -554,7 +619,7 @@ async fn while_a_refund_is_claimed_neither_shipping_nor_a_second_refund_wins() {
     .await
     .unwrap();
     for err in [
-        lifecycle::ship(orders, &cast.staff, order.id).await.unwrap_err(),
+        lifecycle::ship(orders, &cast.staff, order.id, ShipRequest::default()).await.unwrap_err(),
         lifecycle::refund(orders, &cast.staff, order.id).await.unwrap_err(),
     ] {
         assert!(matches!(err, Error::Conflict { code: "refund-in-progress", .. }), "{err:?}");
@@ -577,7 +642,7 @@ async fn a_refund_interrupted_between_claim_and_settle_is_finished_by_recovery()
     assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
     assert_eq!(orders::get(orders, &cast.staff, order.id).await.unwrap().status, OrderStatus::Paid);
     assert_eq!(saga_of(db, order.id).await, SagaState::Refunding);
-    let err = lifecycle::ship(orders, &cast.staff, order.id).await.unwrap_err();
+    let err = lifecycle::ship(orders, &cast.staff, order.id, ShipRequest::default()).await.unwrap_err();
     assert!(matches!(err, Error::Conflict { code: "refund-in-progress", .. }), "{err:?}");
 
     lapse_lease(db, order.id).await;
@@ -631,6 +696,155 @@ async fn a_refund_pays_back_and_releases_the_stock_once() {
     assert!(matches!(again, Error::InvalidTransition { from: "refunded", .. }), "{again:?}");
     assert_eq!(gateway.refunds.load(Ordering::SeqCst), 1);
     assert_eq!(stock(db, p).await, (5, 0));
+}
+
+// ---------------------------------------------------------------------------------------
+// f. Partial refunds: a saga step of their own, never more than was paid.
+
+fn by_amount(amount_minor: i64) -> PartialRefundRequest {
+    PartialRefundRequest { amount_minor: Some(amount_minor), lines: None }
+}
+
+fn by_lines(lines: &[(i64, i64)]) -> PartialRefundRequest {
+    let lines = lines.iter().map(|&(line_no, quantity)| partial_refund::RefundLine { line_no, quantity }).collect();
+    PartialRefundRequest { amount_minor: None, lines: Some(lines) }
+}
+
+async fn refunded_minor(db: &Db, order: Uuid) -> (i64, i64) {
+    let row = sqlx::query("SELECT refund_claimed_minor, refunded_minor FROM orders WHERE id = $1")
+        .bind(order.to_string())
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    (row.get("refund_claimed_minor"), row.get("refunded_minor"))
+}
+
+#[tokio::test]
+async fn refunding_lines_before_shipping_releases_their_units_and_the_last_one_ends_the_order_refunded() {
+    let (t, gateway) = spawn_counting().await;
+    let (orders, db) = (&t.app.orders, &t.app.db);
+    let cast = Cast::new(db).await;
+    let p = product(db, "PART-1", 250, 10).await.unwrap();
+    let order =
+        checkout::place_order(orders, &cast.customer, request(&[("PART-1", 4)], Some(GOOD_CARD))).await.unwrap();
+    assert_eq!(stock(db, p).await, (10, 4));
+
+    let first = partial_refund::refund_part(orders, &cast.staff, order.id, by_lines(&[(1, 1)])).await.unwrap();
+    assert_eq!((first.amount_minor, first.state.as_str()), (250, "settled"));
+    assert!(first.gateway_refund_id.is_some());
+    assert_eq!(stock(db, p).await, (10, 3), "the refunded unit is released");
+    let after = orders::get(orders, &cast.customer, order.id).await.unwrap();
+    assert_eq!((after.status, after.refunded_minor), (OrderStatus::Paid, 250));
+
+    partial_refund::refund_part(orders, &cast.staff, order.id, by_amount(500)).await.unwrap();
+    assert_eq!(stock(db, p).await, (10, 3), "a refund by amount keeps the stock reserved");
+    partial_refund::refund_part(orders, &cast.staff, order.id, by_lines(&[(1, 1)])).await.unwrap();
+    let done = orders::get(orders, &cast.customer, order.id).await.unwrap();
+    assert_eq!((done.status, done.refunded_minor), (OrderStatus::Refunded, 1_000));
+    assert_eq!(stock(db, p).await, (10, 0), "the order refunded in full releases what it still held");
+    assert_eq!(gateway.partial_refunds.load(Ordering::SeqCst), 3);
+    assert_eq!(gateway.refunds.load(Ordering::SeqCst), 0);
+    let charge = gateway.lookup(order.id.to_string()).await.unwrap();
+    assert!(matches!(charge, Some(PaymentRecord::Reversed { .. })), "{charge:?}");
+    assert_eq!(
+        events_of(db, order.id).await,
+        [
+            "order.placed",
+            "order.paid",
+            "order.partially_refunded",
+            "order.partially_refunded",
+            "order.partially_refunded",
+            "order.refunded"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_partial_refund_beyond_what_was_paid_is_refused_changes_nothing_and_never_calls_the_gateway() {
+    let (t, gateway) = spawn_counting().await;
+    let (orders, db) = (&t.app.orders, &t.app.db);
+    let cast = Cast::new(db).await;
+    let p = product(db, "PART-2", 300, 10).await.unwrap();
+    let order =
+        checkout::place_order(orders, &cast.customer, request(&[("PART-2", 2)], Some(GOOD_CARD))).await.unwrap();
+    partial_refund::refund_part(orders, &cast.staff, order.id, by_amount(400)).await.unwrap();
+
+    for (req, code) in [
+        (by_amount(201), "refund-exceeds-payment"),
+        (by_lines(&[(1, 3)]), "refund-exceeds-quantity"),
+        (by_lines(&[(1, 1)]), "refund-exceeds-payment"),
+    ] {
+        let err = partial_refund::refund_part(orders, &cast.staff, order.id, req).await.unwrap_err();
+        assert!(matches!(&err, Error::Conflict { code: c, .. } if *c == code), "{err:?}");
+    }
+    let err = partial_refund::refund_part(orders, &cast.staff, order.id, by_lines(&[(2, 1)])).await.unwrap_err();
+    assert!(matches!(&err, Error::Validation(f) if f[0].field == "lines[0].line_no"), "{err:?}");
+    assert_eq!(gateway.partial_refunds.load(Ordering::SeqCst), 1);
+    assert_eq!(refunded_minor(db, order.id).await, (400, 400));
+    assert_eq!(count(db, "SELECT COUNT(*) FROM order_refunds").await, 1);
+    assert_eq!(stock(db, p).await, (10, 2));
+    let unpaid = place(orders, &cast.customer, "PART-2", None).await;
+    let err = partial_refund::refund_part(orders, &cast.staff, unpaid.id, by_amount(1)).await.unwrap_err();
+    assert!(matches!(&err, Error::Conflict { code: "not-refundable", .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn after_shipping_a_line_refund_leaves_stock_alone_and_the_order_shipped() {
+    let (t, _gateway) = spawn_counting().await;
+    let (orders, db) = (&t.app.orders, &t.app.db);
+    let cast = Cast::new(db).await;
+    let p = product(db, "PART-3", 300, 10).await.unwrap();
+    let order =
+        checkout::place_order(orders, &cast.customer, request(&[("PART-3", 2)], Some(GOOD_CARD))).await.unwrap();
+    lifecycle::ship(orders, &cast.staff, order.id, ShipRequest::default()).await.unwrap();
+    assert_eq!(stock(db, p).await, (8, 0));
+    partial_refund::refund_part(orders, &cast.staff, order.id, by_lines(&[(1, 2)])).await.unwrap();
+    assert_eq!(stock(db, p).await, (8, 0));
+    let after = orders::get(orders, &cast.customer, order.id).await.unwrap();
+    assert_eq!((after.status, after.refunded_minor), (OrderStatus::Shipped, 600));
+}
+
+#[tokio::test]
+async fn a_full_refund_after_partial_ones_refunds_only_the_remainder() {
+    let (t, gateway) = spawn_counting().await;
+    let (orders, db) = (&t.app.orders, &t.app.db);
+    let cast = Cast::new(db).await;
+    let p = product(db, "PART-4", 300, 10).await.unwrap();
+    let order =
+        checkout::place_order(orders, &cast.customer, request(&[("PART-4", 2)], Some(GOOD_CARD))).await.unwrap();
+    partial_refund::refund_part(orders, &cast.staff, order.id, by_lines(&[(1, 1)])).await.unwrap();
+    let refunded = lifecycle::refund(orders, &cast.staff, order.id).await.unwrap();
+    assert_eq!((refunded.status, refunded.refunded_minor), (OrderStatus::Refunded, 600));
+    assert_eq!(gateway.partial_refunds.load(Ordering::SeqCst), 2, "the remainder is refunded by amount");
+    assert_eq!(gateway.refunds.load(Ordering::SeqCst), 0);
+    let amounts: Vec<i64> = sqlx::query_scalar("SELECT amount_minor FROM sandbox_refunds ORDER BY created_at, id")
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(amounts, [300, 300]);
+    assert_eq!(stock(db, p).await, (10, 0));
+    let err = partial_refund::refund_part(orders, &cast.staff, order.id, by_amount(1)).await.unwrap_err();
+    assert!(matches!(&err, Error::Conflict { code: "not-refundable", .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_partial_refund_whose_gateway_answer_was_lost_is_finished_by_recovery_once() {
+    let (t, gateway) = spawn_counting().await;
+    let (orders, db) = (&t.app.orders, &t.app.db);
+    let cast = Cast::new(db).await;
+    product(db, "PART-5", 300, 10).await.unwrap();
+    let order =
+        checkout::place_order(orders, &cast.customer, request(&[("PART-5", 2)], Some(GOOD_CARD))).await.unwrap();
+    gateway.fail_next_refund.store(true, Ordering::SeqCst);
+    let err = partial_refund::refund_part(orders, &cast.staff, order.id, by_amount(100)).await.unwrap_err();
+    assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
+    assert_eq!(refunded_minor(db, order.id).await, (100, 0), "the amount stays claimed");
+    sqlx::query("UPDATE order_refunds SET deadline = '2000-01-01T00:00:00.000000Z'").execute(db.pool()).await.unwrap();
+    assert_eq!(recovery::recover_interrupted_sagas(orders).await.unwrap(), 1);
+    assert_eq!(recovery::recover_interrupted_sagas(orders).await.unwrap(), 0);
+    assert_eq!(refunded_minor(db, order.id).await, (100, 100));
+    assert_eq!(gateway.partial_refunds.load(Ordering::SeqCst), 2);
+    assert_eq!(count(db, "SELECT COUNT(*) FROM sandbox_refunds").await, 1);
 }
 
 #[tokio::test]

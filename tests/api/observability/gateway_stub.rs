@@ -3,7 +3,8 @@
 //!
 //! Cards: [`DECLINED_CARD`](crate::helpers::DECLINED_CARD) is declined (`card_declined`),
 //! [`OUTAGE_CARD`] gets a 503 and is not recorded (an outage before the charge), any other
-//! succeeds.
+//! succeeds. Partial refunds (`POST /charges/{id}/refunds`) are idempotent per key and
+//! refused (409) beyond the charge.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -34,6 +35,8 @@ pub struct Seen {
 struct Ledger {
     /// Idempotency key → charge reply.
     charges: HashMap<String, Value>,
+    /// Idempotency key → partial refund reply.
+    refunds: HashMap<String, Value>,
     seen: Vec<Seen>,
 }
 
@@ -51,6 +54,7 @@ impl GatewayStub {
         let ledger = Shared::default();
         let router = Router::new()
             .route("/charges", post(charge).get(lookup))
+            .route("/charges/{id}/refunds", post(partial_refund))
             .route("/charges/{id}/{action}", post(action))
             .with_state(ledger.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind stub");
@@ -116,7 +120,7 @@ async fn charge(
             if card.as_deref() == Some(DECLINED_CARD) {
                 json!({ "id": id, "status": "declined", "decline_code": "card_declined" })
             } else {
-                json!({ "id": id, "status": "succeeded" })
+                json!({ "id": id, "status": "succeeded", "amount_minor": req["amount_minor"], "refunded_minor": 0 })
             }
         })
         .clone();
@@ -160,4 +164,39 @@ async fn action(
         Some(_) => (StatusCode::CONFLICT, axum::Json(json!({ "error": "not succeeded" }))),
         None => (StatusCode::NOT_FOUND, axum::Json(json!({ "error": "no such charge" }))),
     }
+}
+
+async fn partial_refund(
+    State(ledger): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: String,
+) -> (StatusCode, axum::Json<Value>) {
+    record(&ledger, method, &uri, &headers, None);
+    let req: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let (Some(key), Some(amount)) =
+        (headers.get("idempotency-key").and_then(|v| v.to_str().ok()), req["amount_minor"].as_i64())
+    else {
+        return (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(json!({ "error": "Idempotency-Key and amount_minor" })));
+    };
+    let mut l = ledger.lock().expect("stub ledger");
+    if let Some(r) = l.refunds.get(key) {
+        return (StatusCode::OK, axum::Json(r.clone()));
+    }
+    let Some(charge) = l.charges.values_mut().find(|c| c["id"] == id.as_str()) else {
+        return (StatusCode::NOT_FOUND, axum::Json(json!({ "error": "no such charge" })));
+    };
+    let refunded = charge["refunded_minor"].as_i64().unwrap_or(0) + amount;
+    if charge["status"] != "succeeded" || amount < 1 || Some(refunded) > charge["amount_minor"].as_i64() {
+        return (StatusCode::CONFLICT, axum::Json(json!({ "error": "beyond the charge" })));
+    }
+    charge["refunded_minor"] = json!(refunded);
+    if Some(refunded) == charge["amount_minor"].as_i64() {
+        charge["status"] = json!("refunded");
+    }
+    let reply = json!({ "id": format!("re_{}", uuid::Uuid::new_v4().simple()), "amount_minor": amount });
+    l.refunds.insert(key.to_owned(), reply.clone());
+    (StatusCode::CREATED, axum::Json(reply))
 }
