@@ -159,8 +159,13 @@ pub struct OrderFilter {
     pub customer_id: Option<Uuid>,
     /// Orders of the customer with this email address (case-insensitive). For a customer it
     /// only narrows their own orders.
+    #[param(format = Email, max_length = 254)]
     pub customer_email: Option<String>,
-    /// The order with this number (`OL-…`, or an imported order's number).
+    /// The order with this number (`OL-…`, or an imported order's number): 1 to 64 ASCII
+    /// letters, digits and `-_./#`, surrounding whitespace trimmed.
+    #[param(
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[A-Za-z0-9._/#-]{1,64}[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub number: Option<String>,
     /// Placed at or after this instant (RFC 3339).
     pub placed_from: Option<DateTime<Utc>>,
