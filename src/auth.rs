@@ -115,6 +115,35 @@ pub fn parse_name(raw: &str) -> Result<String, String> {
     }
 }
 
+/// The JSON Schema of a display name as [`parse_name`] takes it: not blank, at most 200
+/// characters once surrounding whitespace (Unicode `White_Space`, what `str::trim` removes)
+/// is trimmed. One pattern, so the contract is exact even for padded names.
+pub fn name_schema() -> utoipa::openapi::Object {
+    name_schema_of(utoipa::openapi::Type::String.into())
+}
+
+/// [`name_schema`] or `null` (an optional name in a patch).
+pub fn optional_name_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{SchemaType, Type};
+    name_schema_of(SchemaType::from_iter([Type::String, Type::Null]))
+}
+
+fn name_schema_of(schema_type: utoipa::openapi::schema::SchemaType) -> utoipa::openapi::Object {
+    // `\S` differs between regex dialects (ECMA-262 counts U+FEFF as space, Python counts
+    // U+001C..U+001F): the class names `White_Space` itself.
+    const NAME_PATTERN: &str = concat!(
+        r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*",
+        r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]",
+        r"(?:[\s\S]{0,198}[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?",
+        r"[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
+    );
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(schema_type)
+        .pattern(Some(NAME_PATTERN))
+        .description(Some("1 to 200 characters, not counting surrounding whitespace (trimmed)."))
+        .build()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -54,6 +54,25 @@ impl StockDelta {
     }
 }
 
+/// The JSON Schema of a stock delta: a non-zero integer from −[`MAX_DELTA`] to [`MAX_DELTA`].
+pub fn stock_delta_schema() -> utoipa::openapi::Schema {
+    use utoipa::openapi::ObjectBuilder;
+    use utoipa::openapi::schema::{KnownFormat, SchemaFormat, Type};
+    let range = |lo: i64, hi: i64| {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(Some(lo))
+            .maximum(Some(hi))
+    };
+    utoipa::openapi::OneOfBuilder::new()
+        .item(range(-MAX_DELTA, -1))
+        .item(range(1, MAX_DELTA))
+        .description(Some("Units to add to on-hand stock; negative to remove. Non-zero, at most 10^9 in size."))
+        .build()
+        .into()
+}
+
 impl TryFrom<i64> for StockDelta {
     type Error = String;
     fn try_from(units: i64) -> Result<Self, String> {

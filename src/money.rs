@@ -131,6 +131,30 @@ impl Currency {
     }
 }
 
+/// The JSON Schema of a currency code as a request sends it: one of the supported codes
+/// (the list [`Currency::parse`] accepts; it also takes lower case and surrounding spaces).
+pub fn currency_schema() -> utoipa::openapi::Object {
+    currency_schema_of(utoipa::openapi::schema::Type::String.into(), None)
+}
+
+/// [`currency_schema`] or `null` (an optional currency in a patch).
+pub fn optional_currency_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{SchemaType, Type};
+    currency_schema_of(SchemaType::from_iter([Type::String, Type::Null]), Some(serde_json::Value::Null))
+}
+
+fn currency_schema_of(
+    schema_type: utoipa::openapi::schema::SchemaType,
+    extra: Option<serde_json::Value>,
+) -> utoipa::openapi::Object {
+    let codes = CURRENCIES.iter().map(|(c, _)| serde_json::Value::from(*c)).chain(extra);
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(schema_type)
+        .enum_values(Some(codes))
+        .description(Some("ISO 4217 code of a supported currency."))
+        .build()
+}
+
 impl TryFrom<String> for Currency {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {

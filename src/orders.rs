@@ -159,22 +159,29 @@ pub struct OrderFilter {
     pub customer_id: Option<Uuid>,
     /// Orders of the customer with this email address (case-insensitive). For a customer it
     /// only narrows their own orders.
+    #[param(format = Email, max_length = 254)]
     pub customer_email: Option<String>,
-    /// The order with this number (`OL-…`, or an imported order's number).
+    /// The order with this number (`OL-…`, or an imported order's number): 1 to 64 ASCII
+    /// letters, digits and `-_./#`, surrounding whitespace trimmed.
+    #[param(
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[A-Za-z0-9._/#-]{1,64}[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub number: Option<String>,
     /// Placed at or after this instant (RFC 3339).
     pub placed_from: Option<DateTime<Utc>>,
     /// Placed before this instant (RFC 3339).
     pub placed_to: Option<DateTime<Utc>>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page (opaque, base64url).
+    #[param(pattern = "^[A-Za-z0-9_-]*$")]
     pub cursor: Option<String>,
 }
 
 /// Orders newest first, keyset-paged (scope `orders:read`; `api` rate-limit class),
-/// filtered by `f`. Customers see their own: 422 on `customer_id` if they ask for
-/// another's; 422 on `limit`/`cursor`, `customer_email` or `number` if invalid.
+/// filtered by `f`. Customers see their own: 403 `forbidden` on another's `customer_id`;
+/// 422 on `limit`/`cursor`, `customer_email` or `number` if invalid.
 pub async fn list(svc: &Orders, principal: &Principal, f: &OrderFilter) -> Result<Page<Order>> {
     principal.admit(Class::Api).await?;
     let caller = principal.require(Scope::OrdersRead)?;
@@ -195,10 +202,9 @@ pub async fn list(svc: &Orders, principal: &Principal, f: &OrderFilter) -> Resul
         f.customer_id
     } else {
         if f.customer_id.is_some_and(|c| c != caller.id) {
-            return Err(Error::Validation(vec![FieldError::new(
-                "customer_id",
-                "customers may list only their own orders",
-            )]));
+            // Who may use a filter is authorization (403), not input validity: the same
+            // query is valid for staff.
+            return Err(Error::Forbidden("customers may list only their own orders"));
         }
         Some(caller.id)
     };

@@ -55,9 +55,12 @@ pub struct Accounts {
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     /// Becomes the login; case-insensitive.
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     /// 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128)]
     pub password: String,
+    #[schema(schema_with = crate::auth::name_schema)]
     pub name: String,
 }
 
@@ -82,6 +85,8 @@ pub struct RefreshRequest {
 pub struct ResetPasswordRequest {
     /// The one-time token an admin issued (`POST /users/{id}/password-reset`).
     pub token: String,
+    /// 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128)]
     pub new_password: String,
 }
 
@@ -89,9 +94,11 @@ pub struct ResetPasswordRequest {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMeRequest {
+    #[schema(schema_with = crate::auth::optional_name_schema)]
     pub name: Option<String>,
     /// A new password, 8 to 128 characters; needs `current_password`. Changing it ends
     /// every other session of the account.
+    #[schema(min_length = 8, max_length = 128)]
     pub password: Option<String>,
     /// The password now in use; required with `password`.
     pub current_password: Option<String>,
@@ -101,9 +108,13 @@ pub struct UpdateMeRequest {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
-    /// Omit to create an account that cannot log in until a password is set.
+    /// Omit to create an account that cannot log in until a password is set; else 8 to 128
+    /// characters.
+    #[schema(min_length = 8, max_length = 128)]
     pub password: Option<String>,
+    #[schema(schema_with = crate::auth::name_schema)]
     pub name: String,
     pub role: Role,
 }

@@ -226,7 +226,9 @@ pub struct ProductFilter {
     pub category_id: Option<Uuid>,
     /// `active` or `archived`; archived products are listed for staff only.
     pub status: Option<ProductStatus>,
-    /// Lowest price, minor units, inclusive.
+    /// Lowest price, minor units, inclusive. A range with `min_price` above `max_price` is
+    /// empty, like any other range that no price lies in (an empty page, not an error: the
+    /// contract cannot say one parameter must not exceed another).
     pub min_price: Option<i64>,
     /// Highest price, minor units, inclusive.
     pub max_price: Option<i64>,
@@ -234,26 +236,22 @@ pub struct ProductFilter {
     pub q: Option<String>,
     pub sort: Option<ProductSort>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page (opaque, base64url).
+    #[param(pattern = "^[A-Za-z0-9_-]*$")]
     pub cursor: Option<String>,
 }
 
 /// Lists products matching `f`, one page at a time. Public: anyone may list; an API key
 /// needs `catalog:read` (403 `insufficient-scope`). Non-staff see active products only and
-/// get 403 `forbidden` when asking for archived ones. 422 on `limit`, `cursor`, `sort` or
-/// `min_price` (above `max_price`).
+/// get 403 `forbidden` when asking for archived ones. 422 on `limit`, `cursor` or `sort`.
 pub async fn list(db: &Db, principal: &Principal, f: &ProductFilter) -> Result<Page<Product>> {
     principal.admit(Class::Api).await?;
     principal.allow_public(Scope::CatalogRead)?;
     let staff = principal.is_staff();
     let sort = f.sort.unwrap_or_default();
     let page = PageRequest::parse(f.limit, f.cursor.as_deref(), sort.as_str()).map_err(Error::Validation)?;
-    if let (Some(lo), Some(hi)) = (f.min_price, f.max_price)
-        && lo > hi
-    {
-        return Err(Error::Validation(vec![FieldError::new("min_price", "must not exceed max_price")]));
-    }
     let mut b = SqlBuilder::new(&format!("SELECT {COLUMNS} {FROM} WHERE 1 = 1"));
     let status = match (f.status, staff) {
         (Some(s), true) => Some(s),

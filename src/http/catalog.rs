@@ -38,6 +38,8 @@ async fn list_categories(State(state): State<AppState>, principal: Principal) ->
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCategoryRequest {
+    /// Must also contain a letter or digit (it makes the slug).
+    #[schema(schema_with = crate::auth::name_schema)]
     name: String,
     parent_id: Option<Uuid>,
 }
@@ -72,19 +74,26 @@ async fn list_products(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProductRequest {
+    /// 1 to 64 of `A–Z a–z 0–9 - _ .`, unique.
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     sku: String,
+    #[schema(schema_with = crate::auth::name_schema)]
     name: String,
+    /// At most 10000 characters.
     #[serde(default)]
+    #[schema(max_length = 10000)]
     description: String,
     /// Minor units of `currency`, 0 to 10^12.
+    #[schema(minimum = 0, maximum = 1000000000000_i64)]
     price_minor: i64,
-    /// ISO 4217.
+    #[schema(schema_with = crate::money::currency_schema)]
     currency: String,
     category_id: Option<Uuid>,
     /// Default `active`.
     status: Option<ProductStatus>,
     /// Units on hand to start with, 0 to 10^12 (default 0).
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1000000000000_i64)]
     initial_stock: i64,
 }
 
@@ -163,9 +172,15 @@ fn public_revalidate(res: &mut Response) {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProductRequest {
+    #[schema(schema_with = crate::auth::optional_name_schema)]
     name: Option<String>,
+    /// At most 10000 characters.
+    #[schema(max_length = 10000)]
     description: Option<String>,
+    /// Minor units of `currency`, 0 to 10^12.
+    #[schema(minimum = 0, maximum = 1000000000000_i64)]
     price_minor: Option<i64>,
+    #[schema(schema_with = crate::money::optional_currency_schema)]
     currency: Option<String>,
     status: Option<ProductStatus>,
     category_id: Option<Uuid>,
@@ -217,9 +232,10 @@ async fn get_inventory(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdjustmentRequest {
-    /// Units to add to on-hand stock; negative to remove. Non-zero.
+    #[schema(schema_with = crate::inventory::stock_delta_schema)]
     delta: i64,
     /// Why (e.g. `restock`, `damaged`, `count correction`).
+    #[schema(schema_with = crate::auth::name_schema)]
     reason: String,
 }
 

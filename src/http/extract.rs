@@ -1,5 +1,9 @@
 //! Our own `Json` and `Query` extractors, so that malformed input is answered in our
 //! problem+json format with the offending field named, never with axum's plain text.
+//! JSON bodies are read as the OpenAPI document means them ([`schema_rules`]): `5.0` is an
+//! integer, an array is not an object.
+
+mod schema_rules;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -44,20 +48,28 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     }
 }
 
-/// Deserializes `bytes`, turning serde's error into a field error with a JSON path.
+/// Deserializes `bytes` under the [`schema_rules`], turning serde's error into a field error
+/// with a JSON path.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(schema_rules::SchemaRules(&mut *de)).map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.into_inner();
-        let message = plain_words(&strip_location(&inner.to_string()));
-        if inner.is_syntax() || inner.is_eof() || inner.is_io() {
-            Error::BadRequest(format!("the body is not valid JSON: {message}"))
-        } else {
-            let field = if path == "." { "body".to_string() } else { path };
-            Error::Validation(vec![FieldError::new(field, message)])
-        }
-    })
+        json_error(&path, e.into_inner())
+    })?;
+    // Anything after the value (`{} x`) makes the body invalid JSON, as in `from_slice`.
+    de.end().map_err(|e| json_error(".", e))?;
+    Ok(value)
+}
+
+/// A syntax error is a 400; a value of the wrong shape a 422 naming its JSON path.
+fn json_error(path: &str, inner: serde_json::Error) -> Error {
+    let message = plain_words(&strip_location(&inner.to_string()));
+    if inner.is_syntax() || inner.is_eof() || inner.is_io() {
+        Error::BadRequest(format!("the body is not valid JSON: {message}"))
+    } else {
+        let field = if path == "." { "body".to_string() } else { path.to_owned() };
+        Error::Validation(vec![FieldError::new(field, message)])
+    }
 }
 
 /// What a Rust type name means to a client.
@@ -249,6 +261,58 @@ mod tests {
         assert_eq!(plain_words("invalid type: string \"a\", expected i64"), "must be a whole number, not a string");
         assert!(plain_words("UUID parsing failed: invalid character").contains("UUID"));
         assert_eq!(describe_type("uuid::Uuid"), "must be a UUID such as 0192f0c1-7c5e-7d2a-9f5e-2b1c3d4e5f60");
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Signed {
+        delta: i64,
+        limit: Option<u32>,
+    }
+
+    #[test]
+    fn whole_numbers_written_as_floats_are_integers_as_json_schema_says() {
+        for (body, delta) in
+            [(r#"{"delta": -452979.0}"#, -452_979), (r#"{"delta": 5e2}"#, 500), (r#"{"delta": -0.0}"#, 0)]
+        {
+            let parsed = parse_json::<Signed>(body.as_bytes()).unwrap_or_else(|e| panic!("{body}: {e:?}"));
+            assert_eq!(parsed.delta, delta, "{body}");
+        }
+        let parsed = parse_json::<Signed>(br#"{"delta": 1, "limit": 20.0}"#).expect("an optional integer too");
+        assert_eq!(parsed.limit, Some(20));
+        let Ok(Body { items }) = parse_json::<Body>(br#"{"items": [{"quantity": 3.0}]}"#) else {
+            panic!("nested integers too")
+        };
+        assert_eq!(items[0].quantity, 3);
+    }
+
+    #[test]
+    fn fractions_and_floats_beyond_the_exact_range_are_not_integers() {
+        for body in [r#"{"delta": 2.5}"#, r#"{"delta": 1e300}"#, r#"{"delta": 9007199254740992.0}"#] {
+            let Err(Error::Validation(errs)) = parse_json::<Signed>(body.as_bytes()) else { panic!("{body} accepted") };
+            assert_eq!(
+                (errs[0].field.as_str(), errs[0].message.as_str()),
+                ("delta", "must be a whole number, not a number")
+            );
+        }
+        let Err(Error::Validation(errs)) = parse_json::<Signed>(br#"{"delta": 1, "limit": -1.0}"#) else {
+            panic!("a negative u32 accepted")
+        };
+        assert_eq!(errs[0].field, "limit");
+    }
+
+    #[test]
+    fn an_array_is_not_an_object_at_any_depth() {
+        let Err(Error::Validation(errs)) = parse_json::<Signed>(b"[1, null]") else { panic!("array accepted") };
+        assert_eq!((errs[0].field.as_str(), errs[0].message.as_str()), ("body", "must be an object, not a list"));
+        let Err(Error::Validation(errs)) = parse_json::<Body>(br#"{"items": [[1]]}"#) else { panic!("array accepted") };
+        assert_eq!((errs[0].field.as_str(), errs[0].message.as_str()), ("items[0]", "must be an object, not a list"));
+    }
+
+    #[test]
+    fn characters_after_the_value_make_the_body_invalid_json() {
+        assert!(matches!(parse_json::<Signed>(br#"{"delta": 1} {}"#), Err(Error::BadRequest(_))));
+        assert!(parse_json::<Signed>(b"{\"delta\": 1}\n").is_ok());
     }
 
     #[test]

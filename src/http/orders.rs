@@ -67,7 +67,7 @@ async fn get_order(State(state): State<AppState>, principal: Principal, Path(id)
 /// One order by its number (`OL-…`, or an imported order's number). Another customer's
 /// order is 404.
 #[utoipa::path(get, path = "/orders/by-number/{number}", tag = "orders", security(("bearer" = []), ("api_key" = ["orders:read"])),
-    params(("number" = String, Path, description = "The order number, e.g. OL-0A1B2C3D4E5F", max_length = 64)),
+    params(("number" = String, Path, description = "The order number, e.g. OL-0A1B2C3D4E5F", pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[A-Za-z0-9._/#-]{1,64}[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$")),
     responses((status = 200, body = Order), (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn get_order_by_number(
     State(state): State<AppState>,
@@ -111,9 +111,13 @@ async fn ship_order(
     extract::Path(id): extract::Path<Uuid>,
     body: Bytes,
 ) -> Result<Json<Order>> {
-    // No body (or an empty one) ships without carrier and tracking number.
-    let req =
-        if body.iter().all(u8::is_ascii_whitespace) { ShipRequest::default() } else { extract::parse_json(&body)? };
+    // No body, an empty one or `null` (the schema's optional body) ships without carrier
+    // and tracking number.
+    let req = if body.iter().all(u8::is_ascii_whitespace) {
+        ShipRequest::default()
+    } else {
+        extract::parse_json::<Option<ShipRequest>>(&body)?.unwrap_or_default()
+    };
     Ok(Json(lifecycle::ship(&state.orders, &principal, id, req).await?))
 }
 

@@ -147,8 +147,10 @@ impl TryFrom<Vec<LineItemRequest>> for Cart {
 #[serde(deny_unknown_fields)]
 pub struct LineItemRequest {
     /// The product's SKU (1 to 64 of `A–Z a–z 0–9 - _ .`).
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     pub sku: String,
     /// 1 to 1000.
+    #[schema(minimum = 1, maximum = 1000)]
     pub quantity: i64,
 }
 
@@ -156,7 +158,9 @@ pub struct LineItemRequest {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentRequest {
-    /// A sandbox test card, e.g. `4242424242424242` (see docs/API.md). Never stored.
+    /// A sandbox test card, e.g. `4242424242424242` (see docs/API.md). Never stored. 12 to 19
+    /// digits; spaces and dashes between them are ignored.
+    #[schema(pattern = r"^[ -]*(?:[0-9][ -]*){12,19}$")]
     pub card_number: String,
 }
 
@@ -172,6 +176,7 @@ pub struct PaymentRequest {
 #[schema(as = PlaceOrderRequest)]
 pub struct CheckoutRequest {
     /// 1 to 100 lines.
+    #[schema(min_items = 1, max_items = 100)]
     pub line_items: Vec<LineItemRequest>,
     /// Pay now. Without it the order waits in `pending_payment` (pay with
     /// `POST /orders/{id}/pay`) until its reservation expires.

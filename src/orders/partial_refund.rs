@@ -57,8 +57,10 @@ pub const MAX_REFUND_LINES: usize = 100;
 #[serde(deny_unknown_fields)]
 pub struct RefundLine {
     /// The order line's `line_no` (1, 2, …).
+    #[schema(minimum = 1)]
     pub line_no: i64,
     /// Units, 1 to 1000, at most what the line has left to refund.
+    #[schema(minimum = 1, maximum = 1000)]
     pub quantity: i64,
 }
 
@@ -68,9 +70,11 @@ pub struct RefundLine {
 #[schema(as = PartialRefundRequest)]
 pub struct PartialRefundRequest {
     /// Refund this amount, in minor units of the order's currency (at least 1).
+    #[schema(minimum = 1)]
     pub amount_minor: Option<i64>,
     /// Refund these units: each line's share is `line_total_minor × quantity ÷ line
-    /// quantity`, rounded down (a whole line refunds its whole total).
+    /// quantity`, rounded down (a whole line refunds its whole total). 1 to 100 lines.
+    #[schema(min_items = 1, max_items = 100)]
     pub lines: Option<Vec<RefundLine>>,
 }
 

@@ -101,10 +101,10 @@ string_conversions!(Carrier, TrackingNumber, OrderNumber);
 #[serde(deny_unknown_fields)]
 pub struct ShipRequest {
     /// Who carries the parcel, 1 to 64 characters.
-    #[schema(value_type = Option<String>, min_length = 1, max_length = 64, example = "UPS")]
+    #[schema(value_type = Option<String>, pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000-\u001f\u007f-\u009f](?:[^\u0000-\u001f\u007f-\u009f]{0,62}[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000-\u001f\u007f-\u009f])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$", example = "UPS")]
     pub carrier: Option<Carrier>,
     /// The carrier's tracking number: 1 to 64 letters, digits, spaces or dashes.
-    #[schema(value_type = Option<String>, min_length = 1, max_length = 64, example = "1Z999AA10123456784")]
+    #[schema(value_type = Option<String>, pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[A-Za-z0-9-](?:[A-Za-z0-9 -]{0,62}[A-Za-z0-9-])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$", example = "1Z999AA10123456784")]
     pub tracking_number: Option<TrackingNumber>,
 }
 

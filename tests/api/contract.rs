@@ -78,3 +78,98 @@ async fn a_malformed_path_id_is_a_422_naming_the_parameter() {
     assert_eq!(body["errors"][0]["field"], "id", "{body}");
     assert!(body["errors"][0]["message"].as_str().unwrap().starts_with("must be a UUID"), "{body}");
 }
+
+/// The schema of `name` in component `component` (`$ref`s and `oneOf` with `null` are not
+/// followed: the bounds sit on the property itself).
+fn property<'a>(doc: &'a Value, component: &str, name: &str) -> &'a Value {
+    let p = &doc["components"]["schemas"][component]["properties"][name];
+    assert!(p.is_object(), "{component}.{name} is not documented");
+    p
+}
+
+#[tokio::test]
+async fn the_document_states_the_bounds_the_server_enforces() {
+    use orderly::{inventory, money, orders::cart, pagination};
+    let app = TestApp::spawn().await;
+    let (_, doc) = app.get("/openapi.json", None).await;
+
+    let mut lists = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for p in op["parameters"].as_array().into_iter().flatten().filter(|p| p["name"] == "limit") {
+                lists += 1;
+                assert_eq!(p["schema"]["minimum"], 1, "{method} {path}");
+                assert_eq!(p["schema"]["maximum"], pagination::MAX_PAGE_SIZE, "{method} {path}");
+            }
+        }
+    }
+    assert!(lists >= 4, "{lists} list operations");
+
+    let price = property(&doc, "CreateProductRequest", "price_minor");
+    assert_eq!((&price["minimum"], &price["maximum"]), (&Value::from(0), &Value::from(money::MAX_PRICE_MINOR)));
+    assert_eq!(property(&doc, "CreateProductRequest", "initial_stock")["maximum"], inventory::MAX_STOCK);
+    let delta = &property(&doc, "AdjustmentRequest", "delta")["oneOf"];
+    assert_eq!(delta[0]["minimum"], -inventory::MAX_DELTA);
+    assert_eq!(delta[1]["maximum"], inventory::MAX_DELTA);
+    assert_eq!(property(&doc, "LineItemRequest", "quantity")["maximum"], cart::MAX_QUANTITY);
+    assert_eq!(property(&doc, "PlaceOrderRequest", "line_items")["maxItems"], cart::MAX_LINES);
+    assert_eq!(
+        property(&doc, "RotateApiKeyRequest", "overlap_secs")["maximum"],
+        orderly::auth::accounts::Overlap::MAX_SECS
+    );
+    let password = property(&doc, "RegisterRequest", "password");
+    assert_eq!((&password["minLength"], &password["maxLength"]), (&Value::from(8), &Value::from(128)));
+    assert_eq!(property(&doc, "RegisterRequest", "email")["format"], "email");
+    for code in property(&doc, "CreateProductRequest", "currency")["enum"].as_array().unwrap() {
+        assert!(money::Currency::parse(code.as_str().unwrap()).is_ok(), "{code} is documented but refused");
+    }
+}
+
+#[tokio::test]
+async fn limits_at_the_documented_bounds_are_accepted_and_beyond_them_refused() {
+    let app = TestApp::spawn().await;
+    for (limit, want) in [
+        (1, StatusCode::OK),
+        (100, StatusCode::OK),
+        (0, StatusCode::UNPROCESSABLE_ENTITY),
+        (101, StatusCode::UNPROCESSABLE_ENTITY),
+    ] {
+        let (status, _) = app.get(&format!("/api/v1/products?limit={limit}"), None).await;
+        assert_eq!(status, want, "limit={limit}");
+    }
+}
+
+#[tokio::test]
+async fn a_price_range_with_its_minimum_above_its_maximum_is_empty_not_an_error() {
+    let app = TestApp::spawn().await;
+    let (status, page) = app.get("/api/v1/products?min_price=500&max_price=100", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["items"], Value::Array(vec![]));
+}
+
+#[tokio::test]
+async fn a_json_array_is_not_an_object_even_when_every_field_is_optional() {
+    let app = TestApp::spawn().await;
+    let (token, _, _) = app.register_customer("arrays@example.com").await;
+    let (status, body) = app.patch("/api/v1/me", Some(&token), &serde_json::json!([null, null])).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["errors"][0]["field"], "body");
+}
+
+#[tokio::test]
+async fn a_whole_number_written_with_a_fraction_is_an_integer_as_json_schema_says() {
+    let app = TestApp::spawn().await;
+    let staff = app.staff().await;
+    app.create_product(&staff, "WHOLE-1", 250, 10).await;
+    let (token, _, _) = app.register_customer("floats@example.com").await;
+    let (status, order) = app
+        .post("/api/v1/orders", Some(&token), &serde_json::json!({"line_items": [{"sku": "WHOLE-1", "quantity": 2.0}]}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    assert_eq!(order["line_items"][0]["quantity"], 2);
+    let (status, body) = app
+        .post("/api/v1/orders", Some(&token), &serde_json::json!({"line_items": [{"sku": "WHOLE-1", "quantity": 2.5}]}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["errors"][0]["field"], "line_items[0].quantity");
+}

@@ -32,7 +32,7 @@ async fn a_customer_cannot_see_or_touch_another_customers_order() {
     assert!(list["items"].as_array().unwrap().is_empty());
     let (status, body) =
         app.get(&format!("/api/v1/orders?customer_id={}", order["customer_id"].as_str().unwrap()), Some(&bob)).await;
-    assert_problem(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "validation-error");
+    assert_problem(status, &body, StatusCode::FORBIDDEN, "forbidden");
 
     let (status, mine) = app.get(&format!("/api/v1/orders/{id}"), Some(&alice)).await;
     assert_eq!(status, StatusCode::OK);

@@ -21,8 +21,10 @@ use crate::validate;
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKeyRequest {
     /// What the key is for, e.g. `warehouse sync`.
+    #[schema(schema_with = crate::auth::name_schema)]
     pub name: String,
     /// At least one; a `:write` scope includes its `:read`.
+    #[schema(min_items = 1)]
     pub scopes: Vec<Scope>,
     /// The user the key acts as (default: the admin creating it). The key has that user's
     /// role, narrowed to `scopes`.
@@ -34,6 +36,7 @@ pub struct CreateApiKeyRequest {
 #[serde(deny_unknown_fields)]
 pub struct RotateApiKeyRequest {
     /// How long the old key keeps working, 0 to 2592000 (30 days).
+    #[schema(maximum = 2592000)]
     pub overlap_secs: u64,
 }
 
