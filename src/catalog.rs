@@ -37,18 +37,7 @@ impl Sku {
     }
 }
 
-impl TryFrom<String> for Sku {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        Self::parse(&s)
-    }
-}
-
-impl From<Sku> for String {
-    fn from(s: Sku) -> String {
-        s.0
-    }
-}
+crate::parse_conversions!(String: Sku);
 
 /// The display name of a product or category: trimmed, 1 to 200 characters. JSON shape: a
 /// string; deserializing goes through [`Name::parse`].
@@ -68,18 +57,7 @@ impl Name {
     }
 }
 
-impl TryFrom<String> for Name {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        Self::parse(&s)
-    }
-}
-
-impl From<Name> for String {
-    fn from(n: Name) -> String {
-        n.0
-    }
-}
+crate::parse_conversions!(String: Name);
 
 /// A product description: free text of at most [`Description::MAX_CHARS`] characters
 /// (Unicode scalar values), kept as given (empty allowed). JSON shape: a string.
@@ -104,18 +82,7 @@ impl Description {
     }
 }
 
-impl TryFrom<String> for Description {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        Self::parse(&s)
-    }
-}
-
-impl From<Description> for String {
-    fn from(d: Description) -> String {
-        d.0
-    }
-}
+crate::parse_conversions!(String: Description);
 
 /// Whether a product can be sold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -73,18 +73,7 @@ pub fn stock_delta_schema() -> utoipa::openapi::Schema {
         .into()
 }
 
-impl TryFrom<i64> for StockDelta {
-    type Error = String;
-    fn try_from(units: i64) -> Result<Self, String> {
-        Self::parse(units)
-    }
-}
-
-impl From<StockDelta> for i64 {
-    fn from(d: StockDelta) -> i64 {
-        d.0
-    }
-}
+crate::parse_conversions!(i64: StockDelta);
 
 /// Units on hand for a new product: `0..=MAX_STOCK`. JSON shape: a plain integer. Errors:
 /// `"must not be negative"`, `"must be at most 1000000000000"`.
@@ -109,18 +98,7 @@ impl InitialStock {
     }
 }
 
-impl TryFrom<i64> for InitialStock {
-    type Error = String;
-    fn try_from(units: i64) -> Result<Self, String> {
-        Self::parse(units)
-    }
-}
-
-impl From<InitialStock> for i64 {
-    fn from(s: InitialStock) -> i64 {
-        s.0
-    }
-}
+crate::parse_conversions!(i64: InitialStock);
 
 /// One product's stock, in units.
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod dashboard;
 pub mod db;
+pub mod domain;
 pub mod error;
 pub mod events;
 pub mod flags;

@@ -87,18 +87,7 @@ impl Price {
     }
 }
 
-impl TryFrom<i64> for Price {
-    type Error = String;
-    fn try_from(minor: i64) -> Result<Self, String> {
-        Self::parse(minor)
-    }
-}
-
-impl From<Price> for i64 {
-    fn from(p: Price) -> i64 {
-        p.0
-    }
-}
+crate::parse_conversions!(i64: Price);
 
 /// A supported ISO 4217 currency code, upper-case.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -155,18 +144,7 @@ fn currency_schema_of(
         .build()
 }
 
-impl TryFrom<String> for Currency {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        Self::parse(&s)
-    }
-}
-
-impl From<Currency> for String {
-    fn from(c: Currency) -> String {
-        c.0
-    }
-}
+crate::parse_conversions!(String: Currency);
 
 /// `"22.368"` with exponent 2 → 2237 (half up). Exact: decimal digits, no float arithmetic.
 pub fn decimal_to_minor(raw: &str, exponent: u32) -> Result<i64, String> {

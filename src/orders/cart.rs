@@ -39,18 +39,7 @@ impl Quantity {
     }
 }
 
-impl TryFrom<i64> for Quantity {
-    type Error = String;
-    fn try_from(raw: i64) -> Result<Self, String> {
-        Self::parse(raw)
-    }
-}
-
-impl From<Quantity> for i64 {
-    fn from(q: Quantity) -> i64 {
-        q.0
-    }
-}
+crate::parse_conversions!(i64: Quantity);
 
 /// A shipping address: any JSON object of at most [`MAX_ADDRESS_BYTES`] (2000) bytes,
 /// stored as given (orderly does not interpret it).

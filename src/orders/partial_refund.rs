@@ -38,7 +38,7 @@ use super::Orders;
 use super::cart::MAX_QUANTITY;
 use super::state::{OrderStatus, SagaState, saga_lease};
 use super::store;
-use super::store::refunds::{self, RefundRow};
+use super::store::refunds::{self, LineCounter, RefundRow};
 use super::transition::{self, Step};
 use crate::auth::Principal;
 use crate::auth::scopes::Scope;
@@ -203,7 +203,7 @@ async fn claim(svc: &Orders, id: Uuid, refund_id: Uuid, by: &RefundBy, deadline:
         return Err(why_refused(&mut tx, id).await?);
     };
     for (i, (line_no, quantity)) in lines.iter().enumerate() {
-        if !refunds::claim_units(&mut tx, id, *line_no, *quantity).await? {
+        if !refunds::advance_line(&mut tx, LineCounter::Refunded, id, *line_no, *quantity).await? {
             return Err(exceeds_quantity(i, *line_no, *quantity));
         }
     }
@@ -303,7 +303,7 @@ async fn settle(svc: &Orders, refund_id: Uuid, gateway_refund_id: Option<&str>) 
     if stock_released {
         let mut stock = Vec::new();
         for &(line_no, quantity) in &row.lines {
-            if !refunds::release_units(&mut tx, row.order_id, line_no, quantity).await? {
+            if !refunds::advance_line(&mut tx, LineCounter::Released, row.order_id, line_no, quantity).await? {
                 return Err(Error::Internal(anyhow::anyhow!("line {line_no} holds fewer than {quantity} units")));
             }
             if let Some((_, _, Some(product_id), sku)) = refunds::line(&mut tx, row.order_id, line_no).await? {

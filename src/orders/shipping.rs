@@ -77,22 +77,7 @@ impl OrderNumber {
     }
 }
 
-macro_rules! string_conversions {
-    ($($t:ident),*) => {$(
-        impl TryFrom<String> for $t {
-            type Error = String;
-            fn try_from(raw: String) -> Result<Self, String> {
-                Self::parse(&raw)
-            }
-        }
-        impl From<$t> for String {
-            fn from(v: $t) -> String {
-                v.0
-            }
-        }
-    )*};
-}
-string_conversions!(Carrier, TrackingNumber, OrderNumber);
+crate::parse_conversions!(String: Carrier, TrackingNumber, OrderNumber);
 
 /// `POST /orders/{id}/ship`'s optional body. Both fields are optional; an empty body (or
 /// none) ships without them. Stored on the order, shown to its customer, and carried by

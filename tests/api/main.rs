@@ -10,6 +10,7 @@ mod auth;
 mod catalog;
 mod checkout;
 mod contract;
+mod counting_gateway;
 mod dashboard;
 mod edge;
 mod flags;

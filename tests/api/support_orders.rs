@@ -2,58 +2,18 @@
 //! tracking number on ship, and partial refunds that never pay back more than was paid.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use futures_util::FutureExt;
-use futures_util::future::BoxFuture;
-use orderly::Overrides;
-use orderly::payments::sandbox::SandboxGateway;
-use orderly::payments::{
-    ChargeOutcome, ChargeRequest, GatewayError, PaymentGateway, PaymentRecord, RefundReceipt, RefundRequest,
-};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{GOOD_CARD, Options, TestApp, TestDb, assert_problem};
+use crate::counting_gateway::{self, CountingGateway};
+use crate::helpers::{GOOD_CARD, Options, TestApp, assert_problem};
 use crate::observability::gateway_stub::GatewayStub;
 
-/// The sandbox, counting partial refunds; each one takes a moment, as a real gateway does,
-/// so that racing requests overlap.
-struct CountingGateway {
-    sandbox: SandboxGateway,
-    partial_refunds: AtomicUsize,
-}
-
-impl PaymentGateway for CountingGateway {
-    fn charge(&self, req: ChargeRequest) -> BoxFuture<'_, Result<ChargeOutcome, GatewayError>> {
-        self.sandbox.charge(req)
-    }
-    fn lookup(&self, key: String) -> BoxFuture<'_, Result<Option<PaymentRecord>, GatewayError>> {
-        self.sandbox.lookup(key)
-    }
-    fn void(&self, id: String) -> BoxFuture<'_, Result<(), GatewayError>> {
-        self.sandbox.void(id)
-    }
-    fn refund(&self, id: String) -> BoxFuture<'_, Result<(), GatewayError>> {
-        self.sandbox.refund(id)
-    }
-    fn refund_amount(&self, req: RefundRequest) -> BoxFuture<'_, Result<RefundReceipt, GatewayError>> {
-        self.partial_refunds.fetch_add(1, Ordering::SeqCst);
-        async move {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            self.sandbox.refund_amount(req).await
-        }
-        .boxed()
-    }
-}
-
 async fn spawn_counting() -> (TestApp, Arc<CountingGateway>) {
-    let db = Arc::new(TestDb::new().await);
-    let sandbox = SandboxGateway::new(TestApp::spawn_db(&db).await);
-    let gateway = Arc::new(CountingGateway { sandbox, partial_refunds: AtomicUsize::new(0) });
-    let overrides = Overrides { payments: Some(gateway.clone()), ..Default::default() };
-    (TestApp::spawn_with(Options { overrides, db: Some(db), ..Options::default() }).await, gateway)
+    counting_gateway::spawn_counting(Vec::new(), Duration::from_millis(100)).await
 }
 
 fn ids(page: &Value) -> Vec<String> {

@@ -12,4 +12,6 @@ mod helpers;
 mod accounts;
 mod cast;
 mod catalog;
+#[path = "../api/counting_gateway.rs"]
+mod counting_gateway;
 mod orders;

@@ -3,10 +3,9 @@
 //! every status change through the one transition function, and refund as a saga step.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
-use futures_util::FutureExt;
-use futures_util::future::BoxFuture;
 use orderly::auth::Principal;
 use orderly::db::{self, Db};
 use orderly::error::Error;
@@ -18,17 +17,15 @@ use orderly::orders::{
     self, CheckoutRequest, Order, OrderFilter, OrderStatus, Orders, PaymentRequest, SagaState, ShipRequest, checkout,
     lifecycle, recovery,
 };
-use orderly::payments::sandbox::SandboxGateway;
-use orderly::payments::{
-    ChargeOutcome, ChargeRequest, GatewayError, PaymentGateway, PaymentRecord, RefundReceipt, RefundRequest,
-};
+use orderly::payments::{ChargeRequest, PaymentGateway, PaymentRecord};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
 use sqlx::Row;
 use uuid::Uuid;
 
 use crate::cast::{Cast, Outcome, outcome};
-use crate::helpers::{DECLINED_CARD, GOOD_CARD, Options, TestApp, TestDb};
+use crate::counting_gateway::{self, CountingGateway};
+use crate::helpers::{DECLINED_CARD, GOOD_CARD, Options, TestApp};
 
 /// Background workers slowed down, so tests drive recovery and expiry themselves.
 fn quiet_workers() -> Vec<(&'static str, String)> {
@@ -536,54 +533,8 @@ async fn a_charge_that_succeeds_after_the_order_was_cancelled_is_voided() {
 // ---------------------------------------------------------------------------------------
 // e. Refund is a saga step.
 
-/// The sandbox, counting refund calls (`refunds`: whole charges, `partial_refunds`: by
-/// amount); with `fail_next_refund`, the next refund is lost on the way (the gateway never
-/// sees it) and reported as unknown.
-struct CountingGateway {
-    sandbox: SandboxGateway,
-    refunds: AtomicUsize,
-    partial_refunds: AtomicUsize,
-    fail_next_refund: AtomicBool,
-}
-
-impl PaymentGateway for CountingGateway {
-    fn charge(&self, req: ChargeRequest) -> BoxFuture<'_, Result<ChargeOutcome, GatewayError>> {
-        self.sandbox.charge(req)
-    }
-    fn lookup(&self, key: String) -> BoxFuture<'_, Result<Option<PaymentRecord>, GatewayError>> {
-        self.sandbox.lookup(key)
-    }
-    fn void(&self, id: String) -> BoxFuture<'_, Result<(), GatewayError>> {
-        self.sandbox.void(id)
-    }
-    fn refund(&self, id: String) -> BoxFuture<'_, Result<(), GatewayError>> {
-        self.refunds.fetch_add(1, Ordering::SeqCst);
-        if self.fail_next_refund.swap(false, Ordering::SeqCst) {
-            return async { Err(GatewayError::Unavailable("connection reset".into())) }.boxed();
-        }
-        self.sandbox.refund(id)
-    }
-    fn refund_amount(&self, req: RefundRequest) -> BoxFuture<'_, Result<RefundReceipt, GatewayError>> {
-        self.partial_refunds.fetch_add(1, Ordering::SeqCst);
-        if self.fail_next_refund.swap(false, Ordering::SeqCst) {
-            return async { Err(GatewayError::Unavailable("connection reset".into())) }.boxed();
-        }
-        self.sandbox.refund_amount(req)
-    }
-}
-
 async fn spawn_counting() -> (TestApp, Arc<CountingGateway>) {
-    let db = Arc::new(TestDb::new().await);
-    let sandbox = SandboxGateway::new(TestApp::spawn_db(&db).await);
-    let gateway = Arc::new(CountingGateway {
-        sandbox,
-        refunds: AtomicUsize::new(0),
-        partial_refunds: AtomicUsize::new(0),
-        fail_next_refund: AtomicBool::new(false),
-    });
-    let overrides = orderly::Overrides { payments: Some(gateway.clone()), ..Default::default() };
-    let t = TestApp::spawn_with(Options { config: quiet_workers(), overrides, db: Some(db) }).await;
-    (t, gateway)
+    counting_gateway::spawn_counting(quiet_workers(), Duration::ZERO).await
 }
 
 #[tokio::test]

@@ -122,19 +122,36 @@ pub(in crate::orders) async fn claim_amount(tx: &mut Tx, order: Uuid, amount: i6
     row.map(|r| Ok(ClaimedOrder { currency: r.try_get("currency")?, payment_id: r.try_get("payment_id")? })).transpose()
 }
 
-/// Claims `quantity` more units of a line for refund, while the line's refunded units stay
-/// within its quantity. Returns whether it won.
-pub(in crate::orders) async fn claim_units(tx: &mut Tx, order: Uuid, line_no: i64, quantity: i64) -> Result<bool> {
-    let n = sqlx::query(
-        "UPDATE order_lines SET refunded_quantity = refunded_quantity + $1 \
-         WHERE order_id = $2 AND line_no = $3 AND refunded_quantity + $1 <= quantity",
-    )
-    .bind(quantity)
-    .bind(order.to_string())
-    .bind(line_no)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
+/// Which per-line counter of refunded units to advance: `Refunded` when a refund claims
+/// units, `Released` when a settled refund of an unshipped order gives them back to stock.
+#[derive(Debug, Clone, Copy)]
+pub(in crate::orders) enum LineCounter {
+    Refunded,
+    Released,
+}
+
+/// Adds `quantity` units to a line's `counter`, while it stays within the line's quantity.
+/// Returns whether it won (false: another refund took those units first, or they were
+/// already released).
+pub(in crate::orders) async fn advance_line(
+    tx: &mut Tx,
+    counter: LineCounter,
+    order: Uuid,
+    line_no: i64,
+    quantity: i64,
+) -> Result<bool> {
+    let sql = match counter {
+        LineCounter::Refunded => {
+            "UPDATE order_lines SET refunded_quantity = refunded_quantity + $1 \
+             WHERE order_id = $2 AND line_no = $3 AND refunded_quantity + $1 <= quantity"
+        }
+        LineCounter::Released => {
+            "UPDATE order_lines SET released_quantity = released_quantity + $1 \
+             WHERE order_id = $2 AND line_no = $3 AND released_quantity + $1 <= quantity"
+        }
+    };
+    let n =
+        sqlx::query(sql).bind(quantity).bind(order.to_string()).bind(line_no).execute(&mut **tx).await?.rows_affected();
     Ok(n == 1)
 }
 
@@ -221,22 +238,6 @@ pub(in crate::orders) async fn release_claim(tx: &mut Tx, refund: &RefundRow) ->
         .await?;
     }
     Ok(())
-}
-
-/// Marks `quantity` units of a line released from the reservation (a settled line refund
-/// of an unshipped order). Returns whether they were still held.
-pub(in crate::orders) async fn release_units(tx: &mut Tx, order: Uuid, line_no: i64, quantity: i64) -> Result<bool> {
-    let n = sqlx::query(
-        "UPDATE order_lines SET released_quantity = released_quantity + $1 \
-         WHERE order_id = $2 AND line_no = $3 AND released_quantity + $1 <= quantity",
-    )
-    .bind(quantity)
-    .bind(order.to_string())
-    .bind(line_no)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    Ok(n == 1)
 }
 
 /// Claims a paid order for a full refund: saga `refunding` with a lease until `deadline`,
