@@ -14,6 +14,9 @@ use sqlx::{Any, AnyPool, Transaction};
 
 use crate::config::Config;
 
+pub mod breaker;
+pub use self::breaker::Breaker;
+
 pub type Tx = Transaction<'static, Any>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +30,8 @@ pub enum Backend {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// Fails requests fast while the database cannot be reached (see [`breaker`]).
+    pub breaker: Breaker,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -66,7 +71,7 @@ impl Db {
             .connect(&url)
             .await
             .map_err(|e| anyhow::anyhow!("cannot connect to the database: {e}"))?;
-        Ok(Self { pool, backend })
+        Ok(Self { pool, backend, breaker: Breaker::default() })
     }
 
     pub fn pool(&self) -> &AnyPool {

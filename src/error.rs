@@ -144,6 +144,11 @@ impl Error {
         }
     }
 
+    /// Whether the database could not be reached (pool timeout, connection refused or lost).
+    pub fn is_database_unreachable(&self) -> bool {
+        matches!(self, Error::Database(e) if is_unreachable(e))
+    }
+
     /// Whether this is a server-side failure whose cause must be logged (once, by the
     /// transport) and never shown to the client.
     pub fn is_internal(&self) -> bool {

@@ -6,7 +6,11 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use std::time::Duration;
+
 use super::principal::{self, Resolved};
+use super::problem::DatabaseUnreachable;
+use crate::db::breaker::OPEN_FOR;
 use crate::error::Error;
 use crate::ratelimit::{Class, Identity};
 use crate::services::AppState;
@@ -18,10 +22,27 @@ use crate::services::AppState;
 /// credentials, a malformed body) is charged to `api` afterwards, and answered 429 if that
 /// budget was already spent, so floods of bad requests are limited too. Every response
 /// carries `RateLimit-Policy` and `RateLimit` of the decision taken.
+///
+/// While the database is unreachable (`db::breaker`), requests are answered 503
+/// `unavailable` with `Retry-After` at once instead of each waiting for the pool's timeout.
 pub async fn enforce(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let probe_for = Duration::from_millis(state.config.database.acquire_timeout_ms).saturating_add(OPEN_FOR);
+    if !state.db.breaker.admit(probe_for) {
+        return Error::Unavailable("the database is unavailable; try again shortly").into_response();
+    }
+    let res = limited(&state, req, next).await;
+    if res.extensions().get::<DatabaseUnreachable>().is_some() {
+        state.db.breaker.record_unreachable();
+    } else {
+        state.db.breaker.record_reachable();
+    }
+    res
+}
+
+async fn limited(state: &AppState, req: Request, next: Next) -> Response {
     let limited = state.limits.enabled();
     let (mut parts, body) = req.into_parts();
-    let (resolved, ip) = match principal::resolve(&parts, &state, limited).await {
+    let (resolved, ip) = match principal::resolve(&parts, state, limited).await {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };

@@ -78,12 +78,20 @@ impl IntoResponse for Error {
         if let Some(secs) = self.retry_after_secs() {
             res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        if self.is_database_unreachable() {
+            // For the route layer's breaker (http/limits.rs): stop sending requests for a moment.
+            res.extensions_mut().insert(DatabaseUnreachable);
+        }
         if let Some(challenge) = www_authenticate(&self) {
             res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
         res
     }
 }
+
+/// Marks a response whose request found the database unreachable.
+#[derive(Debug, Clone, Copy)]
+pub struct DatabaseUnreachable;
 
 /// The challenge of a 401 (RFC 9110 §11.6.1: a 401 must carry one): the Bearer scheme of
 /// RFC 6750 §3, with `error="invalid_token"` when a token was sent and refused.

@@ -19,6 +19,7 @@ mod http;
 mod imports;
 mod observability;
 mod orders;
+mod outage;
 mod ratelimit;
 mod support_orders;
 mod support_users;
