@@ -2,7 +2,7 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderName, StatusCode};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -16,6 +16,8 @@ use crate::orders::partial_refund::{self, PartialRefundRequest, Refund};
 use crate::orders::{self, CheckoutRequest, Order, OrderFilter, PaymentRequest, ShipRequest, lifecycle};
 use crate::pagination::Page;
 use crate::services::AppState;
+
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -33,14 +35,22 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// Check out: price the cart, reserve stock, create the order and, with `payment`, charge
 /// it. 201 with the order (`paid`, or `pending_payment`); 402 `payment-declined` when the
 /// card is declined (the order exists as `failed`, its stock released); 409
-/// `insufficient-stock`.
+/// `insufficient-stock`. With an `Idempotency-Key`, a retry of the same request answers as
+/// the first one did (no second order, no second charge); the key with another request is
+/// a 422, and a retry while the first is still charging a 409 `idempotency-key-in-use`.
 #[utoipa::path(post, path = "/orders", tag = "orders", security(("bearer" = []), ("api_key" = ["orders:write"])), request_body = CheckoutRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters (e.g. a UUID); makes retries safe (draft-ietf-httpapi-idempotency-key-header)", min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$")),
     responses((status = 201, body = Order), (status = 402, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn place_order(
     State(state): State<AppState>,
     principal: Principal,
-    Json(body): Json<CheckoutRequest>,
+    headers: HeaderMap,
+    Json(mut body): Json<CheckoutRequest>,
 ) -> Result<(StatusCode, Json<Order>)> {
+    if let Some(v) = headers.get(IDEMPOTENCY_KEY) {
+        // Not UTF-8 text: an empty key, which the service refuses naming the header.
+        body.idempotency_key = Some(v.to_str().unwrap_or_default().to_owned());
+    }
     let order = checkout::place_order(&state.orders, &principal, body).await?;
     Ok((StatusCode::CREATED, Json(order)))
 }

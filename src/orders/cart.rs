@@ -173,6 +173,33 @@ pub struct CheckoutRequest {
     /// A JSON object of at most 2000 bytes.
     #[schema(value_type = Option<Object>)]
     pub shipping_address: Option<serde_json::Value>,
+    /// The client's idempotency key for this checkout, from the transport (REST: the
+    /// `Idempotency-Key` header), never from the body. See [`IdempotencyKey`].
+    #[serde(skip)]
+    pub idempotency_key: Option<String>,
+}
+
+/// A client's key for retrying one checkout safely: 1 to 255 visible ASCII characters
+/// (Stripe's limit), e.g. a UUID. Scoped to the customer. A retry with the same key and the
+/// same request gets the first answer again (the order, or the same 402 for a declined
+/// card); the same key with a different request is a 422 on `Idempotency-Key`; a retry
+/// while the first request is still charging is a 409 `idempotency-key-in-use`
+/// (draft-ietf-httpapi-idempotency-key-header §2.6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if (1..=255).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_graphic()) {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err("must be 1 to 255 visible ASCII characters, e.g. a UUID".into())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// A checkout whose every field is valid (see [`CheckoutRequest::parse`]).
@@ -181,6 +208,27 @@ pub struct Checkout {
     pub cart: Cart,
     pub card: Option<CardNumber>,
     pub shipping_address: Option<ShippingAddress>,
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+impl Checkout {
+    /// SHA-256 (hex) of what the checkout asks for: each line's SKU and quantity, the
+    /// card's last four digits, the shipping address. Two requests with the same
+    /// fingerprint are the same request for idempotency (the full card number is never
+    /// stored, not even hashed).
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for l in self.cart.lines() {
+            h.update(format!("{}\u{0}{}\u{0}", l.sku.as_str(), l.quantity.get()));
+        }
+        h.update(format!("card:{}\u{0}", self.card.as_ref().map_or("", |c| c.last4())));
+        h.update(format!(
+            "address:{}",
+            self.shipping_address.as_ref().map(|a| a.as_json().to_string()).unwrap_or_default()
+        ));
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
 }
 
 impl CheckoutRequest {
@@ -204,8 +252,15 @@ impl CheckoutRequest {
                 None
             }
         };
+        let idempotency_key = match self.idempotency_key.as_deref().map(IdempotencyKey::parse).transpose() {
+            Ok(k) => k,
+            Err(m) => {
+                errors.push(FieldError::new("Idempotency-Key", m));
+                None
+            }
+        };
         match cart {
-            Some(cart) if errors.is_empty() => Ok(Checkout { cart, card, shipping_address }),
+            Some(cart) if errors.is_empty() => Ok(Checkout { cart, card, shipping_address, idempotency_key }),
             _ => Err(Error::Validation(errors)),
         }
     }
@@ -259,6 +314,7 @@ mod tests {
             line_items: vec![line("ok-1", 1), line("bad sku", 0), line("ok-2", -1)],
             payment: Some(PaymentRequest { card_number: "42".into() }),
             shipping_address: Some(serde_json::json!([])),
+            idempotency_key: Some(String::new()),
         };
         let Err(Error::Validation(errors)) = req.parse() else { panic!("expected a validation error") };
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
@@ -269,7 +325,8 @@ mod tests {
                 "line_items[1].quantity",
                 "line_items[2].quantity",
                 "payment.card_number",
-                "shipping_address"
+                "shipping_address",
+                "Idempotency-Key"
             ]
         );
     }

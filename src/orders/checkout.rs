@@ -27,8 +27,8 @@ use super::state::{OrderStatus, SagaState, saga_lease};
 use super::store::{self, NewLine, NewOrder};
 use super::transition::{self, Step};
 use super::{Order, owner_filter};
-use crate::auth::Principal;
 use crate::auth::scopes::Scope;
+use crate::auth::{Actor, Principal};
 use crate::db;
 use crate::error::{Error, FieldError, Result};
 use crate::events::{self, Event, OrderPlaced};
@@ -60,18 +60,65 @@ pub async fn place_order(svc: &Orders, principal: &Principal, req: CheckoutReque
     if checkout.shipping_address.is_none() && svc.flags.is_enabled(crate::flags::REQUIRE_SHIPPING_ADDRESS) {
         return Err(Error::Validation(vec![FieldError::new("shipping_address", "is required")]));
     }
+    let fingerprint = checkout.fingerprint();
+    let key = checkout.idempotency_key.as_ref().map(|k| k.as_str());
+    if let Some(key) = key
+        && let Some(first) = store::idempotency::find(&svc.db, customer.id, key).await?
+    {
+        return replay(svc, &customer, first, &fingerprint).await;
+    }
     let priced = price(svc, checkout.cart.lines()).await?;
     let id = db::new_id();
     tracing::Span::current().record("order.id", tracing::field::display(id));
     let card = checkout.card;
     let address = checkout.shipping_address.as_ref().map(|a| a.as_json());
-    reserve(svc, customer.id, id, card.as_ref(), address, &priced).await?;
+    let idempotency = key.map(|k| (k, fingerprint.as_str()));
+    match reserve(svc, customer.id, id, card.as_ref(), address, &priced, idempotency).await {
+        Err(Error::Database(e)) if key.is_some() && store::idempotency::is_key_taken(&e) => {
+            // A concurrent request with the same key won the insert: answer as its retry.
+            let key = key.unwrap_or_default();
+            let first = store::idempotency::find(&svc.db, customer.id, key).await?;
+            return match first {
+                Some(first) => replay(svc, &customer, first, &fingerprint).await,
+                None => Err(Error::Database(e)),
+            };
+        }
+        other => other?,
+    }
     crate::metrics::order_placed(&priced.currency);
 
     if let Some(card) = card {
         charge(svc, id, priced.subtotal_minor, priced.currency, card).await?;
     }
     store::find(&svc.db, id, owner_filter(&customer)).await
+}
+
+/// The answer to a checkout retried with an idempotency key that already created `first`
+/// (its order id and request fingerprint): the same answer as the first time (the order, or
+/// the same 402 if the card was declined), 422 on `Idempotency-Key` if the request differs,
+/// 409 `idempotency-key-in-use` while the first request is still charging.
+async fn replay(svc: &Orders, customer: &Actor, first: (Uuid, String), fingerprint: &str) -> Result<Order> {
+    let (id, first_fingerprint) = first;
+    if first_fingerprint != fingerprint {
+        return Err(Error::Validation(vec![FieldError::new(
+            "Idempotency-Key",
+            "was already used for a different checkout; use a new key for a new order",
+        )]));
+    }
+    let order = store::find(&svc.db, id, owner_filter(customer)).await?;
+    let (_, saga) = store::current_state(&svc.db, id).await?;
+    if saga == SagaState::Charging {
+        return Err(Error::conflict(
+            "idempotency-key-in-use",
+            "the first request with this Idempotency-Key is still being processed; retry shortly",
+        ));
+    }
+    match (order.status, order.failure_reason.as_deref()) {
+        (OrderStatus::Failed, Some(code)) if code != "payment_interrupted" => {
+            Err(Error::PaymentDeclined { order_id: id, decline_code: code.to_owned() })
+        }
+        _ => Ok(order),
+    }
 }
 
 /// Step 2: in one transaction, reserves the stock and records the order, its lines and
@@ -84,6 +131,7 @@ async fn reserve(
     card: Option<&CardNumber>,
     shipping_address: Option<&serde_json::Value>,
     priced: &Priced,
+    idempotency: Option<(&str, &str)>,
 ) -> Result<()> {
     let now = Utc::now();
     let ttl = i64::try_from(svc.checkout.reservation_ttl_secs).unwrap_or(900).clamp(0, 366 * 86_400);
@@ -103,6 +151,7 @@ async fn reserve(
         reserved_until: now + chrono::Duration::seconds(ttl),
         payment_last4: card.map(CardNumber::last4),
         shipping_address,
+        idempotency,
         placed_at: now,
         lines: priced
             .lines

@@ -9,6 +9,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
+pub(super) mod idempotency;
 pub(super) mod refunds;
 
 use super::shipping::{Carrier, OrderNumber, TrackingNumber};
@@ -229,6 +230,8 @@ pub(super) struct NewOrder<'a> {
     pub shipping_address: Option<&'a serde_json::Value>,
     pub placed_at: DateTime<Utc>,
     pub lines: Vec<NewLine<'a>>,
+    /// The client's idempotency key and the request's fingerprint, if it sent a key.
+    pub idempotency: Option<(&'a str, &'a str)>,
 }
 
 /// One line of a [`NewOrder`].
@@ -246,8 +249,9 @@ pub(super) async fn insert(tx: &mut Tx, o: &NewOrder<'_>) -> Result<()> {
     let placed = db::ts(o.placed_at);
     sqlx::query(
         "INSERT INTO orders (id, number, customer_id, status, currency, subtotal_minor, discount_minor, total_minor, \
-         saga_state, saga_deadline, reserved_until, payment_last4, shipping_address, placed_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, 0, $6, $7, $8, $9, $10, $11, $12, $12)",
+         saga_state, saga_deadline, reserved_until, payment_last4, shipping_address, placed_at, updated_at, \
+         idempotency_key, request_fingerprint) \
+         VALUES ($1, $2, $3, $4, $5, $6, 0, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14)",
     )
     .bind(o.id.to_string())
     .bind(&o.number)
@@ -261,6 +265,8 @@ pub(super) async fn insert(tx: &mut Tx, o: &NewOrder<'_>) -> Result<()> {
     .bind(o.payment_last4)
     .bind(o.shipping_address.map(|a| a.to_string()))
     .bind(&placed)
+    .bind(o.idempotency.map(|(key, _)| key))
+    .bind(o.idempotency.map(|(_, fingerprint)| fingerprint))
     .execute(&mut **tx)
     .await?;
     let mut b = SqlBuilder::new(

@@ -16,6 +16,7 @@ mod edge;
 mod flags;
 mod helpers;
 mod http;
+mod idempotency;
 mod imports;
 mod observability;
 mod orders;

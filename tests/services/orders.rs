@@ -72,6 +72,7 @@ fn request(lines: &[(&str, i64)], card: Option<&str>) -> CheckoutRequest {
             .collect(),
         payment: card.map(|c| PaymentRequest { card_number: c.into() }),
         shipping_address: None,
+        idempotency_key: None,
     }
 }
 
@@ -285,6 +286,27 @@ async fn checkout_reports_every_bad_field_at_once_with_the_rest_field_names() {
     assert_eq!(names, ["line_items[0].sku", "line_items[1].quantity", "payment.card_number", "shipping_address"]);
     let err = checkout::place_order(&t.app.orders, &cast.customer, request(&[], None)).await.unwrap_err();
     assert!(matches!(&err, Error::Validation(f) if f[0].field == "line_items"), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_checkout_retried_with_its_idempotency_key_is_answered_with_the_first_order() {
+    let t = spawn().await;
+    let (orders, db) = (&t.app.orders, &t.app.db);
+    let cast = Cast::new(db).await;
+    let p = product(db, "IDEM-S", 500, 10).await.unwrap();
+    let keyed = |qty| {
+        let mut req = request(&[("IDEM-S", qty)], Some(GOOD_CARD));
+        req.idempotency_key = Some("retry-me".into());
+        req
+    };
+    let first = checkout::place_order(orders, &cast.customer, keyed(2)).await.unwrap();
+    let again = checkout::place_order(orders, &cast.customer, keyed(2)).await.unwrap();
+    assert_eq!(first.id, again.id);
+    assert_eq!((count(db, "SELECT COUNT(*) FROM orders").await, stock(db, p).await), (1, (10, 2)));
+    let err = checkout::place_order(orders, &cast.customer, keyed(3)).await.unwrap_err();
+    assert!(matches!(&err, Error::Validation(f) if f[0].field == "Idempotency-Key"), "{err:?}");
+    let theirs = checkout::place_order(orders, &cast.other_customer, keyed(2)).await.unwrap();
+    assert_ne!(theirs.id, first.id, "keys are scoped to their customer");
 }
 
 // ---------------------------------------------------------------------------------------
