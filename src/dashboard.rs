@@ -319,7 +319,7 @@ pub async fn build(sources: &dyn DashboardSources, period: Period, deadline: Dur
         match tokio::time::timeout_at(until, f).await {
             Ok(Ok(v)) => Some(v),
             Ok(Err(e)) => {
-                tracing::warn!(dashboard.source = name, error = %e, "dashboard source failed");
+                tracing::warn!(dashboard.source = name, error = ?e, "dashboard source failed");
                 None
             }
             Err(_) => {

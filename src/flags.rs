@@ -154,7 +154,7 @@ pub async fn run_refresher(flags: Arc<Flags>, db: Db, interval: Duration, mut sh
             _ = shutdown.changed() => break,
             _ = tick.tick() => {
                 if let Err(e) = flags.refresh(&db).await {
-                    tracing::warn!(error = %e, "feature flag refresh failed; keeping the last values");
+                    tracing::warn!(error = ?e, "feature flag refresh failed; keeping the last values");
                 }
             }
         }

@@ -39,7 +39,7 @@ pub async fn recover_interrupted_sagas(svc: &Orders) -> Result<usize> {
                     resolved += 1;
                     tracing::info!(order.id = %id, saga.state = state.as_str(), "interrupted saga resolved");
                 }
-                Err(e) => tracing::warn!(order.id = %id, error = %e, "saga recovery will retry"),
+                Err(e) => tracing::warn!(order.id = %id, error = ?e, "saga recovery will retry"),
             }
         }
     }
@@ -80,12 +80,12 @@ pub async fn run_workers(svc: Orders, mut shutdown: watch::Receiver<bool>) {
             _ = shutdown.changed() => break,
             _ = recovery.tick() => {
                 if let Err(e) = recover_interrupted_sagas(&svc).await {
-                    tracing::warn!(error = %e, "saga recovery pass failed");
+                    tracing::warn!(error = ?e, "saga recovery pass failed");
                 }
             }
             _ = expiry.tick() => {
                 if let Err(e) = expire_reservations(&svc).await {
-                    tracing::warn!(error = %e, "reservation expiry pass failed");
+                    tracing::warn!(error = ?e, "reservation expiry pass failed");
                 }
             }
         }
