@@ -14,4 +14,5 @@ mod cast;
 mod catalog;
 #[path = "../api/counting_gateway.rs"]
 mod counting_gateway;
+mod layering;
 mod orders;
