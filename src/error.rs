@@ -149,12 +149,6 @@ impl Error {
         matches!(self, Error::Database(e) if is_unreachable(e))
     }
 
-    /// Whether this is a server-side failure whose cause must be logged (once, by the
-    /// transport) and never shown to the client.
-    pub fn is_internal(&self) -> bool {
-        self.kind() == ErrorKind::Internal
-    }
-
     /// Logs a server error with its cause; client errors are not logged. Transports call
     /// this once, at their boundary, inside the request's span.
     pub fn log_if_internal(&self) {

@@ -256,10 +256,6 @@ impl Admission {
         self.last.lock().ok().and_then(|d| *d)
     }
 
-    pub fn limits(&self) -> &Limits {
-        &self.limits
-    }
-
     pub fn identity(&self) -> Identity {
         self.identity
     }

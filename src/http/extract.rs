@@ -24,28 +24,55 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     type Rejection = Error;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
-        let is_json = req
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .map(|m| {
-                let m = m.trim();
-                m.eq_ignore_ascii_case("application/json") || m.ends_with("+json")
-            })
-            .unwrap_or(false);
-        if !is_json {
+        if !is_json(&req) {
             return Err(Error::UnsupportedMediaType);
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                Error::PayloadTooLarge
-            } else {
-                Error::BadRequest("the request body could not be read".into())
-            }
-        })?;
-        parse_json(&bytes).map(Json)
+        parse_json(&read_body(req, state).await?).map(Json)
     }
+}
+
+/// An optional JSON body: none at all (or only white space) is `None`, as is `null`;
+/// anything else is read as [`Json`] reads it (415, 413, 400, 422 alike).
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
+        let json = is_json(&req);
+        let bytes = read_body(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(None));
+        }
+        if !json {
+            return Err(Error::UnsupportedMediaType);
+        }
+        parse_json::<Option<T>>(&bytes).map(OptionalJson)
+    }
+}
+
+/// Whether the request says its body is JSON (`application/json` or `…+json`).
+fn is_json(req: &Request) -> bool {
+    req.headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|m| {
+            let m = m.trim();
+            m.eq_ignore_ascii_case("application/json") || m.ends_with("+json")
+        })
+        .unwrap_or(false)
+}
+
+/// The whole body, within the body limit (413 beyond it).
+async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Error> {
+    Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            Error::PayloadTooLarge
+        } else {
+            Error::BadRequest("the request body could not be read".into())
+        }
+    })
 }
 
 /// Deserializes `bytes` under the [`schema_rules`], turning serde's error into a field error

@@ -1,13 +1,12 @@
 //! `/orders`: checkout, reading orders, and their transitions.
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, StatusCode};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::extract::{self, Json, Path, Query};
+use super::extract::{Json, OptionalJson, Path, Query};
 use super::problem::Problem;
 use crate::auth::Principal;
 use crate::error::Result;
@@ -82,7 +81,7 @@ async fn get_order(State(state): State<AppState>, principal: Principal, Path(id)
 async fn get_order_by_number(
     State(state): State<AppState>,
     principal: Principal,
-    extract::Path(number): extract::Path<String>,
+    Path(number): Path<String>,
 ) -> Result<Json<Order>> {
     Ok(Json(orders::find_by_number(&state.orders, &principal, &number).await?))
 }
@@ -118,17 +117,11 @@ async fn cancel_order(
 async fn ship_order(
     State(state): State<AppState>,
     principal: Principal,
-    extract::Path(id): extract::Path<Uuid>,
-    body: Bytes,
+    Path(id): Path<Uuid>,
+    OptionalJson(body): OptionalJson<ShipRequest>,
 ) -> Result<Json<Order>> {
-    // No body, an empty one or `null` (the schema's optional body) ships without carrier
-    // and tracking number.
-    let req = if body.iter().all(u8::is_ascii_whitespace) {
-        ShipRequest::default()
-    } else {
-        extract::parse_json::<Option<ShipRequest>>(&body)?.unwrap_or_default()
-    };
-    Ok(Json(lifecycle::ship(&state.orders, &principal, id, req).await?))
+    // No body or `null` ships without carrier and tracking number.
+    Ok(Json(lifecycle::ship(&state.orders, &principal, id, body.unwrap_or_default()).await?))
 }
 
 /// Mark a shipped order delivered (staff).
@@ -164,7 +157,7 @@ async fn refund_order(
 async fn refund_part_of_order(
     State(state): State<AppState>,
     principal: Principal,
-    extract::Path(id): extract::Path<Uuid>,
+    Path(id): Path<Uuid>,
     Json(body): Json<PartialRefundRequest>,
 ) -> Result<(StatusCode, Json<Refund>)> {
     let refund = partial_refund::refund_part(&state.orders, &principal, id, body).await?;
