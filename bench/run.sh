@@ -18,10 +18,13 @@
 #   ORDERLY_BIN=PATH   benchmark this binary instead of building target/release/orderly
 #                      (CARGO_TARGET_DIR is honoured when building)
 #   BENCH_SERVER_ENV="ORDERLY_DATABASE_MAX_CONNECTIONS=4 ..."   extra server settings
+#   BENCH_LOG_FILTER=info   the server's log.filter
+# Instruction counts per request (stable under noise, for comparing builds): bench/callgrind.sh
 #
 # Every ORDERLY_* variable of the calling shell is cleared for the server (so it uses the
 # default SQLite file in a fresh data dir), it runs in a temp dir (no orderly.toml), logs at
-# `warn` to BENCH_OUT/server.log, and it is stopped when this script exits. All traffic goes
+# `info` (the production default; BENCH_LOG_FILTER=warn for the old setting) as JSON to
+# BENCH_OUT/server.log, and it is stopped when this script exits. All traffic goes
 # to 127.0.0.1. Results: BENCH_OUT/*.json, raw wrk output in BENCH_OUT/*.wrk.txt.
 set -euo pipefail
 
@@ -96,7 +99,8 @@ port=$(python3 "$here/probe.py" port)
 base=http://127.0.0.1:$port
 export ORDERLY_DATA_DIR=$work/data
 export ORDERLY_HTTP_ADDR=127.0.0.1:$port
-export ORDERLY_LOG_FILTER=warn
+# The production default: the full stack includes the per-request INFO log line.
+export ORDERLY_LOG_FILTER=${BENCH_LOG_FILTER:-info}
 export ORDERLY_LOG_FORMAT=json
 export ORDERLY_AUTH_JWT_SECRET=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
 export ORDERLY_AUTH_ACCESS_TOKEN_TTL_SECS=7200 # outlives any run

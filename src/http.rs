@@ -14,6 +14,7 @@ mod limits;
 mod orders;
 pub mod principal;
 pub mod problem;
+mod request_id;
 pub mod server;
 mod users;
 
@@ -22,7 +23,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::middleware::{map_request, map_response};
+use axum::middleware::map_response;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tower::ServiceBuilder;
@@ -31,7 +32,6 @@ use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{DefaultPredicate, Predicate, SizeAbove};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -47,22 +47,8 @@ use crate::config::HttpConfig;
 use crate::error::Error;
 use crate::services::AppState;
 
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 use self::principal::X_API_KEY;
-
-/// A client-sent `X-Request-Id` is kept only if well-formed (1–128 characters of
-/// `A–Z a–z 0–9 - _ . :`), so ids are safe to log and echo; otherwise one is generated.
-async fn sanitize_request_id(mut req: Request) -> Request {
-    let valid = req.headers().get(REQUEST_ID).map(|v| {
-        let b = v.as_bytes();
-        (1..=128).contains(&b.len())
-            && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'))
-    });
-    if valid == Some(false) {
-        req.headers_mut().remove(REQUEST_ID);
-    }
-    req
-}
+use self::request_id::{REQUEST_ID, RequestIdLayer};
 
 fn hsts(config: &HttpConfig) -> Option<SetResponseHeaderLayer<HeaderValue>> {
     (config.hsts_max_age_secs > 0).then(|| {
@@ -186,29 +172,30 @@ pub fn router(state: AppState) -> Router {
             CompressionLayer::new()
                 .compress_when(DefaultPredicate::new().and(SizeAbove::new(config.compression_min_bytes))),
         )
-        .layer(map_request(sanitize_request_id))
         .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE, X_API_KEY]))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        // Keeps a well-formed client id or makes one; echoed on every response.
+        .layer(RequestIdLayer)
         .layer(
             TraceLayer::new_for_http()
-                .make_span_with(|req: &Request| {
-                    let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
-                    let span = tracing::info_span!("http", method = %req.method(), route = Empty, request_id = %id, user.id = Empty, status = Empty, duration_ms = Empty);
-                    // Continue the caller's trace (W3C `traceparent`), if it sent one.
-                    crate::telemetry::set_remote_parent(&span, req.headers());
-                    span
-                })
+                .make_span_with(request_span)
                 .on_request(())
                 .on_response(|res: &Response, latency: Duration, span: &tracing::Span| {
-                    span.record("status", res.status().as_u16());
-                    span.record("duration_ms", latency.as_secs_f64() * 1000.0);
-                    tracing::info!("request handled");
+                    let status = res.status().as_u16();
+                    let duration_ms = latency.as_secs_f64() * 1000.0;
+                    // Status and duration go on the log line itself: recording them on the
+                    // span made the JSON log layer re-parse and re-serialize the span's
+                    // fields once per field. Exported spans get them as attributes.
+                    if crate::telemetry::is_traced(span) {
+                        use tracing_opentelemetry::OpenTelemetrySpanExt;
+                        span.set_attribute("status", i64::from(status));
+                        span.set_attribute("duration_ms", duration_ms);
+                    }
+                    tracing::info!(status, duration_ms, "request handled");
                 })
                 .on_failure(()),
         )
         // Counts every answer, including the timeout's, the panic catcher's and the body limit's.
-        .layer(axum::middleware::from_fn(crate::metrics::track_http))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(crate::metrics::TrackHttpLayer)
         .layer(map_response(problem_for_bare_errors))
         .layer(CatchPanicLayer::custom(|_| Error::Internal(anyhow::anyhow!("handler panicked")).into_response()))
         .layer(TimeoutLayer::with_status_code(
@@ -224,7 +211,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::ready));
     let routes = if full {
         // The route template for the log line and the metrics; routes added later go unlabelled.
-        routes.route_layer(axum::middleware::from_fn(crate::metrics::tag_route))
+        routes.route_layer(crate::metrics::TagRouteLayer)
     } else {
         routes
     };
@@ -240,6 +227,22 @@ pub fn router(state: AppState) -> Router {
         // Our own limit covers every body, streamed or not; axum's default would cap at 2 MiB.
         .layer(DefaultBodyLimit::disable());
     if full { routes.layer(middleware).with_state(state) } else { routes.with_state(state) }
+}
+
+/// The request's span: `http` with the method and request id (the route and the user are
+/// recorded when known). Only a request that continues a trace or may be exported gets an
+/// OpenTelemetry span (`telemetry::traced`); the others are logged all the same.
+fn request_span(req: &Request) -> tracing::Span {
+    let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let method = req.method().as_str();
+    if crate::telemetry::traced(req.headers()) {
+        let span = tracing::info_span!("http", method, route = Empty, request_id = id, user.id = Empty);
+        // Continue the caller's trace (W3C `traceparent`), if it sent one.
+        crate::telemetry::set_remote_parent(&span, req.headers());
+        span
+    } else {
+        tracing::info_span!(target: crate::telemetry::LOCAL_SPANS, "http", method, route = Empty, request_id = id, user.id = Empty)
+    }
 }
 
 /// The generated document, completed by [`contract::complete`].

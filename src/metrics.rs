@@ -5,20 +5,22 @@
 //! Naming follows Prometheus conventions: base units (`_seconds`), `_total` for counters,
 //! labels from small closed sets. HTTP metrics are labelled by the route *template*
 //! (`/api/v1/products/{id}`), never the raw path; a request no route matched is `unmatched`.
-//! Label values are interned `&'static str`s, so recording allocates no label strings.
+//! Label values are interned `&'static str`s, so recording allocates no label strings; the
+//! per-request HTTP series are resolved once per route and status, not per request
+//! (see [`http`]).
+
+mod http;
 
 use std::collections::HashSet;
 use std::sync::{OnceLock, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ::metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
-use axum::extract::{MatchedPath, Request};
-use axum::http::Method;
-use axum::middleware::Next;
-use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::db::Db;
+
+pub use self::http::{TagRouteLayer, TrackHttpLayer};
 
 pub const HTTP_REQUESTS: &str = "http_requests_total";
 pub const HTTP_DURATION: &str = "http_request_duration_seconds";
@@ -31,6 +33,7 @@ pub const GATEWAY_CALLS: &str = "orderly_payment_gateway_calls_total";
 pub const GATEWAY_DURATION: &str = "orderly_payment_gateway_call_duration_seconds";
 pub const RATE_LIMITED: &str = "orderly_rate_limit_rejections_total";
 pub const BUILD_INFO: &str = "orderly_build_info";
+pub const LOG_LINES_DROPPED: &str = "orderly_log_lines_dropped_total";
 
 /// The `route` label of a request that matched no route.
 pub const UNMATCHED: &str = "unmatched";
@@ -97,6 +100,11 @@ fn describe() {
     );
     describe_histogram!(GATEWAY_DURATION, Unit::Seconds, "Payment gateway call latency in seconds, by operation.");
     describe_counter!(RATE_LIMITED, Unit::Count, "Requests refused by a rate limit, by limit.");
+    describe_counter!(
+        LOG_LINES_DROPPED,
+        Unit::Count,
+        "Log lines dropped because stderr could not keep up with them (the log buffer was full)."
+    );
     describe_gauge!(BUILD_INFO, "Always 1; the labels name the running build (version, profile).");
 }
 
@@ -105,6 +113,7 @@ fn describe() {
 pub fn render(db: &Db) -> Option<String> {
     let handle = install()?;
     sample_db_pool(db);
+    counter!(LOG_LINES_DROPPED).absolute(crate::telemetry::dropped_log_lines());
     Some(handle.render())
 }
 
@@ -137,70 +146,6 @@ pub fn gateway_call(operation: &'static str, result: &'static str, elapsed: Dura
 /// A request was refused by the rate limit named `limit` (e.g. `default`, `login`, `checkout`).
 pub fn rate_limited(limit: &'static str) {
     counter!(RATE_LIMITED, "limit" => limit).increment(1);
-}
-
-/// The matched route template, carried from the router (where it is known) out to
-/// [`track_http`] on the response.
-#[derive(Clone, Copy)]
-struct RouteLabel(&'static str);
-
-/// Route layer: puts the request's route template (never the raw path) on the request span
-/// for the log line, and on its response for [`track_http`]. One layer for both, since it
-/// runs on every request.
-pub async fn tag_route(req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map(|p| intern(p.as_str()));
-    if let Some(r) = route {
-        tracing::Span::current().record("route", r);
-    }
-    let mut res = next.run(req).await;
-    if let Some(r) = route {
-        res.extensions_mut().insert(RouteLabel(r));
-    }
-    res
-}
-
-/// Middleware: counts and times every request, and tracks how many are in flight. Place it
-/// inside the trace layer and outside everything that can answer on its own (timeouts,
-/// panics, body limits), so those answers are counted too.
-pub async fn track_http(req: Request, next: Next) -> Response {
-    let method = method_label(req.method());
-    let start = Instant::now();
-    let _in_flight = InFlight::enter();
-    let res = next.run(req).await;
-    let route = res.extensions().get::<RouteLabel>().map_or(UNMATCHED, |r| r.0);
-    let labels = [("method", method), ("route", route), ("status", intern(res.status().as_str()))];
-    counter!(HTTP_REQUESTS, &labels).increment(1);
-    histogram!(HTTP_DURATION, &labels).record(start.elapsed());
-    res
-}
-
-/// Raises the in-flight gauge; lowers it when dropped, also when the request is abandoned.
-struct InFlight;
-
-impl InFlight {
-    fn enter() -> Self {
-        gauge!(HTTP_IN_FLIGHT).increment(1.0);
-        Self
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        gauge!(HTTP_IN_FLIGHT).decrement(1.0);
-    }
-}
-
-fn method_label(m: &Method) -> &'static str {
-    match *m {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::PATCH => "PATCH",
-        Method::DELETE => "DELETE",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        _ => "other",
-    }
 }
 
 static INTERNED: OnceLock<RwLock<HashSet<&'static str>>> = OnceLock::new();

@@ -111,16 +111,27 @@ pub struct Decision {
 
 impl Decision {
     /// Sets `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers-10 §3, §4).
+    /// Formatted on the stack: this runs on every limited response.
     pub fn apply(&self, headers: &mut HeaderMap) {
         let name = self.policy.class.name();
-        let policy = format!("\"{name}\";q={};w={}", self.policy.limit, self.policy.window.as_secs());
-        let limit = format!("\"{name}\";r={};t={}", self.remaining, self.reset_secs);
-        for (h, v) in [(RATELIMIT_POLICY, policy), (RATELIMIT, limit)] {
-            if let Ok(v) = HeaderValue::from_str(&v) {
-                headers.insert(h, v);
-            }
+        let mut buf = [0u8; 96];
+        let policy = format_into(&mut buf, format_args!("\"{name}\";q={};w={}", self.policy.limit, self.policy.window.as_secs()));
+        if let Some(v) = policy {
+            headers.insert(RATELIMIT_POLICY, v);
+        }
+        let limit = format_into(&mut buf, format_args!("\"{name}\";r={};t={}", self.remaining, self.reset_secs));
+        if let Some(v) = limit {
+            headers.insert(RATELIMIT, v);
         }
     }
+}
+
+/// A header value formatted into `buf` (no `String`); `None` if it does not fit.
+fn format_into(buf: &mut [u8], args: fmt::Arguments<'_>) -> Option<HeaderValue> {
+    let mut cursor = std::io::Cursor::new(&mut *buf);
+    std::io::Write::write_fmt(&mut cursor, args).ok()?;
+    let len = usize::try_from(cursor.position()).ok()?;
+    HeaderValue::from_bytes(&buf[..len]).ok()
 }
 
 /// Whole seconds, rounded up: a client told "0" would retry too early.

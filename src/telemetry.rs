@@ -5,12 +5,17 @@
 //!   headers, injects them into outbound calls, and exports spans over OTLP when
 //!   `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
 //!
+//! Log lines go through [`log_writer`]: formatted on the request's thread, written to stderr
+//! in batches by a background thread (bounded, lossy with a counter, flushed by [`shutdown`]).
+//!
 //! Metrics live in `crate::metrics`. Span fields use dotted names with units
 //! (`order.id`, `duration_ms`); secrets (tokens, passwords, card numbers) are never fields.
 
+pub mod log_writer;
 pub mod otel;
 
 use std::io::IsTerminal;
+use std::sync::OnceLock;
 
 use tracing_subscriber::fmt::format::FmtSpan;
 use tracing_subscriber::layer::SubscriberExt;
@@ -19,7 +24,11 @@ use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use crate::config::{LogConfig, LogFormat};
 
-pub use otel::{inject_context, set_remote_parent, shutdown};
+use self::log_writer::LogSink;
+pub use otel::{LOCAL_SPANS, inject_context, is_traced, set_remote_parent, traced};
+
+/// The sink of the installed subscriber's log layer, kept so [`shutdown`] can flush it.
+static SINK: OnceLock<LogSink> = OnceLock::new();
 
 /// PostgreSQL's NOTICE messages (`relation "_sqlx_migrations" already exists, skipping` on
 /// every start) are client noise, not events: they are logged only from WARNING up, unless
@@ -44,7 +53,8 @@ pub fn init(config: &LogConfig) {
         LogFormat::Pretty => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_span_events(FmtSpan::NONE);
+    let sink = SINK.get_or_init(LogSink::start).clone();
+    let fmt = tracing_subscriber::fmt::layer().with_writer(sink).with_span_events(FmtSpan::NONE);
     let fmt: Box<dyn Layer<Registry> + Send + Sync> = if json {
         fmt.json().flatten_event(true).with_current_span(true).with_span_list(false).with_filter(filter).boxed()
     } else {
@@ -55,4 +65,19 @@ pub fn init(config: &LogConfig) {
     let mut layers = vec![fmt];
     layers.extend(otel::layer());
     let _ = tracing_subscriber::registry().with(layers).try_init();
+}
+
+/// Flushes the last spans to the exporter and the last log lines to stderr. Call once,
+/// outside any async task, before the runtime shuts down; later log lines are written to
+/// stderr directly.
+pub fn shutdown() {
+    otel::shutdown();
+    if let Some(sink) = SINK.get() {
+        sink.close();
+    }
+}
+
+/// Log lines dropped so far because stderr could not keep up (see [`log_writer`]).
+pub fn dropped_log_lines() -> u64 {
+    SINK.get().map_or(0, LogSink::dropped_lines)
 }

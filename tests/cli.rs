@@ -278,3 +278,37 @@ async fn secrets_never_appear_in_the_logs() {
     let jwt_secret = std::fs::read_to_string(dir.path().join("jwt-secret")).unwrap();
     assert!(!logs.contains(jwt_secret.trim()));
 }
+
+#[tokio::test]
+async fn each_request_is_logged_with_route_status_duration_and_request_id_and_the_last_lines_are_flushed_on_shutdown()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let http = reqwest::Client::new();
+    let res = http.get(format!("{}/healthz", server.base)).header("x-request-id", "log-line-check-1").send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let res = http.get(format!("{}/api/v1/products/{}", server.base, uuid::Uuid::nil())).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    let generated = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let logs = server.stop();
+
+    let lines: Vec<Value> = logs.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let handled = |id: &str| {
+        lines
+            .iter()
+            .find(|l| l["message"] == "request handled" && l["span"]["request_id"] == id)
+            .unwrap_or_else(|| panic!("no log line for request {id}:\n{logs}"))
+            .clone()
+    };
+    let health = handled("log-line-check-1");
+    assert_eq!(health["span"]["route"], "/healthz");
+    assert_eq!(health["span"]["method"], "GET");
+    assert_eq!(health["status"], 200);
+    assert!(health["duration_ms"].as_f64().is_some_and(|d| d >= 0.0), "{health}");
+    let missing = handled(&generated);
+    assert_eq!(missing["span"]["route"], "/api/v1/products/{id}", "the route template, never the raw path");
+    assert_eq!(missing["status"], 404);
+    // Lines are written by a background thread in batches; the ones logged while shutting
+    // down are on stderr before the process exits.
+    assert_eq!(lines.last().map(|l| l["message"].clone()), Some(json!("stopped")), "{logs}");
+}
