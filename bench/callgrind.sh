@@ -7,7 +7,7 @@
 #   ORDERLY_BIN=path bench/callgrind.sh     a given build
 #
 # Sets up one product with a normal (native) server, then restarts the server under
-# callgrind with collection off, warms up, counts CALLGRIND_REQUESTS (default 2000)
+# callgrind with instrumentation off, warms up, counts CALLGRIND_REQUESTS (default 2000)
 # sequential keep-alive requests per scenario, and prints instructions/request (all
 # threads: the log writer and the runtime included). Scenarios, as in bench/run.sh but at
 # the production log level (`info`, JSON to a file):
@@ -89,7 +89,7 @@ EOF
 
 measure() { # name middleware path [header]
     local name=$1 middleware=$2 path=$3 header=${4:-}
-    (cd "$work" && ORDERLY_HTTP_MIDDLEWARE=$middleware exec valgrind --tool=callgrind --collect-atstart=no \
+    (cd "$work" && ORDERLY_HTTP_MIDDLEWARE=$middleware exec valgrind --tool=callgrind --instr-atstart=no \
         --callgrind-out-file="$out/callgrind.out.$name" "$bin" serve) >"$out/server-$name.log" 2>&1 &
     pid=$!
     wait_ready
@@ -99,7 +99,7 @@ measure() { # name middleware path [header]
     callgrind_control -i off "$pid" >/dev/null
     stop
     local total
-    total=$(grep -m1 '^totals:\|^summary:' "$out/callgrind.out.$name" | awk '{print $2}')
+    total=$(grep '^totals:' "$out/callgrind.out.$name" | tail -1 | awk '{print $2}')
     printf '%-26s %10d instructions/request\n' "$name" $((total / n))
 }
 

@@ -157,7 +157,10 @@ pub fn router(state: AppState) -> Router {
     let body_limit = usize::try_from(config.max_body_bytes).unwrap_or(usize::MAX);
     let middleware = ServiceBuilder::new()
         // Security headers go on every response, errors and early rejections included.
-        .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
         .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,

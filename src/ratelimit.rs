@@ -115,7 +115,10 @@ impl Decision {
     pub fn apply(&self, headers: &mut HeaderMap) {
         let name = self.policy.class.name();
         let mut buf = [0u8; 96];
-        let policy = format_into(&mut buf, format_args!("\"{name}\";q={};w={}", self.policy.limit, self.policy.window.as_secs()));
+        let policy = format_into(
+            &mut buf,
+            format_args!("\"{name}\";q={};w={}", self.policy.limit, self.policy.window.as_secs()),
+        );
         if let Some(v) = policy {
             headers.insert(RATELIMIT_POLICY, v);
         }

@@ -280,12 +280,12 @@ async fn secrets_never_appear_in_the_logs() {
 }
 
 #[tokio::test]
-async fn each_request_is_logged_with_route_status_duration_and_request_id_and_the_last_lines_are_flushed_on_shutdown()
-{
+async fn each_request_is_logged_with_route_status_duration_and_request_id_and_the_last_lines_are_flushed_on_shutdown() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
     let http = reqwest::Client::new();
-    let res = http.get(format!("{}/healthz", server.base)).header("x-request-id", "log-line-check-1").send().await.unwrap();
+    let res =
+        http.get(format!("{}/healthz", server.base)).header("x-request-id", "log-line-check-1").send().await.unwrap();
     assert_eq!(res.status(), 200);
     let res = http.get(format!("{}/api/v1/products/{}", server.base, uuid::Uuid::nil())).send().await.unwrap();
     assert_eq!(res.status(), 404);

@@ -69,7 +69,8 @@ impl LogSink {
             dropped: AtomicU64::new(0),
         });
         let worker = shared.clone();
-        let thread = std::thread::Builder::new().name("log-writer".into()).spawn(move || write_batches(&worker, io::stderr()));
+        let thread =
+            std::thread::Builder::new().name("log-writer".into()).spawn(move || write_batches(&worker, io::stderr()));
         let thread = match thread {
             Ok(t) => Some(t),
             Err(_) => {
