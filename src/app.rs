@@ -51,8 +51,7 @@ impl Application {
             Some(p) => p,
             None if config.payments.url.is_empty() => Arc::new(SandboxGateway::new(db.clone())),
             None => {
-                let timeout = std::time::Duration::from_millis(config.payments.timeout_ms);
-                Arc::new(HttpGateway::new(&config.payments.url, timeout)?)
+                Arc::new(HttpGateway::new(&config.payments.url, crate::payments::policy(&config.payments))?)
             }
         };
         let payments = Arc::new(Instrumented::new(payments));

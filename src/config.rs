@@ -139,7 +139,7 @@ impl Default for Config {
                 expiry_interval_ms: 10_000,
                 recovery_interval_ms: 5_000,
             },
-            payments: PaymentsConfig { timeout_ms: 10_000, url: String::new() },
+            payments: PaymentsConfig::default(),
             dashboard: DashboardConfig { deadline_ms: 2_000 },
             log: LogConfig { format: LogFormat::Auto, filter: "info".into() },
             flags: FlagsConfig { refresh_interval_ms: 5_000 },
@@ -262,6 +262,24 @@ impl Config {
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
             return Err(ConfigError(format!("`log.filter` is not a valid log filter: {e}")));
+        }
+        let p = &self.payments;
+        if !(p.breaker_failure_ratio > 0.0 && p.breaker_failure_ratio <= 1.0) {
+            return bad("payments.breaker_failure_ratio", "must be above 0 and at most 1");
+        }
+        for (key, value) in [
+            ("payments.breaker_min_calls", u64::from(p.breaker_min_calls)),
+            ("payments.breaker_window_calls", u64::from(p.breaker_window_calls)),
+            ("payments.breaker_open_ms", p.breaker_open_ms),
+            ("payments.breaker_half_open_probes", u64::from(p.breaker_half_open_probes)),
+            ("payments.max_concurrent_calls", u64::from(p.max_concurrent_calls)),
+        ] {
+            if value == 0 {
+                return bad(key, "must be positive");
+            }
+        }
+        if p.backoff_base_ms > p.backoff_max_ms {
+            return bad("payments.backoff_base_ms", "must not exceed payments.backoff_max_ms");
         }
         if !(self.payments.url.is_empty() || self.payments.url.starts_with("http://")) {
             return bad("payments.url", "must be empty (sandbox) or an http:// URL (https:// is not built in)");

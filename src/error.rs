@@ -92,8 +92,16 @@ pub enum Error {
     InvalidTransition { from: &'static str, to: &'static str },
     #[error("not enough stock for {sku}: {requested} requested, {available} available")]
     InsufficientStock { sku: String, requested: i64, available: i64 },
-    #[error("the payment was declined ({decline_code}); order {order_id} failed")]
+    /// The card was declined; the order stays `pending_payment` and may be paid with
+    /// another card until its reservation expires (Stripe's `requires_payment_method`).
+    #[error("the payment was declined ({decline_code}); order {order_id} can be paid with another card")]
     PaymentDeclined { order_id: uuid::Uuid, decline_code: String },
+    /// The payment provider is not being called: its circuit breaker is open or too many
+    /// calls are in flight (`payments.*`, docs/OPERATIONS.md). No money moved. `order_id`
+    /// names the order a checkout created and compensated (`failed`, stock released); for
+    /// `pay` it is the order, left payable.
+    #[error("payments are unavailable right now; no payment was attempted; retry after {retry_after_secs} s")]
+    PaymentsUnavailable { order_id: Option<uuid::Uuid>, retry_after_secs: u64 },
     #[error("the resource changed since it was read; fetch it again")]
     PreconditionFailed,
     /// A rate limit or the login lockout; `policy` names which (see docs/OPERATIONS.md).
@@ -138,7 +146,7 @@ impl Error {
             Error::PaymentDeclined { .. } => ErrorKind::PaymentRequired,
             Error::PreconditionFailed => ErrorKind::PreconditionFailed,
             Error::RateLimited { .. } => ErrorKind::RateLimited,
-            Error::Unavailable(_) => ErrorKind::Unavailable,
+            Error::Unavailable(_) | Error::PaymentsUnavailable { .. } => ErrorKind::Unavailable,
             Error::Database(e) if is_unreachable(e) => ErrorKind::Unavailable,
             Error::Database(_) | Error::Internal(_) => ErrorKind::Internal,
         }
@@ -165,6 +173,7 @@ impl Error {
         match self {
             Error::RateLimited { retry_after_secs, .. } => Some((*retry_after_secs).max(1)),
             Error::Unavailable(_) => Some(1),
+            Error::PaymentsUnavailable { retry_after_secs, .. } => Some((*retry_after_secs).max(1)),
             Error::Database(e) if is_unreachable(e) => Some(1),
             _ => None,
         }
@@ -191,6 +200,7 @@ impl Error {
             Error::RateLimited { .. } => "rate-limited",
             Error::InsufficientScope(_) => "insufficient-scope",
             Error::Unavailable(_) => "unavailable",
+            Error::PaymentsUnavailable { .. } => "payments-unavailable",
             Error::Database(e) if is_unreachable(e) => "unavailable",
             Error::Database(_) | Error::Internal(_) => "internal-error",
         }
@@ -221,6 +231,12 @@ impl Error {
             }
             Error::InsufficientScope(scope) => {
                 m.insert("required_scope".into(), (*scope).into());
+            }
+            Error::PaymentsUnavailable { order_id, retry_after_secs } => {
+                if let Some(id) = order_id {
+                    m.insert("order_id".into(), id.to_string().into());
+                }
+                m.insert("retry_after".into(), (*retry_after_secs).into());
             }
             _ => {}
         }

@@ -86,11 +86,13 @@ pub struct OrderPartiallyRefunded {
     pub stock_released: bool,
 }
 
-/// Checkout failed and was compensated: the reservation is released.
+/// Checkout failed and was compensated: the reservation is released. A declined card does
+/// not fail the order: it stays payable until its reservation expires (`order.cancelled`).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct OrderFailed {
     pub order_id: Uuid,
-    /// `card_declined`, `payment_rejected`, `payment_interrupted`, …
+    /// `payments_unavailable` (the payment provider's breaker was open at checkout),
+    /// `payment_rejected`, `payment_interrupted`, …
     pub reason: String,
 }
 

@@ -19,6 +19,7 @@ pub mod inventory;
 pub mod metrics;
 pub mod money;
 pub mod orders;
+pub mod outbound;
 pub mod pagination;
 pub mod payments;
 pub mod ratelimit;

@@ -29,6 +29,9 @@ pub const ORDERS_PLACED: &str = "orderly_orders_placed_total";
 pub const SAGA_OUTCOMES: &str = "orderly_saga_outcomes_total";
 pub const GATEWAY_CALLS: &str = "orderly_payment_gateway_calls_total";
 pub const GATEWAY_DURATION: &str = "orderly_payment_gateway_call_duration_seconds";
+pub const BREAKER_STATE: &str = "orderly_outbound_breaker_state";
+pub const OUTBOUND_RETRIES: &str = "orderly_outbound_retries_total";
+pub const OUTBOUND_SHED: &str = "orderly_outbound_shed_total";
 pub const RATE_LIMITED: &str = "orderly_rate_limit_rejections_total";
 pub const BUILD_INFO: &str = "orderly_build_info";
 
@@ -87,7 +90,8 @@ fn describe() {
     describe_counter!(
         SAGA_OUTCOMES,
         Unit::Count,
-        "Checkout saga endings by outcome: paid, declined, rejected, compensated, unknown (left to recovery), \
+        "Checkout saga endings by outcome: paid, declined (left payable), rejected, shed (payments unavailable), \
+         compensated, unknown (left to recovery), recovered_declined, \
          recovered_paid, recovered_failed."
     );
     describe_counter!(
@@ -96,6 +100,16 @@ fn describe() {
         "Payment gateway calls by operation (charge, lookup, void, refund, refund_amount) and result."
     );
     describe_histogram!(GATEWAY_DURATION, Unit::Seconds, "Payment gateway call latency in seconds, by operation.");
+    describe_gauge!(
+        BREAKER_STATE,
+        "Circuit breaker state of an outbound dependency (e.g. payments): 0 closed, 1 open, 2 half-open."
+    );
+    describe_counter!(OUTBOUND_RETRIES, Unit::Count, "Retried attempts of outbound calls, by dependency.");
+    describe_counter!(
+        OUTBOUND_SHED,
+        Unit::Count,
+        "Outbound calls not sent, by dependency and reason (breaker_open, saturated)."
+    );
     describe_counter!(RATE_LIMITED, Unit::Count, "Requests refused by a rate limit, by limit.");
     describe_gauge!(BUILD_INFO, "Always 1; the labels name the running build (version, profile).");
 }
@@ -132,6 +146,21 @@ pub fn saga_outcome(outcome: &'static str) {
 pub fn gateway_call(operation: &'static str, result: &'static str, elapsed: Duration) {
     counter!(GATEWAY_CALLS, "operation" => operation, "result" => result).increment(1);
     histogram!(GATEWAY_DURATION, "operation" => operation).record(elapsed);
+}
+
+/// The circuit breaker of `dependency` is now in `state` (0 closed, 1 open, 2 half-open).
+pub fn breaker_state(dependency: &'static str, state: u8) {
+    gauge!(BREAKER_STATE, "dependency" => dependency).set(state);
+}
+
+/// An outbound call to `dependency` is being retried after a transient failure.
+pub fn outbound_retry(dependency: &'static str) {
+    counter!(OUTBOUND_RETRIES, "dependency" => dependency).increment(1);
+}
+
+/// An outbound call to `dependency` was not sent (`reason`: breaker_open, saturated).
+pub fn outbound_shed(dependency: &'static str, reason: &'static str) {
+    counter!(OUTBOUND_SHED, "dependency" => dependency, "reason" => reason).increment(1);
 }
 
 /// A request was refused by the rate limit named `limit` (e.g. `default`, `login`, `checkout`).

@@ -52,7 +52,7 @@ pub struct Orders {
     pub(crate) payments: Arc<dyn PaymentGateway>,
     pub(crate) flags: Arc<Flags>,
     pub(crate) checkout: CheckoutConfig,
-    /// How long one gateway call may take (`payments.timeout_ms`).
+    /// How long one gateway call may take with its retries (`PaymentsConfig::call_budget_ms`).
     pub(crate) payment_timeout_ms: u64,
 }
 
@@ -60,7 +60,7 @@ impl Orders {
     /// The service over `db`, charging through `payments`, with checkout settings and the
     /// gateway timeout from `config`.
     pub fn new(db: Db, payments: Arc<dyn PaymentGateway>, flags: Arc<Flags>, config: &Config) -> Self {
-        Self { db, payments, flags, checkout: config.checkout.clone(), payment_timeout_ms: config.payments.timeout_ms }
+        Self { db, payments, flags, checkout: config.checkout.clone(), payment_timeout_ms: config.payments.call_budget_ms() }
     }
 }
 

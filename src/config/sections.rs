@@ -50,6 +50,55 @@ pub struct PaymentsConfig {
     /// Base URL of an HTTP payment gateway (`http://host:port[/prefix]`, protocol in
     /// `src/payments/http.rs`); empty: the built-in sandbox.
     pub url: String,
+    /// Extra attempts after a retryable failure (connect error, timeout, 5xx, 429) of a call
+    /// the provider's idempotency key makes safe (charge, partial refund) or a read (lookup).
+    pub retries: u32,
+    /// First backoff between attempts; doubles each retry, with full jitter, up to
+    /// `backoff_max_ms`.
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+    /// The breaker opens when at least this share of the calls in its window failed
+    /// (0 < ratio ≤ 1)…
+    pub breaker_failure_ratio: f64,
+    /// …and the window holds at least this many calls.
+    pub breaker_min_calls: u32,
+    /// How many recent calls the breaker's window holds.
+    pub breaker_window_calls: u32,
+    /// How long an open breaker refuses calls before letting probes through (half-open).
+    pub breaker_open_ms: u64,
+    /// Calls let through while half-open; their outcome closes or reopens the breaker.
+    pub breaker_half_open_probes: u32,
+    /// Calls in flight at once (a bulkhead); one more fails fast with 503.
+    pub max_concurrent_calls: u32,
+}
+
+impl Default for PaymentsConfig {
+    fn default() -> Self {
+        Self {
+            timeout_ms: 10_000,
+            url: String::new(),
+            retries: 2,
+            backoff_base_ms: 100,
+            backoff_max_ms: 2_000,
+            breaker_failure_ratio: 0.5,
+            breaker_min_calls: 10,
+            breaker_window_calls: 20,
+            breaker_open_ms: 30_000,
+            breaker_half_open_probes: 3,
+            max_concurrent_calls: 64,
+        }
+    }
+}
+
+impl PaymentsConfig {
+    /// The longest one gateway call may take with its retries, in ms: every attempt timing
+    /// out plus the longest backoff before each retry (jitter adds up to one more delay).
+    /// Sagas hold their lease for twice this (`orders::state::saga_lease`).
+    pub fn call_budget_ms(&self) -> u64 {
+        let attempts = u64::from(self.retries).saturating_add(1);
+        let backoff = self.backoff_max_ms.saturating_mul(2).saturating_mul(u64::from(self.retries));
+        self.timeout_ms.saturating_mul(attempts).saturating_add(backoff)
+    }
 }
 
 /// The admin listener: `/metrics` and `/debug/pprof/profile`, kept off the public port.

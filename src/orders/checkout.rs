@@ -5,12 +5,15 @@
 //! 2. In one transaction: reserve stock (conditional decrement), insert the order and its
 //!    line items, record `order.placed`. With a card, the order starts in saga state
 //!    `charging` with a deadline, so a crash from here on is recoverable.
-//! 3. Charge through the [`crate::payments::PaymentGateway`] with the order id as
-//!    idempotency key.
-//! 4. Mark paid (`order.paid`). If the gateway declines or fails: compensate — release the
-//!    reservation, mark the order `failed` (`order.failed`); if the order was cancelled or
-//!    expired while the charge ran, void the charge. Both go through
-//!    [`transition::apply`], like every status change.
+//! 3. Charge through the [`crate::payments::PaymentGateway`], with the payment attempt's
+//!    idempotency key ([`attempt_key`]: the order id for the first attempt).
+//! 4. Mark paid (`order.paid`). A declined card leaves the order `pending_payment`, its
+//!    saga back in `awaiting_payment` with the next attempt number, so that `pay` with
+//!    another card can succeed until the reservation expires (Stripe's PaymentIntents:
+//!    `requires_payment_method`). If the gateway refuses the request, or is not called
+//!    at checkout because its breaker is open: compensate — release the reservation, mark
+//!    the order `failed` (`order.failed`). If the order was cancelled or expired while the
+//!    charge ran, void the charge. Status changes go through [`transition::apply`].
 //!
 //! Without a card the order waits in `awaiting_payment` until paid (`pay`) or until its
 //! reservation expires.
@@ -49,8 +52,11 @@ fn order_number(id: Uuid) -> String {
 /// Draws from the `checkout` rate-limit class; needs an authenticated caller with scope
 /// `orders:write`. Errors: 422 `Validation` naming every bad field of `req` at once (see
 /// [`CheckoutRequest::parse`]), then every bad line against the catalog, or a total beyond
-/// `i64`; 409 `InsufficientStock`; 402 `PaymentDeclined` (the order exists, `failed`, its
-/// stock released). Nothing is written before the cart is valid and priced.
+/// `i64`; 409 `InsufficientStock`; 402 `PaymentDeclined` (the order exists, still
+/// `pending_payment` and payable with another card); 503 `PaymentsUnavailable` (the payment
+/// provider's breaker is open or its calls are saturated: the order exists, `failed` with
+/// reason `payments_unavailable`, its stock released). Nothing is written before the cart
+/// is valid and priced.
 #[tracing::instrument(skip_all, fields(customer.id, order.id))]
 pub async fn place_order(svc: &Orders, principal: &Principal, req: CheckoutRequest) -> Result<Order> {
     principal.admit(Class::Checkout).await?;
@@ -88,15 +94,17 @@ pub async fn place_order(svc: &Orders, principal: &Principal, req: CheckoutReque
     crate::metrics::order_placed(&priced.currency);
 
     if let Some(card) = card {
-        charge(svc, id, priced.subtotal_minor, priced.currency, card).await?;
+        let attempt = Attempt { number: 1, from_checkout: true };
+        charge(svc, id, attempt, priced.subtotal_minor, priced.currency, card).await?;
     }
     store::find(&svc.db, id, owner_filter(&customer)).await
 }
 
 /// The answer to a checkout retried with an idempotency key that already created `first`
-/// (its order id and request fingerprint): the same answer as the first time (the order, or
-/// the same 402 if the card was declined), 422 on `Idempotency-Key` if the request differs,
-/// 409 `idempotency-key-in-use` while the first request is still charging.
+/// (its order id and request fingerprint): the same answer as the first time (the order, the
+/// same 402 if the card was declined, even if the order was paid with another card since, or
+/// the same 503 if payments were unavailable), 422 on `Idempotency-Key` if the request
+/// differs, 409 `idempotency-key-in-use` while the first request is still charging.
 async fn replay(svc: &Orders, customer: &Actor, first: (Uuid, String), fingerprint: &str) -> Result<Order> {
     let (id, first_fingerprint) = first;
     if first_fingerprint != fingerprint {
@@ -113,7 +121,14 @@ async fn replay(svc: &Orders, customer: &Actor, first: (Uuid, String), fingerpri
             "the first request with this Idempotency-Key is still being processed; retry shortly",
         ));
     }
+    if let (_, Some(decline_code)) = store::payment_attempts::current(&svc.db, id).await? {
+        return Err(Error::PaymentDeclined { order_id: id, decline_code });
+    }
     match (order.status, order.failure_reason.as_deref()) {
+        (OrderStatus::Failed, Some(PAYMENTS_UNAVAILABLE)) => {
+            Err(Error::PaymentsUnavailable { order_id: Some(id), retry_after_secs: 1 })
+        }
+        // Orders declined before migration 0011 failed with the decline code.
         (OrderStatus::Failed, Some(code)) if code != "payment_interrupted" => {
             Err(Error::PaymentDeclined { order_id: id, decline_code: code.to_owned() })
         }
@@ -182,12 +197,14 @@ async fn reserve(
     Ok(())
 }
 
-/// Pays an order waiting for payment with the card of `req` (field `card_number`).
+/// Pays an order waiting for payment with the card of `req` (field `card_number`): a new
+/// payment attempt, with its own idempotency key ([`attempt_key`]).
 ///
 /// Draws from the `checkout` rate-limit class; needs scope `orders:write`; a customer may
 /// pay only their own orders (404 otherwise). Errors: 422 (card), 404, 409
 /// `payment-in-progress` (another payment is running) or `invalid-transition` (not
-/// waiting: paid, cancelled, …), 402 `PaymentDeclined`.
+/// waiting: paid, cancelled, …), 402 `PaymentDeclined` and 503 `PaymentsUnavailable` (both
+/// leave the order payable).
 #[tracing::instrument(skip_all, fields(order.id = %id))]
 pub async fn pay(svc: &Orders, principal: &Principal, id: Uuid, req: PaymentRequest) -> Result<Order> {
     principal.admit(Class::Checkout).await?;
@@ -195,32 +212,49 @@ pub async fn pay(svc: &Orders, principal: &Principal, id: Uuid, req: PaymentRequ
     let card = parse_card(&req, "card_number")?;
     let order = store::find(&svc.db, id, owner_filter(&caller)).await?;
     let deadline = Utc::now() + saga_lease(svc.payment_timeout_ms);
-    let claimed = store::move_saga(
-        &svc.db,
-        id,
-        Some(OrderStatus::PendingPayment),
-        SagaState::AwaitingPayment,
-        SagaState::Charging,
-        Some(deadline),
-        Some(card.last4()),
-    )
-    .await?;
-    if !claimed {
+    let Some(number) = store::payment_attempts::claim(&svc.db, id, deadline, card.last4()).await? else {
         return Err(if order.status == OrderStatus::PendingPayment {
             Error::conflict("payment-in-progress", "a payment for this order is already in progress")
         } else {
             Error::InvalidTransition { from: order.status.as_str(), to: OrderStatus::Paid.as_str() }
         });
-    }
-    charge(svc, id, order.total_minor, order.currency, card).await?;
+    };
+    charge(svc, id, Attempt { number, from_checkout: false }, order.total_minor, order.currency, card).await?;
     store::find(&svc.db, id, owner_filter(&caller)).await
+}
+
+/// The failure reason of an order whose checkout found the payment provider unavailable
+/// (breaker open, calls saturated).
+const PAYMENTS_UNAVAILABLE: &str = "payments_unavailable";
+
+/// One payment attempt on an order: its number (from 1) and whether it is the checkout's
+/// own charge (whose decline a retried checkout replays).
+#[derive(Debug, Clone, Copy)]
+struct Attempt {
+    number: i64,
+    from_checkout: bool,
+}
+
+/// The provider idempotency key of payment attempt `number` on order `id`: the order id for
+/// the first attempt (as before attempts existed), `<order id>:<number>` after. Each attempt
+/// needs its own key: the provider replays the first outcome of a key, so a second card
+/// under the first key would get the first card's decline back.
+pub(crate) fn attempt_key(id: Uuid, number: i64) -> String {
+    if number <= 1 { id.to_string() } else { format!("{id}:{number}") }
 }
 
 /// Step 3 and 4 (or compensation). An unknown outcome (gateway timeout) leaves the saga in
 /// `charging` for the recovery worker, and the order is returned as `pending_payment`.
-#[tracing::instrument(name = "checkout.charge", skip_all, fields(order.id = %id, payment.amount_minor = amount_minor))]
-async fn charge(svc: &Orders, id: Uuid, amount_minor: i64, currency: String, card: CardNumber) -> Result<()> {
-    let req = ChargeRequest { idempotency_key: id.to_string(), amount_minor, currency, card };
+#[tracing::instrument(name = "checkout.charge", skip_all, fields(order.id = %id, payment.attempt = attempt.number, payment.amount_minor = amount_minor))]
+async fn charge(
+    svc: &Orders,
+    id: Uuid,
+    attempt: Attempt,
+    amount_minor: i64,
+    currency: String,
+    card: CardNumber,
+) -> Result<()> {
+    let req = ChargeRequest { idempotency_key: attempt_key(id, attempt.number), amount_minor, currency, card };
     let timeout = Duration::from_millis(svc.payment_timeout_ms);
     let outcome = match tokio::time::timeout(timeout, svc.payments.charge(req)).await {
         Ok(r) => r,
@@ -236,7 +270,7 @@ async fn charge(svc: &Orders, id: Uuid, amount_minor: i64, currency: String, car
             Ok(())
         }
         Ok(ChargeOutcome::Declined { code, .. }) => {
-            fail(svc, id, &code).await?;
+            declined(svc, id, &code, attempt.from_checkout).await?;
             crate::metrics::saga_outcome("declined");
             Err(Error::PaymentDeclined { order_id: id, decline_code: code })
         }
@@ -251,13 +285,36 @@ async fn charge(svc: &Orders, id: Uuid, amount_minor: i64, currency: String, car
             crate::metrics::saga_outcome("unknown");
             Ok(())
         }
+        Err(GatewayError::Shed { reason, retry_after_secs }) => {
+            // Nothing was sent: a checkout compensates, a `pay` leaves the order payable.
+            tracing::warn!(order.id = %id, reason, "payment provider not called");
+            if attempt.from_checkout {
+                fail(svc, id, PAYMENTS_UNAVAILABLE).await?;
+            } else if !store::payment_attempts::reopen(&svc.db, id, None, false).await? {
+                end_saga(svc, id).await?;
+            }
+            crate::metrics::saga_outcome("shed");
+            Err(Error::PaymentsUnavailable { order_id: Some(id), retry_after_secs })
+        }
     }
 }
 
-/// Resolves a saga whose charge outcome was unknown, from what the gateway remembers.
+/// A declined attempt: the order waits for payment again, with the next attempt number; if
+/// it stopped waiting meanwhile (cancelled, expired), the saga just ends.
+async fn declined(svc: &Orders, id: Uuid, code: &str, from_checkout: bool) -> Result<()> {
+    if !store::payment_attempts::reopen(&svc.db, id, Some(code), from_checkout).await? {
+        end_saga(svc, id).await?;
+    }
+    Ok(())
+}
+
+/// Resolves a saga whose charge outcome was unknown, from what the gateway remembers of the
+/// current attempt's key: paid, payable again (declined), or compensated (never received).
 #[tracing::instrument(name = "checkout.recover", skip_all, fields(order.id = %id))]
 pub(crate) async fn resolve_from_gateway(svc: &Orders, id: Uuid) -> Result<()> {
-    let record = svc.payments.lookup(id.to_string()).await.map_err(|e| Error::Internal(e.into()))?;
+    let (number, _) = store::payment_attempts::current(&svc.db, id).await?;
+    let key = attempt_key(id, number);
+    let record = svc.payments.lookup(key).await.map_err(|e| Error::Internal(e.into()))?;
     let outcome = match record {
         Some(PaymentRecord::Succeeded { payment_id }) => match finish_paid(svc, id, &payment_id).await? {
             Settled::Paid => "recovered_paid",
@@ -265,8 +322,9 @@ pub(crate) async fn resolve_from_gateway(svc: &Orders, id: Uuid) -> Result<()> {
             Settled::AlreadyPaid => return Ok(()),
         },
         Some(PaymentRecord::Declined { code, .. }) => {
-            fail(svc, id, &code).await?;
-            "recovered_failed"
+            // The checkout (or `pay`) already answered; its answer was not this decline.
+            declined(svc, id, &code, false).await?;
+            "recovered_declined"
         }
         Some(PaymentRecord::Reversed { .. }) | None => {
             fail(svc, id, "payment_interrupted").await?;
@@ -322,6 +380,14 @@ async fn fail(svc: &Orders, id: Uuid, reason: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_attempt_keeps_the_order_id_as_its_key() {
+        let id = Uuid::now_v7();
+        assert_eq!(attempt_key(id, 1), id.to_string());
+        assert_eq!(attempt_key(id, 2), format!("{id}:2"));
+        assert_ne!(attempt_key(id, 2), attempt_key(id, 3));
+    }
 
     #[test]
     fn order_numbers_are_short_and_distinct() {

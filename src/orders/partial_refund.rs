@@ -277,7 +277,8 @@ async fn pay_back_and_settle(svc: &Orders, refund_id: Uuid, claim: Claim) -> Res
     };
     match outcome {
         Ok(receipt) => settle(svc, refund_id, Some(&receipt.refund_id)).await,
-        Err(GatewayError::Unavailable(why)) => {
+        // Not sent (breaker open) or outcome unknown: the claim stays for recovery.
+        Err(why @ (GatewayError::Unavailable(_) | GatewayError::Shed { .. })) => {
             tracing::warn!(refund.id = %refund_id, reason = %why, "refund outcome unknown; recovery will finish it");
             Err(Error::Unavailable("the payment gateway did not answer; the refund will be retried"))
         }

@@ -10,6 +10,7 @@ use sqlx::any::AnyRow;
 use uuid::Uuid;
 
 pub(super) mod idempotency;
+pub(super) mod payment_attempts;
 pub(super) mod refunds;
 mod saga;
 
