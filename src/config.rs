@@ -269,7 +269,7 @@ impl Config {
         }
         for (key, value) in [
             ("payments.breaker_min_calls", u64::from(p.breaker_min_calls)),
-            ("payments.breaker_window_calls", u64::from(p.breaker_window_calls)),
+            ("payments.breaker_window_ms", p.breaker_window_ms),
             ("payments.breaker_open_ms", p.breaker_open_ms),
             ("payments.breaker_half_open_probes", u64::from(p.breaker_half_open_probes)),
             ("payments.max_concurrent_calls", u64::from(p.max_concurrent_calls)),

@@ -317,7 +317,7 @@ mod tests {
                 lines: vec![RefundedLine { line_no: 1, quantity: 1 }],
                 stock_released: true,
             }),
-            Event::OrderFailed(OrderFailed { order_id: id, reason: "card_declined".into() }),
+            Event::OrderFailed(OrderFailed { order_id: id, reason: "payment_rejected".into() }),
             Event::StockAdjusted(StockAdjusted { product_id: id, delta: 1, reason: "restock".into() }),
             Event::StockLow(StockLow { product_id: id, available: 0 }),
             Event::ProductCreated(ProductCreated { product_id: id, sku: "A".into() }),

@@ -8,11 +8,11 @@
 //!    failure and only when the caller says the call is safe to repeat (the provider's
 //!    idempotency key, or a read); never for a refusal or an unreadable answer;
 //! 3. a **circuit breaker** (tower-resilience), one per dependency, that counts every
-//!    attempt: closed → open when at least `failure_ratio` of the last `window_calls`
-//!    attempts (and at least `min_calls`) failed; open refuses calls for `open_for`
-//!    ([`Shed::BreakerOpen`]), then half-open lets `half_open_probes` calls through, whose
-//!    outcome closes or reopens it (the states of Nygard's *Release It!*, as in
-//!    resilience4j);
+//!    attempt: closed → open when at least `failure_ratio` of the attempts of the last
+//!    `window` failed, once there were at least `min_calls` of them; open refuses calls
+//!    for `open_for` ([`Shed::BreakerOpen`]); then half-open lets `half_open_probes` calls
+//!    through: that many successes close it, one failure reopens it (the states of
+//!    Nygard's *Release It!*, as in resilience4j);
 //! 4. a **per-attempt timeout**.
 //!
 //! A shed call was never sent: its outcome is known (nothing happened). Once an attempt
@@ -28,7 +28,7 @@ use futures_util::future::BoxFuture;
 use tower::{Layer, ServiceExt, service_fn};
 use tower_resilience::bulkhead::{BulkheadLayer, BulkheadServiceError};
 use tower_resilience::circuitbreaker::{
-    CircuitBreakerError, CircuitBreakerHandle, CircuitBreakerLayer, CircuitState, FailureClassifier,
+    CircuitBreakerError, CircuitBreakerHandle, CircuitBreakerLayer, CircuitState, FailureClassifier, SlidingWindowType,
 };
 
 /// The limits of one dependency's calls (from `payments.*` for the payment provider).
@@ -44,7 +44,8 @@ pub struct Policy {
     /// 0 < ratio ≤ 1: the share of failed attempts in the window that opens the breaker.
     pub failure_ratio: f64,
     pub min_calls: usize,
-    pub window_calls: usize,
+    /// The breaker's sliding window (time-based).
+    pub window: Duration,
     pub open_for: Duration,
     pub half_open_probes: usize,
     pub max_concurrent: usize,
@@ -150,7 +151,8 @@ impl Outbound {
             .name(name)
             .failure_rate_threshold(policy.failure_ratio)
             .minimum_number_of_calls(policy.min_calls)
-            .sliding_window_size(policy.window_calls.max(policy.min_calls))
+            .sliding_window_type(SlidingWindowType::TimeBased)
+            .sliding_window_duration(policy.window)
             .wait_duration_in_open(policy.open_for)
             .permitted_calls_in_half_open(policy.half_open_probes)
             .on_state_transition(move |from, to| {
@@ -284,7 +286,7 @@ mod tests {
             backoff_max: Duration::from_millis(5),
             failure_ratio: 0.5,
             min_calls: 4,
-            window_calls: 4,
+            window: Duration::from_secs(10),
             open_for: Duration::from_millis(300),
             half_open_probes: 1,
             max_concurrent: 2,
@@ -297,9 +299,11 @@ mod tests {
         count: Arc<AtomicU32>,
     ) -> impl FnMut() -> BoxFuture<'static, Result<u32, Fault>> + Send + 'static {
         move || {
-            let n = count.fetch_add(1, Ordering::SeqCst) as usize;
-            let r = script[n.min(script.len() - 1)].clone();
-            Box::pin(async move { r })
+            let (count, script) = (count.clone(), script.clone());
+            Box::pin(async move {
+                let n = count.fetch_add(1, Ordering::SeqCst) as usize;
+                script[n.min(script.len() - 1)].clone()
+            })
         }
     }
 

@@ -160,7 +160,7 @@ pub fn policy(c: &crate::config::PaymentsConfig) -> crate::outbound::Policy {
         backoff_max: ms(c.backoff_max_ms),
         failure_ratio: c.breaker_failure_ratio,
         min_calls: count(c.breaker_min_calls),
-        window_calls: count(c.breaker_window_calls),
+        window: ms(c.breaker_window_ms),
         open_for: ms(c.breaker_open_ms),
         half_open_probes: count(c.breaker_half_open_probes),
         max_concurrent: count(c.max_concurrent_calls),

@@ -60,13 +60,14 @@ pub struct PaymentsConfig {
     /// The breaker opens when at least this share of the calls in its window failed
     /// (0 < ratio ≤ 1)…
     pub breaker_failure_ratio: f64,
-    /// …and the window holds at least this many calls.
+    /// …and its window holds at least this many calls.
     pub breaker_min_calls: u32,
-    /// How many recent calls the breaker's window holds.
-    pub breaker_window_calls: u32,
+    /// The breaker's sliding window: the calls of the last this many ms.
+    pub breaker_window_ms: u64,
     /// How long an open breaker refuses calls before letting probes through (half-open).
     pub breaker_open_ms: u64,
-    /// Calls let through while half-open; their outcome closes or reopens the breaker.
+    /// Calls let through while half-open: this many successes close the breaker, one
+    /// failure reopens it.
     pub breaker_half_open_probes: u32,
     /// Calls in flight at once (a bulkhead); one more fails fast with 503.
     pub max_concurrent_calls: u32,
@@ -82,7 +83,7 @@ impl Default for PaymentsConfig {
             backoff_max_ms: 2_000,
             breaker_failure_ratio: 0.5,
             breaker_min_calls: 10,
-            breaker_window_calls: 20,
+            breaker_window_ms: 30_000,
             breaker_open_ms: 30_000,
             breaker_half_open_probes: 3,
             max_concurrent_calls: 64,
@@ -91,13 +92,22 @@ impl Default for PaymentsConfig {
 }
 
 impl PaymentsConfig {
-    /// The longest one gateway call may take with its retries, in ms: every attempt timing
-    /// out plus the longest backoff before each retry (jitter adds up to one more delay).
-    /// Sagas hold their lease for twice this (`orders::state::saga_lease`).
+    /// The longest one gateway call may take, in ms: `timeout_ms` for the in-process
+    /// sandbox; with `url` set, every attempt timing out plus the longest backoff before each
+    /// retry (`min(base × 2ⁿ, max)`, which jitter may double). Sagas hold their lease for
+    /// twice this (`orders::state::saga_lease`).
     pub fn call_budget_ms(&self) -> u64 {
-        let attempts = u64::from(self.retries).saturating_add(1);
-        let backoff = self.backoff_max_ms.saturating_mul(2).saturating_mul(u64::from(self.retries));
-        self.timeout_ms.saturating_mul(attempts).saturating_add(backoff)
+        if self.url.is_empty() {
+            return self.timeout_ms;
+        }
+        let mut total = self.timeout_ms;
+        let mut delay = self.backoff_base_ms;
+        for _ in 0..self.retries {
+            let wait = delay.min(self.backoff_max_ms).saturating_mul(2);
+            total = total.saturating_add(wait).saturating_add(self.timeout_ms);
+            delay = delay.saturating_mul(2);
+        }
+        total
     }
 }
 
@@ -135,4 +145,25 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// `tracing_subscriber::EnvFilter` syntax; `RUST_LOG` wins when set.
     pub filter: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PaymentsConfig;
+
+    #[test]
+    fn the_call_budget_covers_every_attempt_and_the_longest_backoffs() {
+        let sandbox = PaymentsConfig { timeout_ms: 1_000, ..PaymentsConfig::default() };
+        assert_eq!(sandbox.call_budget_ms(), 1_000, "the sandbox is not retried");
+        let http = PaymentsConfig {
+            timeout_ms: 1_000,
+            url: "http://127.0.0.1:9".into(),
+            retries: 3,
+            backoff_base_ms: 100,
+            backoff_max_ms: 300,
+            ..PaymentsConfig::default()
+        };
+        // 4 attempts + 2 × (100 + 200 + 300) of backoff.
+        assert_eq!(http.call_budget_ms(), 4_000 + 1_200);
+    }
 }

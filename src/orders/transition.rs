@@ -23,7 +23,7 @@ pub enum Step<'a> {
     /// The charge was declined, refused or interrupted: `pending_payment → failed`, stock
     /// released.
     Failed {
-        /// `card_declined`, `payment_rejected`, `payment_interrupted`, …
+        /// `payments_unavailable`, `payment_rejected`, `payment_interrupted`, …
         reason: &'a str,
     },
     /// The reservation expired unpaid (no charge in flight): `pending_payment → cancelled`,

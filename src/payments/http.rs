@@ -304,7 +304,7 @@ mod tests {
             backoff_max: Duration::from_millis(1),
             failure_ratio: 0.5,
             min_calls: 1,
-            window_calls: 1,
+            window: Duration::from_secs(1),
             open_for: Duration::from_secs(1),
             half_open_probes: 1,
             max_concurrent: 1,

@@ -78,6 +78,14 @@ async fn a_declined_checkout_replays_its_402_without_charging_again() {
     assert_problem(s2, &again, StatusCode::PAYMENT_REQUIRED, "payment-declined");
     assert_eq!(first["order_id"], again["order_id"]);
     assert_eq!(count(&app, "SELECT COUNT(*) FROM sandbox_payments").await, 1);
+    // Paid with another card since, the checkout still replays its first answer (Stripe).
+    let id = first["order_id"].as_str().unwrap();
+    let (status, paid) =
+        app.post(&format!("/api/v1/orders/{id}/pay"), Some(&ann), &json!({ "card_number": GOOD_CARD })).await;
+    assert_eq!(status, StatusCode::OK, "{paid}");
+    let (s3, later) = checkout(&app, &ann, Some("declined-1"), &body).await;
+    assert_problem(s3, &later, StatusCode::PAYMENT_REQUIRED, "payment-declined");
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM sandbox_payments").await, 2);
 }
 
 #[tokio::test]

@@ -21,6 +21,7 @@ mod imports;
 mod observability;
 mod orders;
 mod outage;
+mod payments;
 mod ratelimit;
 mod support_orders;
 mod support_users;
