@@ -50,9 +50,7 @@ impl Application {
         let payments: Arc<dyn PaymentGateway> = match overrides.payments {
             Some(p) => p,
             None if config.payments.url.is_empty() => Arc::new(SandboxGateway::new(db.clone())),
-            None => {
-                Arc::new(HttpGateway::new(&config.payments.url, crate::payments::policy(&config.payments))?)
-            }
+            None => Arc::new(HttpGateway::new(&config.payments.url, crate::payments::policy(&config.payments))?),
         };
         let payments = Arc::new(Instrumented::new(payments));
         let dashboard = overrides.dashboard.unwrap_or_else(|| Arc::new(SqlSources::new(db.clone())));

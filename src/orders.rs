@@ -60,7 +60,13 @@ impl Orders {
     /// The service over `db`, charging through `payments`, with checkout settings and the
     /// gateway timeout from `config`.
     pub fn new(db: Db, payments: Arc<dyn PaymentGateway>, flags: Arc<Flags>, config: &Config) -> Self {
-        Self { db, payments, flags, checkout: config.checkout.clone(), payment_timeout_ms: config.payments.call_budget_ms() }
+        Self {
+            db,
+            payments,
+            flags,
+            checkout: config.checkout.clone(),
+            payment_timeout_ms: config.payments.call_budget_ms(),
+        }
     }
 }
 

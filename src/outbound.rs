@@ -315,7 +315,10 @@ mod tests {
         assert_eq!(out.call(true, scripted(script.clone(), n.clone())).await, Ok(7));
         assert_eq!(n.load(Ordering::SeqCst), 2);
         let n = Arc::new(AtomicU32::new(0));
-        assert_eq!(out.call(false, scripted(script, n.clone())).await, Err(CallError::Fault(Fault::Transient("503".into()))));
+        assert_eq!(
+            out.call(false, scripted(script, n.clone())).await,
+            Err(CallError::Fault(Fault::Transient("503".into())))
+        );
         assert_eq!(n.load(Ordering::SeqCst), 1);
     }
 
@@ -324,7 +327,10 @@ mod tests {
         let out = Outbound::new("t2", policy()).unwrap();
         for fault in [Fault::Refused("400".into()), Fault::Broken("not json".into())] {
             let n = Arc::new(AtomicU32::new(0));
-            assert_eq!(out.call(true, scripted(vec![Err(fault.clone())], n.clone())).await, Err(CallError::Fault(fault)));
+            assert_eq!(
+                out.call(true, scripted(vec![Err(fault.clone())], n.clone())).await,
+                Err(CallError::Fault(fault))
+            );
             assert_eq!(n.load(Ordering::SeqCst), 1);
         }
     }

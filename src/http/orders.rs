@@ -33,13 +33,15 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 /// Check out: price the cart, reserve stock, create the order and, with `payment`, charge
 /// it. 201 with the order (`paid`, or `pending_payment`); 402 `payment-declined` when the
-/// card is declined (the order exists as `failed`, its stock released); 409
-/// `insufficient-stock`. With an `Idempotency-Key`, a retry of the same request answers as
+/// card is declined (the order exists, still `pending_payment` and payable with another card
+/// until its reservation expires); 503 `payments-unavailable` with `Retry-After` when the
+/// payment provider is not being called (the order exists as `failed`, its stock released);
+/// 409 `insufficient-stock`. With an `Idempotency-Key`, a retry of the same request answers as
 /// the first one did (no second order, no second charge); the key with another request is
 /// a 422, and a retry while the first is still charging a 409 `idempotency-key-in-use`.
 #[utoipa::path(post, path = "/orders", tag = "orders", security(("bearer" = []), ("api_key" = ["orders:write"])), request_body = CheckoutRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters (e.g. a UUID); makes retries safe (draft-ietf-httpapi-idempotency-key-header)", min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$")),
-    responses((status = 201, body = Order), (status = 402, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = Order), (status = 402, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
 async fn place_order(
     State(state): State<AppState>,
     principal: Principal,
@@ -86,9 +88,10 @@ async fn get_order_by_number(
     Ok(Json(orders::find_by_number(&state.orders, &principal, &number).await?))
 }
 
-/// Pay an order that is waiting for payment.
+/// Pay an order that is waiting for payment (no card at checkout, or a declined one). 402
+/// `payment-declined` and 503 `payments-unavailable` leave it payable.
 #[utoipa::path(post, path = "/orders/{id}/pay", tag = "orders", security(("bearer" = []), ("api_key" = ["orders:write"])), request_body = PaymentRequest,
-    responses((status = 200, body = Order), (status = 402, body = Problem), (status = 409, body = Problem)))]
+    responses((status = 200, body = Order), (status = 402, body = Problem), (status = 409, body = Problem), (status = 503, body = Problem)))]
 async fn pay_order(
     State(state): State<AppState>,
     principal: Principal,

@@ -70,7 +70,7 @@ async fn pay_back_and_settle(svc: &Orders, id: Uuid) -> Result<()> {
         match outcome {
             Ok(()) => {}
             // Not sent (breaker open) or outcome unknown: the claim stays for recovery.
-        Err(why @ (GatewayError::Unavailable(_) | GatewayError::Shed { .. })) => {
+            Err(why @ (GatewayError::Unavailable(_) | GatewayError::Shed { .. })) => {
                 tracing::warn!(order.id = %id, reason = %why, "refund outcome unknown; recovery will finish it");
                 return Err(Error::Unavailable("the payment gateway did not answer; the refund will be retried"));
             }

@@ -145,7 +145,8 @@ impl HttpGateway {
     }
 
     async fn post_action(&self, payment_id: &str, action: &str) -> Result<(), GatewayError> {
-        let ex = Exchange { method: Method::POST, url: self.url(&[payment_id, action])?, idempotency_key: None, body: None };
+        let ex =
+            Exchange { method: Method::POST, url: self.url(&[payment_id, action])?, idempotency_key: None, body: None };
         self.call(ex, false, |_| Ok(())).await
     }
 }

@@ -172,7 +172,8 @@ async fn the_http_gateway_charges_declines_and_refunds_carrying_the_callers_trac
             .await;
     assert_problem(status, &problem, StatusCode::PAYMENT_REQUIRED, "payment-declined");
     assert_eq!(problem["decline_code"], "card_declined");
-    let (_, declined) = app.get(&format!("/api/v1/orders/{}", problem["order_id"].as_str().unwrap()), Some(&customer)).await;
+    let (_, declined) =
+        app.get(&format!("/api/v1/orders/{}", problem["order_id"].as_str().unwrap()), Some(&customer)).await;
     assert_eq!(declined["status"], "pending_payment", "a declined order stays payable");
     assert_eq!(app.stock(&staff, p["id"].as_str().unwrap()).await.2, 3, "the declined order's unit stays reserved");
 

@@ -86,10 +86,8 @@ async fn a_declined_card_leaves_the_order_payable_and_another_card_pays_it() {
 #[tokio::test]
 async fn a_declined_order_still_expires_and_releases_its_stock() {
     let provider = Provider::start().await;
-    let extra = vec![
-        ("checkout.reservation_ttl_secs", "1".to_string()),
-        ("checkout.expiry_interval_ms", "100".to_string()),
-    ];
+    let extra =
+        vec![("checkout.reservation_ttl_secs", "1".to_string()), ("checkout.expiry_interval_ms", "100".to_string())];
     let app = app_with(&provider, extra).await;
     let (staff, customer, product) = shop(&app, "PAY-EXPIRE", 2).await;
     let (status, problem) = app.place_order(&customer, "PAY-EXPIRE", 2, Some(DECLINED_CARD)).await;

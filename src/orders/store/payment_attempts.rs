@@ -34,12 +34,7 @@ pub(in crate::orders) async fn claim(db: &Db, id: Uuid, deadline: DateTime<Utc>,
 /// (`declined`) moves on to the next attempt number, and when it was the checkout's own
 /// charge (`from_checkout`) its decline code is kept for replays. Returns whether the order
 /// was still charging and waiting.
-pub(in crate::orders) async fn reopen(
-    db: &Db,
-    id: Uuid,
-    declined: Option<&str>,
-    from_checkout: bool,
-) -> Result<bool> {
+pub(in crate::orders) async fn reopen(db: &Db, id: Uuid, declined: Option<&str>, from_checkout: bool) -> Result<bool> {
     let n = sqlx::query(
         "UPDATE orders SET saga_state = $1, saga_deadline = NULL, payment_attempt = payment_attempt + $2, \
          checkout_decline_code = COALESCE($3, checkout_decline_code), updated_at = $4 \
