@@ -94,7 +94,8 @@ pub enum Error {
     InsufficientStock { sku: String, requested: i64, available: i64 },
     /// The card was declined; the order stays `pending_payment` and may be paid with
     /// another card until its reservation expires (Stripe's `requires_payment_method`).
-    #[error("the payment was declined ({decline_code}); order {order_id} can be paid with another card")]
+    /// `payment_rejected` (the gateway refused the request) fails the order instead.
+    #[error("the payment for order {order_id} was declined ({decline_code})")]
     PaymentDeclined { order_id: uuid::Uuid, decline_code: String },
     /// The payment provider is not being called: its circuit breaker is open or too many
     /// calls are in flight (`payments.*`, docs/OPERATIONS.md). No money moved. `order_id`

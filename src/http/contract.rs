@@ -38,7 +38,9 @@ fn default_description(status: &str) -> &'static str {
         "422" => "Invalid input: `errors[]` names each field and the rule it breaks",
         "429" => "Too many requests: see `Retry-After` and `RateLimit`",
         "500" => "An internal error (its cause is logged, never sent)",
-        "503" => "Unavailable for a moment (timeout, database unreachable, draining): see `Retry-After`",
+        "503" => {
+            "Unavailable for a moment (timeout, database or payment provider unreachable, draining): see `Retry-After`"
+        }
         _ => "Response",
     }
 }

@@ -20,7 +20,8 @@ pub enum Step<'a> {
         /// The gateway's id of the charge, kept for the refund.
         payment_id: &'a str,
     },
-    /// The charge was declined, refused or interrupted: `pending_payment → failed`, stock
+    /// The charge was refused or interrupted, or payments were unavailable at checkout (a
+    /// declined card leaves the order payable instead): `pending_payment → failed`, stock
     /// released.
     Failed {
         /// `payments_unavailable`, `payment_rejected`, `payment_interrupted`, …

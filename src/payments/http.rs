@@ -139,7 +139,11 @@ impl HttpGateway {
             CallError::Fault(Fault::Transient(why) | Fault::Broken(why)) => GatewayError::Unavailable(why),
             CallError::Fault(Fault::Refused(why)) => GatewayError::Rejected(why),
             CallError::Shed { why, retry_after } => {
-                GatewayError::Shed { reason: why.as_str(), retry_after_secs: retry_after.as_secs().max(1) }
+                let secs = retry_after.as_millis().div_ceil(1000);
+                GatewayError::Shed {
+                    reason: why.as_str(),
+                    retry_after_secs: u64::try_from(secs).unwrap_or(u64::MAX).max(1),
+                }
             }
         })
     }

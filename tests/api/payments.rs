@@ -162,9 +162,9 @@ async fn failures_open_the_breaker_then_checkout_fails_fast_and_compensates_unti
     let provider = Provider::start().await;
     let extra = vec![
         ("payments.retries", "0".to_string()),
-        ("payments.breaker_min_calls", "2".to_string()),
+        ("payments.breaker_min_calls", "3".to_string()),
         ("payments.breaker_window_ms", "60000".to_string()),
-        ("payments.breaker_failure_ratio", "0.5".to_string()),
+        ("payments.breaker_failure_ratio", "0.6".to_string()),
         ("payments.breaker_open_ms", "1500".to_string()),
         ("payments.breaker_half_open_probes", "3".to_string()),
         ("checkout.recovery_interval_ms", "200".to_string()),
@@ -172,6 +172,10 @@ async fn failures_open_the_breaker_then_checkout_fails_fast_and_compensates_unti
     let app = app_with(&provider, extra).await;
     let (staff, customer, product) = shop(&app, "PAY-BREAKER", 10).await;
     assert_eq!(breaker_in_readyz(&app).await, "closed");
+    // A declined order waits for another card (a decline is a healthy answer for the breaker).
+    let (status, problem) = app.place_order(&customer, "PAY-BREAKER", 1, Some(DECLINED_CARD)).await;
+    assert_problem(status, &problem, StatusCode::PAYMENT_REQUIRED, "payment-declined");
+    let payable = problem["order_id"].as_str().unwrap().to_owned();
 
     provider.script(&[Step::Fail(500), Step::Fail(500)]);
     let mut unknown = Vec::new();
@@ -201,6 +205,11 @@ async fn failures_open_the_breaker_then_checkout_fails_fast_and_compensates_unti
     let (_, order) = app.get(&format!("/api/v1/orders/{shed}"), Some(&customer)).await;
     assert_eq!(order["status"], "failed", "{order}");
     assert_eq!(order["failure_reason"], "payments_unavailable");
+    let (status, problem) = pay(&app, &customer, &payable, GOOD_CARD).await;
+    assert_problem(status, &problem, StatusCode::SERVICE_UNAVAILABLE, "payments-unavailable");
+    let (_, order) = app.get(&format!("/api/v1/orders/{payable}"), Some(&customer)).await;
+    assert_eq!(order["status"], "pending_payment", "paying an existing order leaves it payable: {order}");
+    assert_eq!(provider.charge_requests(), sent, "an open breaker sends nothing");
 
     // The provider is healthy again; once the breaker lets probes through, checkout works.
     tokio::time::sleep(Duration::from_millis(1600)).await;
@@ -225,6 +234,9 @@ async fn failures_open_the_breaker_then_checkout_fails_fast_and_compensates_unti
         state = breaker_in_readyz(&app).await;
     }
     assert_eq!(state, "closed");
+    let (status, paid) = pay(&app, &customer, &payable, GOOD_CARD).await;
+    assert_eq!(status, StatusCode::OK, "{paid}");
+    assert_eq!(provider.successful_charges(&payable), 1);
     assert_eq!(provider.successful_charges(shed), 0);
-    assert_eq!(app.stock(&staff, &product).await, (10, 1, 9), "only the paid order holds stock");
+    assert_eq!(app.stock(&staff, &product).await, (10, 2, 8), "only the two paid orders hold stock");
 }
