@@ -314,7 +314,13 @@ async fn declined(svc: &Orders, id: Uuid, code: &str, from_checkout: bool) -> Re
 pub(crate) async fn resolve_from_gateway(svc: &Orders, id: Uuid) -> Result<()> {
     let (number, _) = store::payment_attempts::current(&svc.db, id).await?;
     let key = attempt_key(id, number);
-    let record = svc.payments.lookup(key).await.map_err(|e| Error::Internal(e.into()))?;
+    let record = svc.payments.lookup(key).await.map_err(|e| match e {
+        // Expected while the breaker is open: recovery tries again later.
+        GatewayError::Shed { retry_after_secs, .. } => {
+            Error::PaymentsUnavailable { order_id: Some(id), retry_after_secs }
+        }
+        e => Error::Internal(e.into()),
+    })?;
     let outcome = match record {
         Some(PaymentRecord::Succeeded { payment_id }) => match finish_paid(svc, id, &payment_id).await? {
             Settled::Paid => "recovered_paid",
