@@ -107,7 +107,8 @@ pub struct Order {
     pub line_items: Vec<LineItem>,
     /// Last four digits of the card charged.
     pub payment_last4: Option<String>,
-    /// Why the order failed or was cancelled (`payments_unavailable`, `payment_rejected`, `reservation_expired`, …; a declined card does not fail an order).
+    /// Why the order failed or was cancelled (`payments_unavailable`, `payment_rejected`,
+    /// `reservation_expired`, …; a declined card does not fail an order).
     pub failure_reason: Option<String>,
     /// An unpaid order's stock is released at this time.
     pub reserved_until: Option<DateTime<Utc>>,

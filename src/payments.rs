@@ -2,7 +2,8 @@
 //! default is the built-in [`sandbox::SandboxGateway`], [`http::HttpGateway`] when
 //! `payments.url` is set. Either is wrapped in [`instrumented::Instrumented`] (spans, metrics).
 //!
-//! Semantics follow Stripe's: a charge carries an idempotency key (the order id), and
+//! Semantics follow Stripe's: a charge carries an idempotency key (one per payment attempt
+//! on an order: the order id, then `<order id>:<n>`, see `orders::checkout::attempt_key`), and
 //! repeating a charge with the same key returns the first outcome instead of charging again
 //! (<https://docs.stripe.com/api/idempotent_requests>). A refund of part of a charge
 //! ([`PaymentGateway::refund_amount`]) carries its own key (the refund's id) and never
@@ -47,7 +48,8 @@ impl fmt::Debug for CardNumber {
 
 #[derive(Debug, Clone)]
 pub struct ChargeRequest {
-    /// One key per order: retries of the same charge never charge twice.
+    /// One key per payment attempt: retries of the same charge never charge twice, and
+    /// another card (a new attempt) is not answered with the first card's outcome.
     pub idempotency_key: String,
     pub amount_minor: i64,
     pub currency: String,
