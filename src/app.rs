@@ -94,6 +94,8 @@ impl Application {
         let refresh = std::time::Duration::from_millis(app.config.flags.refresh_interval_ms.max(50));
         let refresher = crate::flags::run_refresher(app.flags.clone(), app.db.clone(), refresh, stop_rx.clone());
         let _flags = AbortOnDrop(tokio::spawn(refresher));
+        let pruner = crate::idempotency::run_pruner(app.idempotency.clone(), stop_rx.clone());
+        let _idempotency = AbortOnDrop(tokio::spawn(pruner));
         let workers = AbortOnDrop(tokio::spawn(crate::orders::recovery::run_workers(app.orders.clone(), stop_rx)));
         let router = crate::http::router(AppState(app.clone()));
         tracing::info!(http.addr = %addr, db.backend = ?app.db.backend(), "orderly is serving");

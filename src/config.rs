@@ -25,7 +25,8 @@ use self::http::string_or_list;
 pub use self::http::{HttpConfig, Middleware};
 pub use self::limits::{RateLimitConfig, RedisConfig};
 pub use self::sections::{
-    AdminConfig, AuthConfig, CheckoutConfig, DashboardConfig, DatabaseConfig, FlagsConfig, LogConfig, PaymentsConfig,
+    AdminConfig, AuthConfig, CheckoutConfig, DashboardConfig, DatabaseConfig, FlagsConfig, IdempotencyConfig,
+    LogConfig, PaymentsConfig,
 };
 pub use self::upcoming::{GrpcConfig, NatsConfig, StorageConfig};
 
@@ -95,6 +96,7 @@ pub struct Config {
     pub dashboard: DashboardConfig,
     pub log: LogConfig,
     pub flags: FlagsConfig,
+    pub idempotency: IdempotencyConfig,
     pub admin: AdminConfig,
     pub ratelimit: RateLimitConfig,
     pub redis: RedisConfig,
@@ -143,6 +145,7 @@ impl Default for Config {
             dashboard: DashboardConfig { deadline_ms: 2_000 },
             log: LogConfig { format: LogFormat::Auto, filter: "info".into() },
             flags: FlagsConfig { refresh_interval_ms: 5_000 },
+            idempotency: IdempotencyConfig { retention_secs: 24 * 3600 },
             admin: AdminConfig::default(),
             ratelimit: RateLimitConfig::default(),
             redis: RedisConfig::default(),
@@ -256,6 +259,9 @@ impl Config {
         }
         if self.checkout.reservation_ttl_secs == 0 {
             return bad("checkout.reservation_ttl_secs", "must be positive");
+        }
+        if self.idempotency.retention_secs == 0 {
+            return bad("idempotency.retention_secs", "must be positive");
         }
         if self.payments.timeout_ms == 0 {
             return bad("payments.timeout_ms", "must be positive");

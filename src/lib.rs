@@ -14,6 +14,7 @@ pub mod error;
 pub mod events;
 pub mod flags;
 pub mod http;
+pub mod idempotency;
 pub mod imports;
 pub mod inventory;
 pub mod metrics;

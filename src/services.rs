@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::dashboard::DashboardSources;
 use crate::db::Db;
 use crate::flags::Flags;
+use crate::idempotency::Idempotency;
 use crate::orders::Orders;
 use crate::payments::PaymentGateway;
 use crate::ratelimit::Limits;
@@ -38,6 +39,8 @@ pub struct App {
     pub orders: Orders,
     /// Registration, sessions, the caller's profile, users and API keys.
     pub accounts: Accounts,
+    /// Stored answers to requests with an `Idempotency-Key`, shared by replicas.
+    pub idempotency: Idempotency,
     draining: AtomicBool,
 }
 
@@ -55,6 +58,7 @@ impl App {
         let auth = Authenticator::new(db.clone(), tokens.clone());
         let orders = Orders::new(db.clone(), payments.clone(), flags.clone(), &config);
         let accounts = Accounts::new(db.clone(), tokens.clone(), limits.clone(), auth.session_states());
+        let idempotency = Idempotency::new(db.clone(), &config, tokens.subkey("idempotency-fingerprint"));
         Self {
             config,
             db,
@@ -66,6 +70,7 @@ impl App {
             limits,
             orders,
             accounts,
+            idempotency,
             draining: AtomicBool::new(false),
         }
     }

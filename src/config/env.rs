@@ -23,6 +23,7 @@ pub(super) const SECTIONS: &[&str] = &[
     "dashboard",
     "log",
     "flags",
+    "idempotency",
     "admin",
     "ratelimit",
     "redis",

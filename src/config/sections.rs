@@ -1,5 +1,5 @@
 //! The smaller sections of the configuration: database, auth, checkout, payments, admin,
-//! dashboard, flags, log. Their keys and defaults are listed in docs/OPERATIONS.md.
+//! dashboard, flags, idempotency, log. Their keys and defaults are listed in docs/OPERATIONS.md.
 
 use std::net::SocketAddr;
 
@@ -145,6 +145,14 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// `tracing_subscriber::EnvFilter` syntax; `RUST_LOG` wins when set.
     pub filter: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdempotencyConfig {
+    /// How long a stored `Idempotency-Key` answer is replayed (Stripe keeps keys 24 h); older
+    /// keys are pruned and may be reused for a new request.
+    pub retention_secs: u64,
 }
 
 #[cfg(test)]

@@ -82,6 +82,10 @@ impl IntoResponse for Error {
             // For the route layer's breaker (http/limits.rs): stop sending requests for a moment.
             res.extensions_mut().insert(DatabaseUnreachable);
         }
+        if !crate::idempotency::records(&self) {
+            // For the idempotency layer (http/idempotency.rs): the request never started.
+            res.extensions_mut().insert(NotRecorded);
+        }
         if let Some(challenge) = www_authenticate(&self) {
             res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
@@ -92,6 +96,11 @@ impl IntoResponse for Error {
 /// Marks a response whose request found the database unreachable.
 #[derive(Debug, Clone, Copy)]
 pub struct DatabaseUnreachable;
+
+/// Marks an error response whose request never started executing, so an `Idempotency-Key`
+/// does not keep it (see [`crate::idempotency::records`]).
+#[derive(Debug, Clone, Copy)]
+pub struct NotRecorded;
 
 /// The challenge of a 401 (RFC 9110 §11.6.1: a 401 must carry one): the Bearer scheme of
 /// RFC 6750 §3, with `error="invalid_token"` when a token was sent and refused.

@@ -17,6 +17,7 @@ mod flags;
 mod helpers;
 mod http;
 mod idempotency;
+mod idempotent_posts;
 mod imports;
 mod observability;
 mod orders;
