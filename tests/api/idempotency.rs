@@ -102,7 +102,7 @@ async fn a_declined_checkout_replays_its_402_without_charging_again() {
     assert!(two.replayed);
     assert_eq!(count(&app, "SELECT COUNT(*) FROM sandbox_payments").await, 1);
     // Paid with another card since, the checkout still replays its first answer (Stripe).
-    let id = first["order_id"].as_str().unwrap();
+    let id = one.json["order_id"].as_str().unwrap();
     let (status, paid) =
         app.post(&format!("/api/v1/orders/{id}/pay"), Some(&ann), &json!({ "card_number": GOOD_CARD })).await;
     assert_eq!(status, StatusCode::OK, "{paid}");
