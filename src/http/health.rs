@@ -1,5 +1,6 @@
 //! `/healthz`: the process is alive. `/readyz`: it can serve (database reachable, not
-//! draining for shutdown), for load balancers and Kubernetes probes.
+//! draining for shutdown), for load balancers and Kubernetes probes; it also reports Redis
+//! and the catalog cache (`ok`, `degraded` while Redis is down, `off`).
 
 use std::time::Instant;
 
@@ -50,6 +51,10 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
         checks.push(Check { name: "redis", status: if up { "ok" } else { "unavailable" }, latency_ms });
     }
+    // Never a reason to turn unready: with Redis down, reads fall back to the database.
+    let started = Instant::now();
+    let cache = state.catalog.cache.state().await;
+    checks.push(Check { name: "cache", status: cache, latency_ms: started.elapsed().as_secs_f64() * 1000.0 });
     let draining = state.is_draining();
     if draining {
         checks.push(Check { name: "shutdown", status: "draining", latency_ms: 0.0 });
