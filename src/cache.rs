@@ -325,10 +325,16 @@ fn cause_label(cause: RemovalCause) -> &'static str {
     }
 }
 
-/// The loader's error for every caller that waited on it (moka shares one `Arc`).
+/// The loader's error for every caller that waited on it (moka shares one `Arc`): the
+/// same client error, or an opaque server error carrying the cause for the log.
 fn unshare(e: Arc<Error>) -> Error {
     Arc::try_unwrap(e).unwrap_or_else(|shared| match &*shared {
+        Error::Validation(fields) => Error::Validation(fields.clone()),
+        Error::BadRequest(m) => Error::BadRequest(m.clone()),
+        Error::Forbidden(m) => Error::Forbidden(m),
         Error::NotFound(what) => Error::NotFound(what),
+        Error::Conflict { code, detail } => Error::Conflict { code, detail: detail.clone() },
+        Error::InsufficientScope(s) => Error::InsufficientScope(s),
         Error::Unavailable(why) => Error::Unavailable(why),
         e if e.is_database_unreachable() => Error::Unavailable("the database is unavailable; try again shortly"),
         other => Error::Internal(anyhow::anyhow!("cache loader failed: {other:?}")),

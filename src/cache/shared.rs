@@ -114,7 +114,12 @@ impl Shared {
         crate::metrics::cache_redis_error(op);
         let until = self.now_ms().saturating_add(u64::try_from(self.backoff.as_millis()).unwrap_or(u64::MAX));
         if self.down_until_ms.swap(until, Ordering::Relaxed) <= self.now_ms() {
-            tracing::warn!(error, op, backoff_ms = self.backoff.as_millis() as u64, "cache: Redis unavailable; reading from the database");
+            tracing::warn!(
+                error,
+                op,
+                backoff_ms = self.backoff.as_millis() as u64,
+                "cache: Redis unavailable; reading from the database"
+            );
         }
         None
     }

@@ -4,10 +4,10 @@
 
 use uuid::Uuid;
 
+use super::Orders;
 use super::shipping::{Carrier, TrackingNumber};
 use super::state::{OrderStatus, SagaState};
 use super::store::{self, Guard, SagaWrite, StatusWrite};
-use super::Orders;
 use crate::error::{Error, Result};
 use crate::events::{self, Event, OrderFailed, OrderPaid, OrderShipped, OrderTransitioned};
 use crate::inventory;

@@ -128,8 +128,9 @@ async fn reads_survive_a_redis_outage_and_hits_resume_when_it_returns() {
         return;
     };
     wait_for_port(port, true).await;
-    let app = TestApp::spawn_with(Options { config: config(&format!("redis://127.0.0.1:{port}")), ..Default::default() })
-        .await;
+    let app =
+        TestApp::spawn_with(Options { config: config(&format!("redis://127.0.0.1:{port}")), ..Default::default() })
+            .await;
     let staff = app.staff().await;
     let p = app.create_product(&staff, "OUT-1", 100, 5).await;
     let path = format!("/api/v1/products/{}", p["id"].as_str().unwrap());

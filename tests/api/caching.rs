@@ -110,8 +110,8 @@ async fn if_match_star_updates_an_existing_product_and_a_stale_tag_is_412() {
     let (status, _) = patch_if_match(&app, &staff, id, Some(&current), json!({ "price_minor": 130 })).await;
     assert_eq!(status, StatusCode::PRECONDITION_FAILED);
     let (current, _) = etag_of(&app, &path, None).await;
-    let (status, _) = patch_if_match(&app, &staff, id, Some(&format!("\"other\", {current}")), json!({ "price_minor": 130 }))
-        .await;
+    let (status, _) =
+        patch_if_match(&app, &staff, id, Some(&format!("\"other\", {current}")), json!({ "price_minor": 130 })).await;
     assert_eq!(status, StatusCode::OK);
 
     let missing = uuid::Uuid::now_v7().to_string();

@@ -7,8 +7,8 @@ use std::cell::Cell;
 use orderly::auth::Principal;
 use orderly::catalog::ProductStatus;
 use orderly::catalog::categories;
-use orderly::catalog::{Catalog, stock};
 use orderly::catalog::products::{self, NewProduct, Product, ProductFilter, ProductPatch, ProductSort};
+use orderly::catalog::{Catalog, stock};
 use orderly::db::Db;
 use orderly::error::{Error, ErrorKind};
 use orderly::inventory::{self, MAX_DELTA, MAX_STOCK, StockLine};
@@ -150,7 +150,11 @@ async fn a_direct_call_with_bad_values_gets_the_validation_errors_rest_answers()
     );
     assert_eq!(invalid_fields(&stock::adjust(cat, staff, product.id, 0, "", None).await), ["delta", "reason"]);
     for delta in [i64::MIN, -MAX_DELTA - 1, MAX_DELTA + 1, i64::MAX] {
-        assert_eq!(invalid_fields(&stock::adjust(cat, staff, product.id, delta, "x", None).await), ["delta"], "{delta}");
+        assert_eq!(
+            invalid_fields(&stock::adjust(cat, staff, product.id, delta, "x", None).await),
+            ["delta"],
+            "{delta}"
+        );
     }
     assert_eq!(invalid_fields(&categories::create(cat, staff, "!!!", None).await), ["name"]);
     let unchanged = products::get(cat, staff, product.id).await.unwrap();
@@ -222,14 +226,15 @@ fn prices_are_stored_exactly_or_refused_across_the_whole_i64_range() {
         let fixed = products::create(&t.app.catalog, &cast.staff, new_product("FIXED-1", 100, 0)).await.unwrap();
         (t, cast, fixed)
     });
-    let (db, staff) = (&t.app.db, &cast.staff);
+    let staff = &cast.staff;
     let cat = &t.app.catalog;
     let next = Cell::new(0u32);
     let prices = || wide_i64(0..=MAX_PRICE_MINOR);
     check(&rt, (prices(), prices()), async |(create_price, update_price)| {
         let valid = |p: i64| (0..=MAX_PRICE_MINOR).contains(&p);
         next.set(next.get() + 1);
-        let created = products::create(cat, staff, new_product(&format!("PRICE-{}", next.get()), create_price, 0)).await;
+        let created =
+            products::create(cat, staff, new_product(&format!("PRICE-{}", next.get()), create_price, 0)).await;
         match &created {
             Ok(p) => {
                 prop_assert!(valid(create_price), "{create_price} was accepted");
