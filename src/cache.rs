@@ -336,7 +336,8 @@ fn unshare(e: Arc<Error>) -> Error {
         Error::Conflict { code, detail } => Error::Conflict { code, detail: detail.clone() },
         Error::InsufficientScope(s) => Error::InsufficientScope(s),
         Error::Unavailable(why) => Error::Unavailable(why),
-        e if e.is_database_unreachable() => Error::Unavailable("the database is unavailable; try again shortly"),
+        // Still a database error, so the route layer's breaker sees the outage.
+        e if e.is_database_unreachable() => Error::Database(sqlx::Error::PoolTimedOut),
         other => Error::Internal(anyhow::anyhow!("cache loader failed: {other:?}")),
     })
 }

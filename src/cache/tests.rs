@@ -97,3 +97,24 @@ async fn errors_are_not_cached() {
     let found = cache.get_or_load(Key::Product(id), || async { Ok(entry("{}")) }).await;
     assert!(found.is_ok());
 }
+
+#[tokio::test]
+async fn every_waiter_gets_the_loaders_error_with_its_kind() {
+    let cache = cache();
+    let id = Uuid::now_v7();
+    let readers = (0..8).map(|_| {
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            cache
+                .get_or_load(Key::Product(id), || async {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    Err(Error::Database(sqlx::Error::PoolTimedOut))
+                })
+                .await
+        })
+    });
+    for r in futures_util::future::join_all(readers).await {
+        let e = r.expect("joined").expect_err("the load failed");
+        assert!(e.is_database_unreachable(), "{e:?}");
+    }
+}
