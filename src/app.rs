@@ -65,7 +65,8 @@ impl Application {
         let flags = Arc::new(crate::flags::Flags::default());
         flags.refresh(&db).await.context("loading feature flags")?;
         let limits = crate::ratelimit::Limits::new(&config)?;
-        let app = Arc::new(App::new(config, db, tokens, payments, dashboard, flags, limits));
+        let cache = crate::cache::CatalogCache::new(&config)?;
+        let app = Arc::new(App::new(config, db, tokens, payments, dashboard, flags, limits, cache));
         Ok(Self { app, listener, addr, admin, admin_addr })
     }
 
@@ -96,6 +97,7 @@ impl Application {
         let _flags = AbortOnDrop(tokio::spawn(refresher));
         let pruner = crate::idempotency::run_pruner(app.idempotency.clone(), stop_rx.clone());
         let _idempotency = AbortOnDrop(tokio::spawn(pruner));
+        let _cache = AbortOnDrop(tokio::spawn(app.catalog.cache.clone().run_subscriber(stop_rx.clone())));
         let workers = AbortOnDrop(tokio::spawn(crate::orders::recovery::run_workers(app.orders.clone(), stop_rx)));
         let router = crate::http::router(AppState(app.clone()));
         tracing::info!(http.addr = %addr, db.backend = ?app.db.backend(), "orderly is serving");

@@ -14,12 +14,14 @@ use figment::Figment;
 use figment::providers::{Format, Serialized, Toml};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+mod cache;
 mod cidr;
 mod env;
 mod http;
 mod limits;
 mod sections;
 mod upcoming;
+pub use self::cache::{CacheConfig, CatalogConfig};
 pub use self::cidr::{Cidr, canonical};
 use self::http::string_or_list;
 pub use self::http::{HttpConfig, Middleware};
@@ -100,6 +102,8 @@ pub struct Config {
     pub admin: AdminConfig,
     pub ratelimit: RateLimitConfig,
     pub redis: RedisConfig,
+    pub cache: CacheConfig,
+    pub catalog: CatalogConfig,
     pub grpc: GrpcConfig,
     pub nats: NatsConfig,
     pub storage: StorageConfig,
@@ -149,6 +153,8 @@ impl Default for Config {
             admin: AdminConfig::default(),
             ratelimit: RateLimitConfig::default(),
             redis: RedisConfig::default(),
+            cache: CacheConfig::default(),
+            catalog: CatalogConfig::default(),
             grpc: GrpcConfig::default(),
             nats: NatsConfig::default(),
             storage: StorageConfig::default(),
@@ -292,6 +298,7 @@ impl Config {
         }
         self.ratelimit.check()?;
         self.redis.check()?;
+        self.cache.check()?;
         Ok(())
     }
 

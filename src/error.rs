@@ -45,6 +45,9 @@ pub enum ErrorKind {
     Conflict,
     /// A conditional request's precondition (ETag) failed (REST 412, gRPC FAILED_PRECONDITION).
     PreconditionFailed,
+    /// The operation must be conditional and was not (REST 428, RFC 6585 §3; gRPC
+    /// FAILED_PRECONDITION).
+    PreconditionRequired,
     /// The payment was declined (REST 402, gRPC FAILED_PRECONDITION).
     PaymentRequired,
     /// A rate limit or lockout (REST 429, gRPC RESOURCE_EXHAUSTED).
@@ -105,6 +108,9 @@ pub enum Error {
     PaymentsUnavailable { order_id: Option<uuid::Uuid>, retry_after_secs: u64 },
     #[error("the resource changed since it was read; fetch it again")]
     PreconditionFailed,
+    /// The operation must be conditional (`If-Match`) and the request was not.
+    #[error("this update must be conditional: send If-Match with the ETag you last read")]
+    PreconditionRequired,
     /// A rate limit or the login lockout; `policy` names which (see docs/OPERATIONS.md).
     #[error("too many requests for the `{policy}` limit; retry after {retry_after_secs} s")]
     RateLimited { policy: &'static str, retry_after_secs: u64 },
@@ -146,6 +152,7 @@ impl Error {
             }
             Error::PaymentDeclined { .. } => ErrorKind::PaymentRequired,
             Error::PreconditionFailed => ErrorKind::PreconditionFailed,
+            Error::PreconditionRequired => ErrorKind::PreconditionRequired,
             Error::RateLimited { .. } => ErrorKind::RateLimited,
             Error::Unavailable(_) | Error::PaymentsUnavailable { .. } => ErrorKind::Unavailable,
             Error::Database(e) if is_unreachable(e) => ErrorKind::Unavailable,
@@ -198,6 +205,7 @@ impl Error {
             Error::InsufficientStock { .. } => "insufficient-stock",
             Error::PaymentDeclined { .. } => "payment-declined",
             Error::PreconditionFailed => "precondition-failed",
+            Error::PreconditionRequired => "precondition-required",
             Error::RateLimited { .. } => "rate-limited",
             Error::InsufficientScope(_) => "insufficient-scope",
             Error::Unavailable(_) => "unavailable",

@@ -4,6 +4,7 @@
 
 mod api_keys;
 mod auth;
+mod caching;
 mod catalog;
 mod contract;
 mod dashboard;

@@ -215,6 +215,7 @@ pub fn records(e: &Error) -> bool {
             | ErrorKind::PermissionDenied
             | ErrorKind::RateLimited
             | ErrorKind::PreconditionFailed
+            | ErrorKind::PreconditionRequired
             | ErrorKind::Unavailable
     );
     !not_started && e.code() != "idempotency-key-in-use"

@@ -19,7 +19,6 @@ use crate::db::{self, Db, Tx};
 use crate::error::{Error, FieldError, Result};
 use crate::events::{self, Event, StockAdjusted, StockLow};
 use crate::ratelimit::Class;
-use crate::validate;
 
 /// The most units of one product that can be on hand: 10^12. Far above any real stock, and
 /// far enough below `i64::MAX` (≈ 9.2 × 10^18) that `on_hand + delta` can never overflow.
@@ -144,41 +143,63 @@ async fn load(db: &Db, product_id: Uuid) -> Result<Inventory> {
     })
 }
 
+/// The state a conditional stock adjustment expects (from the product's ETag): the
+/// product's `version` and `available`, compared in the same UPDATE that changes the stock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StockGuard {
+    pub product_version: i64,
+    pub available: i64,
+}
+
 /// Adds `delta` units (negative to remove) to `on_hand` and records `inventory.adjusted`
-/// (and `inventory.low` if it drops to the threshold). Needs staff with `catalog:write`.
+/// (and `inventory.low` if it drops to the threshold); with `guard`, only if the product
+/// is still as the caller saw it. No authorization: the service operation
+/// (`catalog::stock::adjust`) decides who may, and invalidates the read cache.
 ///
-/// Errors, each changing nothing: 422 on `delta` (zero, or more than 10^9 in size) and on
-/// `reason` (empty or over 200 characters), all bad fields at once; 404 if there is no such
-/// product; 409 `insufficient-stock` if less would be on hand than is reserved; 409
+/// Errors, each changing nothing: 404 if there is no such product; 412 if `guard` no
+/// longer holds; 409 `insufficient-stock` if less would be on hand than is reserved; 409
 /// `stock-limit` if more than [`MAX_STOCK`] would be on hand (a conflict with the current
 /// stock, not a bad input: the same delta is fine for a product with less on hand).
-pub async fn adjust(db: &Db, principal: &Principal, product_id: Uuid, delta: i64, reason: &str) -> Result<Inventory> {
-    principal.admit(Class::Api).await?;
-    principal.require_staff(Scope::CatalogWrite)?;
-    validate! {
-        delta <- "delta" => StockDelta::parse(delta);
-        reason <- "reason" => crate::auth::parse_name(reason);
-    }
+pub async fn apply_adjustment(
+    db: &Db,
+    product_id: Uuid,
+    delta: StockDelta,
+    reason: String,
+    guard: Option<StockGuard>,
+) -> Result<Inventory> {
     let d = delta.units();
+    let (version, available) = guard.map_or((-1, 0), |g| (g.product_version, g.available));
     let mut tx = db.begin_write().await?;
     // No arithmetic on unbounded values: `-d` and `MAX_STOCK - d` are computed here from a
     // bounded delta, `on_hand - reserved` lies in [0, on_hand], and the SET's sum is only
     // evaluated for a row whose on_hand ≤ MAX_STOCK - d, so it is at most MAX_STOCK.
     let n = sqlx::query(
         "UPDATE inventory SET on_hand = on_hand + $1, updated_at = $2 \
-         WHERE product_id = $3 AND on_hand - reserved >= $4 AND on_hand <= $5",
+         WHERE product_id = $3 AND on_hand - reserved >= $4 AND on_hand <= $5 \
+         AND ($6 < 0 OR (on_hand - reserved = $7 AND (SELECT version FROM products WHERE id = $3) = $6))",
     )
     .bind(d)
     .bind(db::now())
     .bind(product_id.to_string())
     .bind(-d)
     .bind(MAX_STOCK - d)
+    .bind(version)
+    .bind(available)
     .execute(&mut *tx)
     .await?
     .rows_affected();
     if n == 0 {
         drop(tx);
         let inv = load(db, product_id).await?;
+        if let Some(g) = guard {
+            let now: Option<i64> = sqlx::query_scalar("SELECT version FROM products WHERE id = $1")
+                .bind(product_id.to_string())
+                .fetch_optional(db.pool())
+                .await?;
+            if now != Some(g.product_version) || inv.available != g.available {
+                return Err(Error::PreconditionFailed);
+            }
+        }
         if inv.on_hand.checked_add(d).is_none_or(|after| after > MAX_STOCK) {
             return Err(Error::conflict(
                 "stock-limit",

@@ -4,8 +4,10 @@
 pub mod admin;
 pub mod app;
 pub mod auth;
+pub mod cache;
 pub mod catalog;
 pub mod cli;
+pub mod conditional;
 pub mod config;
 pub mod dashboard;
 pub mod db;

@@ -34,6 +34,10 @@ pub const OUTBOUND_RETRIES: &str = "orderly_outbound_retries_total";
 pub const OUTBOUND_SHED: &str = "orderly_outbound_shed_total";
 pub const RATE_LIMITED: &str = "orderly_rate_limit_rejections_total";
 pub const BUILD_INFO: &str = "orderly_build_info";
+pub const CACHE_HITS: &str = "orderly_cache_hits_total";
+pub const CACHE_MISSES: &str = "orderly_cache_misses_total";
+pub const CACHE_EVICTIONS: &str = "orderly_cache_evictions_total";
+pub const CACHE_REDIS_ERRORS: &str = "orderly_cache_redis_errors_total";
 
 /// The `route` label of a request that matched no route.
 pub const UNMATCHED: &str = "unmatched";
@@ -111,6 +115,22 @@ fn describe() {
         "Outbound calls not sent, by dependency and reason (breaker_open, saturated)."
     );
     describe_counter!(RATE_LIMITED, Unit::Count, "Requests refused by a rate limit, by limit.");
+    describe_counter!(
+        CACHE_HITS,
+        Unit::Count,
+        "Catalog cache hits by cache (product, product_list, categories) and tier (local, redis)."
+    );
+    describe_counter!(CACHE_MISSES, Unit::Count, "Catalog cache misses by cache and tier (local, redis).");
+    describe_counter!(
+        CACHE_EVICTIONS,
+        Unit::Count,
+        "In-process catalog cache entries evicted, by cache and cause (expired, size)."
+    );
+    describe_counter!(
+        CACHE_REDIS_ERRORS,
+        Unit::Count,
+        "Failed or timed-out Redis calls of the catalog cache, by operation (get, put, invalidate, subscribe)."
+    );
     describe_gauge!(BUILD_INFO, "Always 1; the labels name the running build (version, profile).");
 }
 
@@ -166,6 +186,26 @@ pub fn outbound_shed(dependency: &'static str, reason: &'static str) {
 /// A request was refused by the rate limit named `limit` (e.g. `default`, `login`, `checkout`).
 pub fn rate_limited(limit: &'static str) {
     counter!(RATE_LIMITED, "limit" => limit).increment(1);
+}
+
+/// A catalog cache hit in `tier` (`local` or `redis`).
+pub fn cache_hit(cache: &'static str, tier: &'static str) {
+    counter!(CACHE_HITS, "cache" => cache, "tier" => tier).increment(1);
+}
+
+/// A catalog cache miss in `tier` (`local` or `redis`).
+pub fn cache_miss(cache: &'static str, tier: &'static str) {
+    counter!(CACHE_MISSES, "cache" => cache, "tier" => tier).increment(1);
+}
+
+/// An in-process catalog cache entry was evicted (`expired` or `size`).
+pub fn cache_eviction(cache: &'static str, cause: &'static str) {
+    counter!(CACHE_EVICTIONS, "cache" => cache, "cause" => cause).increment(1);
+}
+
+/// A Redis call of the catalog cache failed or timed out.
+pub fn cache_redis_error(op: &'static str) {
+    counter!(CACHE_REDIS_ERRORS, "op" => op).increment(1);
 }
 
 /// The matched route template, carried from the router (where it is known) out to

@@ -36,6 +36,7 @@ pub use state::{OrderStatus, SagaState};
 
 use crate::auth::scopes::Scope;
 use crate::auth::{Actor, Email, Principal};
+use crate::cache::CatalogCache;
 use crate::config::{CheckoutConfig, Config};
 use crate::db::{self, Db};
 use crate::error::{Error, FieldError, Result};
@@ -54,18 +55,28 @@ pub struct Orders {
     pub(crate) checkout: CheckoutConfig,
     /// How long one gateway call may take with its retries (`PaymentsConfig::call_budget_ms`).
     pub(crate) payment_timeout_ms: u64,
+    /// The catalog read cache: every stock change (reserve, release, ship) invalidates the
+    /// products it touched, after the commit.
+    pub(crate) cache: CatalogCache,
 }
 
 impl Orders {
     /// The service over `db`, charging through `payments`, with checkout settings and the
     /// gateway timeout from `config`.
-    pub fn new(db: Db, payments: Arc<dyn PaymentGateway>, flags: Arc<Flags>, config: &Config) -> Self {
+    pub fn new(
+        db: Db,
+        payments: Arc<dyn PaymentGateway>,
+        flags: Arc<Flags>,
+        cache: CatalogCache,
+        config: &Config,
+    ) -> Self {
         Self {
             db,
             payments,
             flags,
             checkout: config.checkout.clone(),
             payment_timeout_ms: config.payments.call_budget_ms(),
+            cache,
         }
     }
 }

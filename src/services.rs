@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::auth::accounts::Accounts;
 use crate::auth::credentials::Authenticator;
 use crate::auth::tokens::TokenKeys;
+use crate::cache::CatalogCache;
+use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::dashboard::DashboardSources;
 use crate::db::Db;
@@ -37,6 +39,8 @@ pub struct App {
     pub limits: Limits,
     /// Checkout, order reads and transitions, and the saga's recovery.
     pub orders: Orders,
+    /// Products, categories and stock adjustments, with the read cache.
+    pub catalog: Catalog,
     /// Registration, sessions, the caller's profile, users and API keys.
     pub accounts: Accounts,
     /// Stored answers to requests with an `Idempotency-Key`, shared by replicas.
@@ -54,9 +58,11 @@ impl App {
         dashboard: Arc<dyn DashboardSources>,
         flags: Arc<Flags>,
         limits: Limits,
+        cache: CatalogCache,
     ) -> Self {
         let auth = Authenticator::new(db.clone(), tokens.clone());
-        let orders = Orders::new(db.clone(), payments.clone(), flags.clone(), &config);
+        let orders = Orders::new(db.clone(), payments.clone(), flags.clone(), cache.clone(), &config);
+        let catalog = Catalog::new(db.clone(), cache, &config.catalog);
         let accounts = Accounts::new(db.clone(), tokens.clone(), limits.clone(), auth.session_states());
         let idempotency = Idempotency::new(db.clone(), &config, tokens.subkey("idempotency-fingerprint"));
         Self {
@@ -69,6 +75,7 @@ impl App {
             flags,
             limits,
             orders,
+            catalog,
             accounts,
             idempotency,
             draining: AtomicBool::new(false),

@@ -27,6 +27,8 @@ pub(super) const SECTIONS: &[&str] = &[
     "admin",
     "ratelimit",
     "redis",
+    "cache",
+    "catalog",
     "grpc",
     "nats",
     "storage",

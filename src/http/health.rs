@@ -1,6 +1,7 @@
 //! `/healthz`: the process is alive. `/readyz`: it can serve (database reachable, not
-//! draining for shutdown), for load balancers and Kubernetes probes. Redis and the payment
-//! provider's circuit breaker are reported but never turn the replica unready.
+//! draining for shutdown), for load balancers and Kubernetes probes. Redis, the catalog
+//! cache (`ok`, `degraded` while Redis is down, `off`) and the payment provider's circuit
+//! breaker are reported but never turn the replica unready.
 
 use std::time::Instant;
 
@@ -66,6 +67,10 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness
         };
         checks.push(Check { name: "payments", status, latency_ms: 0.0, breaker: Some(breaker.as_str()) });
     }
+    // Never a reason to turn unready: with Redis down, reads fall back to the database.
+    let started = Instant::now();
+    let cache = state.catalog.cache.state().await;
+    checks.push(Check { name: "cache", status: cache, latency_ms: started.elapsed().as_secs_f64() * 1000.0, breaker: None });
     let draining = state.is_draining();
     if draining {
         checks.push(Check { name: "shutdown", status: "draining", latency_ms: 0.0, breaker: None });

@@ -2,10 +2,12 @@
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, StatusCode};
+use axum::response::Response;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::caching::{self, Cacheability, IfNoneMatch};
 use super::extract::{Json, OptionalJson, Path, Query};
 use super::problem::Problem;
 use crate::auth::Principal;
@@ -58,21 +60,30 @@ async fn place_order(
 
 /// Orders, newest first. Customers see their own; staff see all and may filter by
 /// customer (id or email). Filters: status, order number, placement window.
-#[utoipa::path(get, path = "/orders", tag = "orders", security(("bearer" = []), ("api_key" = ["orders:read"])), params(OrderFilter),
-    responses((status = 200, body = Page<Order>), (status = 422, body = Problem)))]
+#[utoipa::path(get, path = "/orders", tag = "orders", security(("bearer" = []), ("api_key" = ["orders:read"])), params(OrderFilter, IfNoneMatch),
+    responses((status = 200, body = Page<Order>, headers(("ETag" = String, description = "strong ETag of the body"))), (status = 304, description = "not modified"), (status = 422, body = Problem)))]
 async fn list_orders(
     State(state): State<AppState>,
     principal: Principal,
     Query(filter): Query<OrderFilter>,
-) -> Result<Json<Page<Order>>> {
-    Ok(Json(orders::list(&state.orders, &principal, &filter).await?))
+    headers: HeaderMap,
+) -> Result<Response> {
+    let page = orders::list(&state.orders, &principal, &filter).await?;
+    caching::respond_json(&headers, &page, Cacheability::Private)
 }
 
-/// One order. Another customer's order is 404.
-#[utoipa::path(get, path = "/orders/{id}", tag = "orders", security(("bearer" = []), ("api_key" = ["orders:read"])),
-    responses((status = 200, body = Order), (status = 404, body = Problem)))]
-async fn get_order(State(state): State<AppState>, principal: Principal, Path(id): Path<Uuid>) -> Result<Json<Order>> {
-    Ok(Json(orders::get(&state.orders, &principal, id).await?))
+/// One order. Another customer's order is 404. Sends an `ETag`; `If-None-Match` with it
+/// answers 304.
+#[utoipa::path(get, path = "/orders/{id}", tag = "orders", security(("bearer" = []), ("api_key" = ["orders:read"])), params(IfNoneMatch),
+    responses((status = 200, body = Order, headers(("ETag" = String, description = "strong ETag of the body"))), (status = 304, description = "not modified"), (status = 404, body = Problem)))]
+async fn get_order(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Uuid>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let order = orders::get(&state.orders, &principal, id).await?;
+    caching::respond_json(&headers, &order, Cacheability::Private)
 }
 
 /// One order by its number (`OL-…`, or an imported order's number). Another customer's

@@ -46,6 +46,7 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
         ErrorKind::Conflict => StatusCode::CONFLICT,
         ErrorKind::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+        ErrorKind::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
         ErrorKind::PaymentRequired => StatusCode::PAYMENT_REQUIRED,
         ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -138,5 +139,6 @@ mod tests {
         assert_eq!(to_problem(&Error::InsufficientScope("orders:write")).status, 403);
         assert_eq!(to_problem(&Error::Validation(vec![])).status, 422);
         assert_eq!(to_problem(&Error::PreconditionFailed).status, 412);
+        assert_eq!(to_problem(&Error::PreconditionRequired).status, 428);
     }
 }

@@ -194,6 +194,7 @@ async fn reserve(
     let products: Vec<Uuid> = stock.iter().map(|l| l.product_id).collect();
     inventory::record_if_low(&mut tx, &products).await?;
     tx.commit().await?;
+    svc.cache.products_changed(&products).await;
     Ok(())
 }
 
@@ -353,7 +354,7 @@ enum Settled {
 /// (cancelled, expired), the charge is voided instead: compensation.
 #[tracing::instrument(name = "checkout.finish_paid", skip_all, fields(order.id = %id, payment.id = %payment_id))]
 async fn finish_paid(svc: &Orders, id: Uuid, payment_id: &str) -> Result<Settled> {
-    let refused = match transition::apply(&svc.db, id, Step::Paid { payment_id }).await? {
+    let refused = match transition::apply(svc, id, Step::Paid { payment_id }).await? {
         Ok(()) => return Ok(Settled::Paid),
         Err(refused) => refused,
     };
@@ -377,7 +378,7 @@ async fn end_saga(svc: &Orders, id: Uuid) -> Result<()> {
 /// released, once.
 #[tracing::instrument(name = "checkout.fail", skip_all, fields(order.id = %id, order.failure_reason = reason))]
 async fn fail(svc: &Orders, id: Uuid, reason: &str) -> Result<()> {
-    if transition::apply(&svc.db, id, Step::Failed { reason }).await?.is_err() {
+    if transition::apply(svc, id, Step::Failed { reason }).await?.is_err() {
         end_saga(svc, id).await?;
     }
     Ok(())

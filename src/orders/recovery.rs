@@ -59,7 +59,7 @@ async fn resume(svc: &Orders, id: Uuid, state: SagaState) -> Result<()> {
 pub async fn expire_reservations(svc: &Orders) -> Result<usize> {
     let mut expired = 0;
     for id in store::expired_reservations(&svc.db, BATCH).await? {
-        if transition::apply(&svc.db, id, Step::Expired).await?.is_ok() {
+        if transition::apply(svc, id, Step::Expired).await?.is_ok() {
             expired += 1;
         }
     }

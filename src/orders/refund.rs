@@ -86,7 +86,7 @@ async fn pay_back_and_settle(svc: &Orders, id: Uuid) -> Result<()> {
 
 /// Step 3: `paid → refunded`. Cannot lose while the claim holds; if it does, it says why.
 async fn settle(svc: &Orders, id: Uuid) -> Result<()> {
-    transition::apply(&svc.db, id, Step::Refunded).await?.map_err(Error::from)
+    transition::apply(svc, id, Step::Refunded).await?.map_err(Error::from)
 }
 
 /// Finishes a refund whose process stopped between claim and settle (the recovery worker

@@ -4,10 +4,10 @@
 
 use uuid::Uuid;
 
+use super::Orders;
 use super::shipping::{Carrier, TrackingNumber};
 use super::state::{OrderStatus, SagaState};
 use super::store::{self, Guard, SagaWrite, StatusWrite};
-use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::events::{self, Event, OrderFailed, OrderPaid, OrderShipped, OrderTransitioned};
 use crate::inventory;
@@ -143,9 +143,9 @@ impl From<Refused> for Error {
 /// transition won (nothing written); `Err(NotFound)` for no such order, `Err(Database)`
 /// otherwise.
 #[tracing::instrument(name = "orders.transition", skip_all, fields(order.id = %id, order.to = step.target().as_str()))]
-pub async fn apply(db: &Db, id: Uuid, step: Step<'_>) -> Result<Result<(), Refused>> {
+pub async fn apply(svc: &Orders, id: Uuid, step: Step<'_>) -> Result<Result<(), Refused>> {
     let to = step.target();
-    let mut tx = db.begin_write().await?;
+    let mut tx = svc.db.begin_write().await?;
     let (from, saga) = store::state_of(&mut tx, id).await?;
     if from.check(to).is_err() || !step.admits(saga) {
         return Ok(Err(Refused { current: from, saga, to }));
@@ -182,13 +182,17 @@ pub async fn apply(db: &Db, id: Uuid, step: Step<'_>) -> Result<Result<(), Refus
         return Ok(Err(Refused { current, saga, to }));
     }
     let lines = store::stock_lines(&mut tx, id).await?;
-    match to {
+    let stock_moved = match to {
         OrderStatus::Cancelled | OrderStatus::Failed | OrderStatus::Refunded if from.holds_reservation() => {
-            inventory::release(&mut tx, &lines).await?
+            inventory::release(&mut tx, &lines).await?;
+            true
         }
-        OrderStatus::Shipped => inventory::ship(&mut tx, &lines).await?,
-        _ => {}
-    }
+        OrderStatus::Shipped => {
+            inventory::ship(&mut tx, &lines).await?;
+            true
+        }
+        _ => false,
+    };
     if let Step::Refunded = step {
         store::refunds::settle_remainder(&mut tx, id).await?;
     }
@@ -209,5 +213,9 @@ pub async fn apply(db: &Db, id: Uuid, step: Step<'_>) -> Result<Result<(), Refus
     };
     events::record(&mut tx, event).await?;
     tx.commit().await?;
+    if stock_moved {
+        let products: Vec<Uuid> = lines.iter().map(|l| l.product_id).collect();
+        svc.cache.products_changed(&products).await;
+    }
     Ok(Ok(()))
 }

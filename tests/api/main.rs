@@ -7,6 +7,8 @@
 mod account_safety;
 mod api_keys;
 mod auth;
+mod cache;
+mod caching;
 mod catalog;
 mod checkout;
 mod contract;

@@ -69,7 +69,7 @@ async fn order_in(app: &TestApp, staff: &str, customer: &str, from: OrderStatus)
         // interrupted payment) does, through the transition function.
         let step = orderly::orders::transition::Step::Failed { reason: "payment_rejected" };
         let uuid = id.parse().unwrap();
-        orderly::orders::transition::apply(&app.app.db, uuid, step).await.unwrap().unwrap();
+        orderly::orders::transition::apply(&app.app.orders, uuid, step).await.unwrap().unwrap();
     }
     let steps: &[&str] = match from {
         PendingPayment | Paid | Failed => &[],

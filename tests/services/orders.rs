@@ -498,9 +498,9 @@ async fn the_transition_function_refuses_illegal_moves_and_writes_nothing() {
     let p = product(db, "SAGA-5", 700, 5).await.unwrap();
     let order_id = place(orders, &cast.customer, "SAGA-5", None).await.id;
     // The saga's compensation (a refused or interrupted payment).
-    transition::apply(db, order_id, Step::Failed { reason: "payment_rejected" }).await.unwrap().unwrap();
+    transition::apply(orders, order_id, Step::Failed { reason: "payment_rejected" }).await.unwrap().unwrap();
 
-    let refused = transition::apply(db, order_id, Step::Paid { payment_id: "pay_late" }).await.unwrap();
+    let refused = transition::apply(&t.app.orders, order_id, Step::Paid { payment_id: "pay_late" }).await.unwrap();
     assert_eq!(
         refused,
         Err(Refused { current: OrderStatus::Failed, saga: SagaState::Compensated, to: OrderStatus::Paid })
@@ -514,7 +514,7 @@ async fn the_transition_function_refuses_illegal_moves_and_writes_nothing() {
         Step::Cancelled { reason: "x" },
         Step::Expired,
     ] {
-        assert!(transition::apply(db, order_id, step).await.unwrap().is_err(), "{step:?}");
+        assert!(transition::apply(&t.app.orders, order_id, step).await.unwrap().is_err(), "{step:?}");
     }
     let order = orders::get(orders, &cast.customer, order_id).await.unwrap();
     assert_eq!(order.status, OrderStatus::Failed);
@@ -522,7 +522,7 @@ async fn the_transition_function_refuses_illegal_moves_and_writes_nothing() {
     assert_eq!(events_of(db, order_id).await, ["order.placed", "order.failed"]);
     assert_eq!(stock(db, p).await, (5, 0));
     assert!(matches!(
-        transition::apply(db, Uuid::now_v7(), Step::Shipped { carrier: None, tracking_number: None }).await,
+        transition::apply(&t.app.orders, Uuid::now_v7(), Step::Shipped { carrier: None, tracking_number: None }).await,
         Err(Error::NotFound(_))
     ));
 }
