@@ -51,6 +51,13 @@ impl Db {
             .max_connections(config.database.max_connections)
             .min_connections(config.database.min_connections)
             .acquire_timeout(Duration::from_millis(config.database.acquire_timeout_ms))
+            // No ping before handing out an idle connection: it costs a round trip per
+            // acquisition (on SQLite a handoff to the worker thread) and proves little, since a
+            // connection can die right after it. A dead connection fails its query instead,
+            // which the caller sees as a database error (and the breaker counts). sqlx 0.9
+            // still pings once on release (`PoolConnection::return_to_pool`, not
+            // configurable): the hot paths therefore acquire once per step, not per query.
+            .test_before_acquire(false)
             .after_connect(|conn, _meta| {
                 Box::pin(async move {
                     if conn.backend_name().eq_ignore_ascii_case("sqlite") {
@@ -76,6 +83,11 @@ impl Db {
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// One connection for a step of several queries (one pool acquisition, one release).
+    pub async fn acquire(&self) -> Result<sqlx::pool::PoolConnection<Any>, sqlx::Error> {
+        self.pool.acquire().await
     }
 
     pub fn backend(&self) -> Backend {

@@ -4,6 +4,7 @@
 
 use uuid::Uuid;
 
+use super::Order;
 use super::shipping::{Carrier, TrackingNumber};
 use super::state::{OrderStatus, SagaState};
 use super::store::{self, Guard, SagaWrite, StatusWrite};
@@ -180,12 +181,15 @@ pub async fn apply(db: &Db, id: Uuid, step: Step<'_>) -> Result<Result<(), Refus
         let (current, saga) = store::state_of(&mut tx, id).await?;
         return Ok(Err(Refused { current, saga, to }));
     }
-    let lines = store::stock_lines(&mut tx, id).await?;
     match to {
         OrderStatus::Cancelled | OrderStatus::Failed | OrderStatus::Refunded if from.holds_reservation() => {
+            let lines = store::stock_lines(&mut tx, id).await?;
             inventory::release(&mut tx, &lines).await?
         }
-        OrderStatus::Shipped => inventory::ship(&mut tx, &lines).await?,
+        OrderStatus::Shipped => {
+            let lines = store::stock_lines(&mut tx, id).await?;
+            inventory::ship(&mut tx, &lines).await?
+        }
         _ => {}
     }
     if let Step::Refunded = step {
@@ -209,4 +213,22 @@ pub async fn apply(db: &Db, id: Uuid, step: Step<'_>) -> Result<Result<(), Refus
     events::record(&mut tx, event).await?;
     tx.commit().await?;
     Ok(Ok(()))
+}
+
+/// [`Step::Paid`] for the charge `payment_id`, as [`apply`] makes it, but written in one step
+/// that also returns the paid order with its lines (`store::mark_paid`: one statement on
+/// PostgreSQL), so checkout does not read it again. `pending_payment` is the only status
+/// that may become `paid` and the step has no saga guard, so a conditional write on
+/// `status = 'pending_payment'` is the whole check; when it does not apply, [`apply`] runs
+/// and reports why (`Refused`).
+#[tracing::instrument(name = "orders.transition", skip_all, fields(order.id = %id, order.to = "paid"))]
+pub async fn paid(db: &Db, id: Uuid, payment_id: &str) -> Result<Result<Order, Refused>> {
+    debug_assert!(OrderStatus::PendingPayment.check(OrderStatus::Paid).is_ok());
+    if let Some(order) = store::mark_paid(db, id, payment_id).await? {
+        return Ok(Ok(order));
+    }
+    Ok(match apply(db, id, Step::Paid { payment_id }).await? {
+        Ok(()) => Ok(store::find(db, id, None).await?),
+        Err(refused) => Err(refused),
+    })
 }
