@@ -22,5 +22,6 @@ mod observability;
 mod orders;
 mod outage;
 mod ratelimit;
+mod round_trips;
 mod support_orders;
 mod support_users;
