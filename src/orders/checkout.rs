@@ -18,7 +18,6 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use sqlx::AnyConnection;
 use uuid::Uuid;
 
 use super::Orders;
@@ -30,7 +29,7 @@ use super::transition::{self, Step};
 use super::{Order, owner_filter};
 use crate::auth::scopes::Scope;
 use crate::auth::{Actor, Principal};
-use crate::db;
+use crate::db::{self, WriteConn};
 use crate::error::{Error, FieldError, Result};
 use crate::events::{Event, OrderPlaced};
 use crate::payments::{CardNumber, ChargeOutcome, ChargeRequest, GatewayError, PaymentRecord};
@@ -63,8 +62,9 @@ pub async fn place_order(svc: &Orders, principal: &Principal, req: CheckoutReque
     let fingerprint = checkout.fingerprint();
     let key = checkout.idempotency_key.as_ref().map(|k| k.as_str());
     // Steps 1 and 2 share one connection: one pool acquisition (and one release) for the
-    // idempotency lookup, the price lookup and the reservation.
-    let mut conn = svc.db.acquire().await?;
+    // idempotency lookup, the price lookup and the reservation (on SQLite, with the write
+    // permit held throughout: see `Db::write_permit`).
+    let mut conn = svc.db.acquire_for_write().await?;
     if let Some(key) = key
         && let Some(first) = store::idempotency::find(&mut conn, customer.id, key).await?
     {
@@ -136,7 +136,7 @@ async fn replay(svc: &Orders, customer: &Actor, first: (Uuid, String), fingerpri
 #[allow(clippy::too_many_arguments)]
 async fn reserve(
     svc: &Orders,
-    conn: &mut AnyConnection,
+    conn: &mut WriteConn,
     customer_id: Uuid,
     id: Uuid,
     card: Option<&CardNumber>,

@@ -12,7 +12,7 @@ use sqlx::Connection;
 use uuid::Uuid;
 
 use super::{Order, with_lines};
-use crate::db::{self, Arg, Backend, Db, SqlBuilder};
+use crate::db::{self, Arg, Backend, Db, SqlBuilder, WriteConn};
 use crate::error::{Error, Result};
 use crate::events::{self, Event};
 use crate::inventory::{self, StockLine};
@@ -119,10 +119,11 @@ impl NewOrder<'_> {
 /// Places order `o` in one step: reserves every line or none (409 `InsufficientStock` naming
 /// the first short line, nothing written), inserts the order and its lines, and records
 /// `placed` (its `order.placed` event) and `inventory.low` for each product left at or under
-/// its threshold. Errors: a unique violation on the idempotency key (see
+/// its threshold. `conn` is from [`Db::acquire_for_write`] (on SQLite it holds the write
+/// permit). Errors: a unique violation on the idempotency key (see
 /// [`super::idempotency::is_key_taken`]), with nothing written; `Database` otherwise.
 pub(in crate::orders) async fn place(
-    conn: &mut AnyConnection,
+    conn: &mut WriteConn,
     backend: Backend,
     o: &NewOrder<'_>,
     placed: Event,
@@ -164,7 +165,7 @@ pub(in crate::orders) async fn mark_paid(db: &Db, id: Uuid, payment_id: &str) ->
     if db.backend() == Backend::Postgres {
         return pg::mark_paid(db, id, payment_id, &paid).await;
     }
-    let mut conn = db.acquire().await?;
+    let mut conn = db.acquire_for_write().await?;
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
     let sql = concat!("UPDATE orders SET ", paid_set!(), " RETURNING ", super::columns!());
     let row = bind_paid(sqlx::query(sql), id, payment_id).fetch_optional(&mut *tx).await?;
