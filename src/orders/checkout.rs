@@ -239,7 +239,7 @@ async fn charge(
         Ok(ChargeOutcome::Succeeded { payment_id }) => Ok(match finish_paid(svc, id, &payment_id).await? {
             Settled::Paid(order) => {
                 crate::metrics::saga_outcome("paid");
-                Some(order)
+                Some(*order)
             }
             Settled::Voided => {
                 crate::metrics::saga_outcome("compensated");
@@ -293,7 +293,7 @@ pub(crate) async fn resolve_from_gateway(svc: &Orders, id: Uuid) -> Result<()> {
 /// or voided because the order had stopped waiting (cancelled, expired).
 enum Settled {
     /// With the paid order, as the paid write returned it.
-    Paid(Order),
+    Paid(Box<Order>),
     AlreadyPaid,
     Voided,
 }
@@ -303,7 +303,7 @@ enum Settled {
 #[tracing::instrument(name = "checkout.finish_paid", skip_all, fields(order.id = %id, payment.id = %payment_id))]
 async fn finish_paid(svc: &Orders, id: Uuid, payment_id: &str) -> Result<Settled> {
     let refused = match transition::paid(&svc.db, id, payment_id).await? {
-        Ok(order) => return Ok(Settled::Paid(order)),
+        Ok(order) => return Ok(Settled::Paid(Box::new(order))),
         Err(refused) => refused,
     };
     end_saga(svc, id).await?;
