@@ -214,8 +214,14 @@ pub struct StockLine {
     pub quantity: i64,
 }
 
-/// Reserves every line, or none, in one set-based statement: if any line lacks available
-/// stock, 409 `insufficient-stock` names the first such line in the order given (the caller
+/// Reserves every line, or none, in one set-based statement (see [`reserve_noting_low`]).
+pub async fn reserve(conn: &mut AnyConnection, lines: &[StockLine]) -> Result<()> {
+    reserve_noting_low(conn, lines).await.map(|_| ())
+}
+
+/// Reserves every line, or none, in one set-based statement, and returns the products it
+/// left at or under their low-stock threshold (for `inventory.low`, by product id). If any
+/// line lacks available stock, 409 `insufficient-stock` names the first such line in the order given (the caller
 /// drops the transaction, rolling back the lines that were covered); a quantity below 1 is a
 /// 422 on `quantity` (callers validate quantities first; this is the last line of defence).
 /// `lines` has one entry per product. Two buyers of the last unit cannot both pass the
@@ -226,12 +232,12 @@ pub struct StockLine {
 /// `reserved` cannot overflow: the SET is evaluated only for a row that passed the WHERE, so
 /// the new `reserved + qty` is at most `on_hand` (≤ `MAX_STOCK` for every row this module
 /// writes), and `on_hand - reserved` is in `[0, on_hand]` by the schema's CHECKs.
-pub async fn reserve(conn: &mut AnyConnection, lines: &[StockLine]) -> Result<()> {
+pub async fn reserve_noting_low(conn: &mut AnyConnection, lines: &[StockLine]) -> Result<Vec<StockLow>> {
     if lines.iter().any(|l| l.quantity < 1) {
         return Err(Error::Validation(vec![FieldError::new("quantity", "must be at least 1")]));
     }
     if lines.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let mut b = SqlBuilder::new("UPDATE inventory SET reserved = reserved + w.q, updated_at = ");
     let now = b.arg(Arg::Text(db::now()));
@@ -242,10 +248,22 @@ pub async fn reserve(conn: &mut AnyConnection, lines: &[StockLine]) -> Result<()
         b.push(if i == 0 { "SELECT " } else { " UNION ALL SELECT " });
         b.push(&format!("{p} AS p, {q} AS q"));
     }
-    b.push(") AS w WHERE inventory.product_id = w.p AND inventory.on_hand - inventory.reserved >= w.q");
-    let n = b.build().execute(&mut *conn).await?.rows_affected();
-    if usize::try_from(n).is_ok_and(|n| n == lines.len()) {
-        return Ok(());
+    b.push(
+        ") AS w WHERE inventory.product_id = w.p AND inventory.on_hand - inventory.reserved >= w.q \
+         RETURNING inventory.product_id, inventory.on_hand - inventory.reserved AS available, \
+         inventory.low_stock_threshold",
+    );
+    let rows = b.build().fetch_all(&mut *conn).await?;
+    if rows.len() == lines.len() {
+        let mut low = Vec::new();
+        for r in &rows {
+            let available: i64 = r.try_get("available")?;
+            if available <= r.try_get::<i64, _>("low_stock_threshold")? {
+                low.push(StockLow { product_id: db::parse_id(&r.try_get::<String, _>("product_id")?)?, available });
+            }
+        }
+        low.sort_by_key(|l| l.product_id);
+        return Ok(low);
     }
     let mut b =
         SqlBuilder::new("SELECT product_id, on_hand - reserved AS available FROM inventory WHERE product_id IN (");

@@ -136,11 +136,12 @@ pub(in crate::orders) async fn place(
         return pg::place(conn, o, &stock, &placed).await;
     }
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-    inventory::reserve(&mut tx, &stock).await?;
+    let low = inventory::reserve_noting_low(&mut tx, &stock).await?;
     insert(&mut tx, o).await?;
     events::record(&mut tx, placed).await?;
-    let products: Vec<Uuid> = stock.iter().map(|l| l.product_id).collect();
-    inventory::record_if_low(&mut tx, &products).await?;
+    for l in low {
+        events::record(&mut tx, Event::StockLow(l)).await?;
+    }
     tx.commit().await?;
     Ok(())
 }
