@@ -39,6 +39,7 @@ if [ -z "${ORDERLY_BIN:-}" ]; then
     export BENCH_COMMIT=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
 fi
 export ORDERLY_BIN
+bin=$ORDERLY_BIN # part 4 clears every ORDERLY_* variable
 out=${BENCH_OUT:-$(mktemp -d /tmp/orderly-checkout-bench.XXXXXX)}
 mkdir -p "$out"
 
@@ -93,9 +94,9 @@ export ORDERLY_ADMIN_ADDR=127.0.0.1:$(python3 "$here/probe.py" port) ORDERLY_DAT
 export ORDERLY_AUTH_JWT_SECRET=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
 export ORDERLY_RATELIMIT_API_LIMIT=1000000000 ORDERLY_RATELIMIT_CHECKOUT_LIMIT=1000000000
 admin_password=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
-(cd "$work" && printf '%s\n' "$admin_password" | "$ORDERLY_BIN" user create-admin --email rt@example.com \
+(cd "$work" && printf '%s\n' "$admin_password" | "$bin" user create-admin --email rt@example.com \
     --password-stdin) >"$out/rt-admin.log" 2>&1 || { cat "$out/rt-admin.log" >&2; die "create-admin failed"; }
-(cd "$work" && exec "$ORDERLY_BIN" serve) >"$out/rt-server.log" 2>&1 &
+(cd "$work" && exec "$bin" serve) >"$out/rt-server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 200); do
     curl -fsS --max-time 1 "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
