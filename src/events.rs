@@ -15,7 +15,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::db::{self, Tx};
+use crate::db;
 
 /// A customer placed an order: stock is reserved, payment pending.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -234,7 +234,7 @@ impl Event {
 }
 
 /// Appends `event` to the outbox inside `tx`, with a new id (UUID v7, so ids sort by time).
-pub async fn record(tx: &mut Tx, event: Event) -> Result<(), sqlx::Error> {
+pub async fn record(conn: &mut sqlx::AnyConnection, event: Event) -> Result<(), sqlx::Error> {
     let payload = event.payload_json().map_err(|e| sqlx::Error::Encode(e.into()))?;
     let aggregate = match event.aggregate_id() {
         id if id.is_nil() => db::new_id(),
@@ -250,7 +250,7 @@ pub async fn record(tx: &mut Tx, event: Event) -> Result<(), sqlx::Error> {
     .bind(aggregate.to_string())
     .bind(payload)
     .bind(db::now())
-    .execute(&mut **tx)
+    .execute(&mut *conn)
     .await?;
     Ok(())
 }

@@ -70,7 +70,12 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness
     // Never a reason to turn unready: with Redis down, reads fall back to the database.
     let started = Instant::now();
     let cache = state.catalog.cache.state().await;
-    checks.push(Check { name: "cache", status: cache, latency_ms: started.elapsed().as_secs_f64() * 1000.0, breaker: None });
+    checks.push(Check {
+        name: "cache",
+        status: cache,
+        latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+        breaker: None,
+    });
     let draining = state.is_draining();
     if draining {
         checks.push(Check { name: "shutdown", status: "draining", latency_ms: 0.0, breaker: None });

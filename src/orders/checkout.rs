@@ -32,10 +32,9 @@ use super::transition::{self, Step};
 use super::{Order, owner_filter};
 use crate::auth::scopes::Scope;
 use crate::auth::{Actor, Principal};
-use crate::db;
+use crate::db::{self, WriteConn};
 use crate::error::{Error, FieldError, Result};
-use crate::events::{self, Event, OrderPlaced};
-use crate::inventory::{self, StockLine};
+use crate::events::{Event, OrderPlaced};
 use crate::payments::{CardNumber, ChargeOutcome, ChargeRequest, GatewayError, PaymentRecord};
 use crate::ratelimit::Class;
 
@@ -68,22 +67,29 @@ pub async fn place_order(svc: &Orders, principal: &Principal, req: CheckoutReque
     }
     let fingerprint = checkout.fingerprint();
     let key = checkout.idempotency_key.as_ref().map(|k| k.as_str());
+    // Steps 1 and 2 share one connection: one pool acquisition (and one release) for the
+    // idempotency lookup, the price lookup and the reservation (on SQLite, with the write
+    // permit held throughout: see `Db::write_permit`).
+    let mut conn = svc.db.acquire_for_write().await?;
     if let Some(key) = key
-        && let Some(first) = store::idempotency::find(&svc.db, customer.id, key).await?
+        && let Some(first) = store::idempotency::find(&mut conn, customer.id, key).await?
     {
+        drop(conn);
         return replay(svc, &customer, first, &fingerprint).await;
     }
-    let priced = price(svc, checkout.cart.lines()).await?;
+    let priced = price(&mut conn, checkout.cart.lines()).await?;
     let id = db::new_id();
     tracing::Span::current().record("order.id", tracing::field::display(id));
     let card = checkout.card;
     let address = checkout.shipping_address.as_ref().map(|a| a.as_json());
     let idempotency = key.map(|k| (k, fingerprint.as_str()));
-    match reserve(svc, customer.id, id, card.as_ref(), address, &priced, idempotency).await {
+    let reserved = reserve(svc, &mut conn, customer.id, id, card.as_ref(), address, &priced, idempotency).await;
+    drop(conn);
+    match reserved {
         Err(Error::Database(e)) if key.is_some() && store::idempotency::is_key_taken(&e) => {
             // A concurrent request with the same key won the insert: answer as its retry.
             let key = key.unwrap_or_default();
-            let first = store::idempotency::find(&svc.db, customer.id, key).await?;
+            let first = store::idempotency::find(&mut *svc.db.acquire().await?, customer.id, key).await?;
             return match first {
                 Some(first) => replay(svc, &customer, first, &fingerprint).await,
                 None => Err(Error::Database(e)),
@@ -92,10 +98,17 @@ pub async fn place_order(svc: &Orders, principal: &Principal, req: CheckoutReque
         other => other?,
     }
     crate::metrics::order_placed(&priced.currency);
+    // After the commit and with the connection (SQLite's write permit) released.
+    let products: Vec<Uuid> = priced.lines.iter().map(|l| l.product_id).collect();
+    svc.cache.products_changed(&products).await;
 
-    if let Some(card) = card {
-        let attempt = Attempt { number: 1, from_checkout: true };
-        charge(svc, id, attempt, priced.subtotal_minor, priced.currency, card).await?;
+    if let Some(card) = card
+        && let Some(paid) =
+            charge(svc, id, Attempt { number: 1, from_checkout: true }, priced.subtotal_minor, priced.currency, card)
+                .await?
+    {
+        // The paid write returned the order: no read after it.
+        return Ok(paid);
     }
     store::find(&svc.db, id, owner_filter(&customer)).await
 }
@@ -139,8 +152,10 @@ async fn replay(svc: &Orders, customer: &Actor, first: (Uuid, String), fingerpri
 /// Step 2: in one transaction, reserves the stock and records the order, its lines and
 /// `order.placed`. With a card the saga starts in `charging` under a lease.
 #[tracing::instrument(name = "checkout.reserve", skip_all, fields(order.id = %id, order.subtotal_minor = priced.subtotal_minor))]
+#[allow(clippy::too_many_arguments)]
 async fn reserve(
     svc: &Orders,
+    conn: &mut WriteConn,
     customer_id: Uuid,
     id: Uuid,
     card: Option<&CardNumber>,
@@ -150,11 +165,6 @@ async fn reserve(
 ) -> Result<()> {
     let now = Utc::now();
     let ttl = i64::try_from(svc.checkout.reservation_ttl_secs).unwrap_or(900).clamp(0, 366 * 86_400);
-    let stock: Vec<StockLine> = priced
-        .lines
-        .iter()
-        .map(|l| StockLine { product_id: l.product_id, sku: l.sku.clone(), quantity: l.quantity })
-        .collect();
     let order = NewOrder {
         id,
         number: order_number(id),
@@ -181,20 +191,13 @@ async fn reserve(
             })
             .collect(),
     };
-    let mut tx = svc.db.begin_write().await?;
-    inventory::reserve(&mut tx, &stock).await?;
-    store::insert(&mut tx, &order).await?;
     let placed = OrderPlaced {
         order_id: id,
         customer_id,
         total_minor: priced.subtotal_minor,
         currency: priced.currency.clone(),
     };
-    events::record(&mut tx, Event::OrderPlaced(placed)).await?;
-    let products: Vec<Uuid> = stock.iter().map(|l| l.product_id).collect();
-    inventory::record_if_low(&mut tx, &products).await?;
-    tx.commit().await?;
-    svc.cache.products_changed(&products).await;
+    store::place(conn, svc.db.backend(), &order, Event::OrderPlaced(placed)).await?;
     Ok(())
 }
 
@@ -220,8 +223,10 @@ pub async fn pay(svc: &Orders, principal: &Principal, id: Uuid, req: PaymentRequ
             Error::InvalidTransition { from: order.status.as_str(), to: OrderStatus::Paid.as_str() }
         });
     };
-    charge(svc, id, Attempt { number, from_checkout: false }, order.total_minor, order.currency, card).await?;
-    store::find(&svc.db, id, owner_filter(&caller)).await
+    match charge(svc, id, Attempt { number, from_checkout: false }, order.total_minor, order.currency, card).await? {
+        Some(paid) => Ok(paid),
+        None => store::find(&svc.db, id, owner_filter(&caller)).await,
+    }
 }
 
 /// The failure reason of an order whose checkout found the payment provider unavailable
@@ -244,8 +249,9 @@ pub(crate) fn attempt_key(id: Uuid, number: i64) -> String {
     if number <= 1 { id.to_string() } else { format!("{id}:{number}") }
 }
 
-/// Step 3 and 4 (or compensation). An unknown outcome (gateway timeout) leaves the saga in
-/// `charging` for the recovery worker, and the order is returned as `pending_payment`.
+/// Step 3 and 4 (or compensation). Returns the order when this call marked it paid (the paid
+/// write returns it), `None` otherwise. An unknown outcome (gateway timeout) leaves the saga
+/// in `charging` for the recovery worker, and the order is returned as `pending_payment`.
 #[tracing::instrument(name = "checkout.charge", skip_all, fields(order.id = %id, payment.attempt = attempt.number, payment.amount_minor = amount_minor))]
 async fn charge(
     svc: &Orders,
@@ -254,7 +260,7 @@ async fn charge(
     amount_minor: i64,
     currency: String,
     card: CardNumber,
-) -> Result<()> {
+) -> Result<Option<Order>> {
     let req = ChargeRequest { idempotency_key: attempt_key(id, attempt.number), amount_minor, currency, card };
     let timeout = Duration::from_millis(svc.payment_timeout_ms);
     let outcome = match tokio::time::timeout(timeout, svc.payments.charge(req)).await {
@@ -262,14 +268,17 @@ async fn charge(
         Err(_) => Err(GatewayError::Unavailable("timed out".into())),
     };
     match outcome {
-        Ok(ChargeOutcome::Succeeded { payment_id }) => {
-            match finish_paid(svc, id, &payment_id).await? {
-                Settled::Paid => crate::metrics::saga_outcome("paid"),
-                Settled::Voided => crate::metrics::saga_outcome("compensated"),
-                Settled::AlreadyPaid => {}
+        Ok(ChargeOutcome::Succeeded { payment_id }) => Ok(match finish_paid(svc, id, &payment_id).await? {
+            Settled::Paid(order) => {
+                crate::metrics::saga_outcome("paid");
+                Some(*order)
             }
-            Ok(())
-        }
+            Settled::Voided => {
+                crate::metrics::saga_outcome("compensated");
+                None
+            }
+            Settled::AlreadyPaid => None,
+        }),
         Ok(ChargeOutcome::Declined { code, .. }) => {
             declined(svc, id, &code, attempt.from_checkout).await?;
             crate::metrics::saga_outcome("declined");
@@ -284,7 +293,7 @@ async fn charge(
         Err(GatewayError::Unavailable(why)) => {
             tracing::warn!(order.id = %id, reason = %why, "payment outcome unknown; recovery will resolve it");
             crate::metrics::saga_outcome("unknown");
-            Ok(())
+            Ok(None)
         }
         Err(GatewayError::Shed { reason, retry_after_secs }) => {
             // Nothing was sent: a checkout compensates, a `pay` leaves the order payable.
@@ -324,7 +333,7 @@ pub(crate) async fn resolve_from_gateway(svc: &Orders, id: Uuid) -> Result<()> {
     })?;
     let outcome = match record {
         Some(PaymentRecord::Succeeded { payment_id }) => match finish_paid(svc, id, &payment_id).await? {
-            Settled::Paid => "recovered_paid",
+            Settled::Paid(_) => "recovered_paid",
             Settled::Voided => "compensated",
             Settled::AlreadyPaid => return Ok(()),
         },
@@ -345,7 +354,8 @@ pub(crate) async fn resolve_from_gateway(svc: &Orders, id: Uuid) -> Result<()> {
 /// How a successful charge was settled: paid by this call, already paid by another attempt,
 /// or voided because the order had stopped waiting (cancelled, expired).
 enum Settled {
-    Paid,
+    /// With the paid order, as the paid write returned it.
+    Paid(Box<Order>),
     AlreadyPaid,
     Voided,
 }
@@ -354,8 +364,8 @@ enum Settled {
 /// (cancelled, expired), the charge is voided instead: compensation.
 #[tracing::instrument(name = "checkout.finish_paid", skip_all, fields(order.id = %id, payment.id = %payment_id))]
 async fn finish_paid(svc: &Orders, id: Uuid, payment_id: &str) -> Result<Settled> {
-    let refused = match transition::apply(svc, id, Step::Paid { payment_id }).await? {
-        Ok(()) => return Ok(Settled::Paid),
+    let refused = match transition::paid(svc, id, payment_id).await? {
+        Ok(order) => return Ok(Settled::Paid(Box::new(order))),
         Err(refused) => refused,
     };
     end_saga(svc, id).await?;

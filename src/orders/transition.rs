@@ -4,10 +4,10 @@
 
 use uuid::Uuid;
 
-use super::Orders;
 use super::shipping::{Carrier, TrackingNumber};
 use super::state::{OrderStatus, SagaState};
 use super::store::{self, Guard, SagaWrite, StatusWrite};
+use super::{Order, Orders};
 use crate::error::{Error, Result};
 use crate::events::{self, Event, OrderFailed, OrderPaid, OrderShipped, OrderTransitioned};
 use crate::inventory;
@@ -181,17 +181,18 @@ pub async fn apply(svc: &Orders, id: Uuid, step: Step<'_>) -> Result<Result<(), 
         let (current, saga) = store::state_of(&mut tx, id).await?;
         return Ok(Err(Refused { current, saga, to }));
     }
-    let lines = store::stock_lines(&mut tx, id).await?;
     let stock_moved = match to {
         OrderStatus::Cancelled | OrderStatus::Failed | OrderStatus::Refunded if from.holds_reservation() => {
+            let lines = store::stock_lines(&mut tx, id).await?;
             inventory::release(&mut tx, &lines).await?;
-            true
+            Some(lines)
         }
         OrderStatus::Shipped => {
+            let lines = store::stock_lines(&mut tx, id).await?;
             inventory::ship(&mut tx, &lines).await?;
-            true
+            Some(lines)
         }
-        _ => false,
+        _ => None,
     };
     if let Step::Refunded = step {
         store::refunds::settle_remainder(&mut tx, id).await?;
@@ -213,9 +214,27 @@ pub async fn apply(svc: &Orders, id: Uuid, step: Step<'_>) -> Result<Result<(), 
     };
     events::record(&mut tx, event).await?;
     tx.commit().await?;
-    if stock_moved {
+    if let Some(lines) = stock_moved {
         let products: Vec<Uuid> = lines.iter().map(|l| l.product_id).collect();
         svc.cache.products_changed(&products).await;
     }
     Ok(Ok(()))
+}
+
+/// [`Step::Paid`] for the charge `payment_id`, as [`apply`] makes it, but written in one step
+/// that also returns the paid order with its lines (`store::mark_paid`: one statement on
+/// PostgreSQL), so checkout does not read it again. `pending_payment` is the only status
+/// that may become `paid` and the step has no saga guard, so a conditional write on
+/// `status = 'pending_payment'` is the whole check; when it does not apply, [`apply`] runs
+/// and reports why (`Refused`).
+#[tracing::instrument(name = "orders.transition", skip_all, fields(order.id = %id, order.to = "paid"))]
+pub async fn paid(svc: &Orders, id: Uuid, payment_id: &str) -> Result<Result<Order, Refused>> {
+    debug_assert!(OrderStatus::PendingPayment.check(OrderStatus::Paid).is_ok());
+    if let Some(order) = store::mark_paid(&svc.db, id, payment_id).await? {
+        return Ok(Ok(order));
+    }
+    Ok(match apply(svc, id, Step::Paid { payment_id }).await? {
+        Ok(()) => Ok(store::find(&svc.db, id, None).await?),
+        Err(refused) => Err(refused),
+    })
 }

@@ -26,5 +26,6 @@ mod orders;
 mod outage;
 mod payments;
 mod ratelimit;
+mod round_trips;
 mod support_orders;
 mod support_users;
