@@ -50,10 +50,7 @@ impl Application {
         let payments: Arc<dyn PaymentGateway> = match overrides.payments {
             Some(p) => p,
             None if config.payments.url.is_empty() => Arc::new(SandboxGateway::new(db.clone())),
-            None => {
-                let timeout = std::time::Duration::from_millis(config.payments.timeout_ms);
-                Arc::new(HttpGateway::new(&config.payments.url, timeout)?)
-            }
+            None => Arc::new(HttpGateway::new(&config.payments.url, crate::payments::policy(&config.payments))?),
         };
         let payments = Arc::new(Instrumented::new(payments));
         let dashboard = overrides.dashboard.unwrap_or_else(|| Arc::new(SqlSources::new(db.clone())));
@@ -68,7 +65,8 @@ impl Application {
         let flags = Arc::new(crate::flags::Flags::default());
         flags.refresh(&db).await.context("loading feature flags")?;
         let limits = crate::ratelimit::Limits::new(&config)?;
-        let app = Arc::new(App::new(config, db, tokens, payments, dashboard, flags, limits));
+        let cache = crate::cache::CatalogCache::new(&config)?;
+        let app = Arc::new(App::new(config, db, tokens, payments, dashboard, flags, limits, cache));
         Ok(Self { app, listener, addr, admin, admin_addr })
     }
 
@@ -97,6 +95,9 @@ impl Application {
         let refresh = std::time::Duration::from_millis(app.config.flags.refresh_interval_ms.max(50));
         let refresher = crate::flags::run_refresher(app.flags.clone(), app.db.clone(), refresh, stop_rx.clone());
         let _flags = AbortOnDrop(tokio::spawn(refresher));
+        let pruner = crate::idempotency::run_pruner(app.idempotency.clone(), stop_rx.clone());
+        let _idempotency = AbortOnDrop(tokio::spawn(pruner));
+        let _cache = AbortOnDrop(tokio::spawn(app.catalog.cache.clone().run_subscriber(stop_rx.clone())));
         let workers = AbortOnDrop(tokio::spawn(crate::orders::recovery::run_workers(app.orders.clone(), stop_rx)));
         let router = crate::http::router(AppState(app.clone()));
         tracing::info!(http.addr = %addr, db.backend = ?app.db.backend(), "orderly is serving");

@@ -8,9 +8,31 @@
 
 pub mod categories;
 pub mod products;
+pub mod reads;
+pub mod stock;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+use crate::cache::CatalogCache;
+use crate::config::CatalogConfig;
+use crate::db::Db;
+
+/// The catalog service's dependencies: the database, the read cache (reads go through it,
+/// writes invalidate it after their commit), and the write rules. Cheap to clone.
+#[derive(Clone)]
+pub struct Catalog {
+    pub db: Db,
+    pub cache: CatalogCache,
+    /// `catalog.require_if_match`: a product update without `If-Match` is refused (428).
+    pub require_if_match: bool,
+}
+
+impl Catalog {
+    pub fn new(db: Db, cache: CatalogCache, config: &CatalogConfig) -> Self {
+        Self { db, cache, require_if_match: config.require_if_match }
+    }
+}
 
 /// A stock-keeping unit: 1 to 64 characters of `A–Z a–z 0–9 - _ .`, case preserved,
 /// surrounding whitespace trimmed. JSON shape: a string (`"FUR-BO-10001798"`); deserializing

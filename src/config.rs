@@ -14,18 +14,21 @@ use figment::Figment;
 use figment::providers::{Format, Serialized, Toml};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+mod cache;
 mod cidr;
 mod env;
 mod http;
 mod limits;
 mod sections;
 mod upcoming;
+pub use self::cache::{CacheConfig, CatalogConfig};
 pub use self::cidr::{Cidr, canonical};
 use self::http::string_or_list;
 pub use self::http::{HttpConfig, Middleware};
 pub use self::limits::{RateLimitConfig, RedisConfig};
 pub use self::sections::{
-    AdminConfig, AuthConfig, CheckoutConfig, DashboardConfig, DatabaseConfig, FlagsConfig, LogConfig, PaymentsConfig,
+    AdminConfig, AuthConfig, CheckoutConfig, DashboardConfig, DatabaseConfig, FlagsConfig, IdempotencyConfig,
+    LogConfig, PaymentsConfig,
 };
 pub use self::upcoming::{GrpcConfig, NatsConfig, StorageConfig};
 
@@ -95,9 +98,12 @@ pub struct Config {
     pub dashboard: DashboardConfig,
     pub log: LogConfig,
     pub flags: FlagsConfig,
+    pub idempotency: IdempotencyConfig,
     pub admin: AdminConfig,
     pub ratelimit: RateLimitConfig,
     pub redis: RedisConfig,
+    pub cache: CacheConfig,
+    pub catalog: CatalogConfig,
     pub grpc: GrpcConfig,
     pub nats: NatsConfig,
     pub storage: StorageConfig,
@@ -139,13 +145,16 @@ impl Default for Config {
                 expiry_interval_ms: 10_000,
                 recovery_interval_ms: 5_000,
             },
-            payments: PaymentsConfig { timeout_ms: 10_000, url: String::new() },
+            payments: PaymentsConfig::default(),
             dashboard: DashboardConfig { deadline_ms: 2_000 },
             log: LogConfig { format: LogFormat::Auto, filter: "info".into() },
             flags: FlagsConfig { refresh_interval_ms: 5_000 },
+            idempotency: IdempotencyConfig { retention_secs: 24 * 3600 },
             admin: AdminConfig::default(),
             ratelimit: RateLimitConfig::default(),
             redis: RedisConfig::default(),
+            cache: CacheConfig::default(),
+            catalog: CatalogConfig::default(),
             grpc: GrpcConfig::default(),
             nats: NatsConfig::default(),
             storage: StorageConfig::default(),
@@ -257,17 +266,39 @@ impl Config {
         if self.checkout.reservation_ttl_secs == 0 {
             return bad("checkout.reservation_ttl_secs", "must be positive");
         }
+        if self.idempotency.retention_secs == 0 {
+            return bad("idempotency.retention_secs", "must be positive");
+        }
         if self.payments.timeout_ms == 0 {
             return bad("payments.timeout_ms", "must be positive");
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
             return Err(ConfigError(format!("`log.filter` is not a valid log filter: {e}")));
         }
+        let p = &self.payments;
+        if !(p.breaker_failure_ratio > 0.0 && p.breaker_failure_ratio <= 1.0) {
+            return bad("payments.breaker_failure_ratio", "must be above 0 and at most 1");
+        }
+        for (key, value) in [
+            ("payments.breaker_min_calls", u64::from(p.breaker_min_calls)),
+            ("payments.breaker_window_ms", p.breaker_window_ms),
+            ("payments.breaker_open_ms", p.breaker_open_ms),
+            ("payments.breaker_half_open_probes", u64::from(p.breaker_half_open_probes)),
+            ("payments.max_concurrent_calls", u64::from(p.max_concurrent_calls)),
+        ] {
+            if value == 0 {
+                return bad(key, "must be positive");
+            }
+        }
+        if p.backoff_base_ms > p.backoff_max_ms {
+            return bad("payments.backoff_base_ms", "must not exceed payments.backoff_max_ms");
+        }
         if !(self.payments.url.is_empty() || self.payments.url.starts_with("http://")) {
             return bad("payments.url", "must be empty (sandbox) or an http:// URL (https:// is not built in)");
         }
         self.ratelimit.check()?;
         self.redis.check()?;
+        self.cache.check()?;
         Ok(())
     }
 

@@ -6,18 +6,21 @@
 //! code and the same tests; a branch exists only where PostgreSQL needs its own SQL.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{Any, AnyPool, Transaction};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::Config;
 
 pub mod breaker;
 pub use self::breaker::Breaker;
 
-pub type Tx = Transaction<'static, Any>;
+/// A write transaction, as [`Db::begin_write`] opens it.
+pub type Tx = WriteTx;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -32,6 +35,64 @@ pub struct Db {
     backend: Backend,
     /// Fails requests fast while the database cannot be reached (see [`breaker`]).
     pub breaker: Breaker,
+    /// SQLite's single writer, taken in the process before `BEGIN IMMEDIATE` (see
+    /// [`Db::write_permit`]).
+    writer: Arc<Semaphore>,
+}
+
+/// How long a writer waits for SQLite's write lock in the process: as long as SQLite's own
+/// `busy_timeout`, after which it fails like a busy database would.
+const WRITE_WAIT: Duration = Duration::from_secs(10);
+
+/// A pooled connection for a step that writes ([`Db::acquire_for_write`]); derefs to the
+/// connection.
+pub struct WriteConn {
+    conn: sqlx::pool::PoolConnection<Any>,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl std::ops::Deref for WriteConn {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &sqlx::AnyConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for WriteConn {
+    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.conn
+    }
+}
+
+/// A write transaction ([`Db::begin_write`]): a sqlx `Transaction` that, on SQLite, holds
+/// the process's write permit until it commits, rolls back or is dropped. It derefs to the
+/// connection, as a `Transaction` does (`&mut *tx` is an executor).
+pub struct WriteTx {
+    tx: Transaction<'static, Any>,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &sqlx::AnyConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
+    }
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -51,6 +112,13 @@ impl Db {
             .max_connections(config.database.max_connections)
             .min_connections(config.database.min_connections)
             .acquire_timeout(Duration::from_millis(config.database.acquire_timeout_ms))
+            // No ping before handing out an idle connection: it costs a round trip per
+            // acquisition (on SQLite a handoff to the worker thread) and proves little, since a
+            // connection can die right after it. A dead connection fails its query instead,
+            // which the caller sees as a database error (and the breaker counts). sqlx 0.9
+            // still pings once on release (`PoolConnection::return_to_pool`, not
+            // configurable): the hot paths therefore acquire once per step, not per query.
+            .test_before_acquire(false)
             .after_connect(|conn, _meta| {
                 Box::pin(async move {
                     if conn.backend_name().eq_ignore_ascii_case("sqlite") {
@@ -71,11 +139,25 @@ impl Db {
             .connect(&url)
             .await
             .map_err(|e| anyhow::anyhow!("cannot connect to the database: {e}"))?;
-        Ok(Self { pool, backend, breaker: Breaker::default() })
+        Ok(Self { pool, backend, breaker: Breaker::default(), writer: Arc::new(Semaphore::new(1)) })
     }
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// One connection for a step of several queries (one pool acquisition, one release).
+    pub async fn acquire(&self) -> Result<sqlx::pool::PoolConnection<Any>, sqlx::Error> {
+        self.pool.acquire().await
+    }
+
+    /// One connection for a step that reads, then writes (checkout's price lookup and
+    /// placement). On SQLite it holds the write permit, taken *before* the connection: every
+    /// writer takes the permit first, so none can hold a connection while it waits for the
+    /// permit and starve the permit's holder of connections.
+    pub async fn acquire_for_write(&self) -> Result<WriteConn, sqlx::Error> {
+        let permit = self.write_permit().await?;
+        Ok(WriteConn { conn: self.pool.acquire().await?, _permit: permit })
     }
 
     pub fn backend(&self) -> Backend {
@@ -88,13 +170,38 @@ impl Db {
         Ok(())
     }
 
-    /// Begins a transaction that will write. On SQLite it takes the write lock up front
-    /// (`BEGIN IMMEDIATE`), so two writers queue on `busy_timeout` instead of one failing
-    /// with SQLITE_BUSY when it upgrades a read lock.
-    pub async fn begin_write(&self) -> Result<Tx, sqlx::Error> {
-        match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
+    /// Begins a transaction that will write. On SQLite it first waits for the process's
+    /// write permit ([`Db::write_permit`]), then takes the write lock up front
+    /// (`BEGIN IMMEDIATE`), so a writer never fails with SQLITE_BUSY when it upgrades a read
+    /// lock.
+    pub async fn begin_write(&self) -> Result<WriteTx, sqlx::Error> {
+        let permit = self.write_permit().await?;
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(WriteTx { tx, _permit: permit })
+    }
+
+    /// On SQLite, the permit to write, to hold from before `BEGIN IMMEDIATE` until after
+    /// `COMMIT`; `None` on PostgreSQL, whose writers lock rows, not the database. Take it
+    /// before acquiring the connection that writes (never while holding a pooled
+    /// connection), or writers waiting here could hold every connection the permit's holder
+    /// needs.
+    ///
+    /// SQLite has one writer at a time. Without this, concurrent writers wait in SQLite's
+    /// busy handler, which polls with sleeps of 1 to 100 ms: under load a writer sleeps long
+    /// after the lock is free, and checkout's p99 reached hundreds of milliseconds. Waiting
+    /// here instead hands the lock over in FIFO order the moment it is released. Writes that
+    /// do not come through here (autocommit statements) still queue on `busy_timeout`.
+    /// Errors: `PoolTimedOut` after 10 s (SQLite's `busy_timeout`), as a busy database would.
+    pub async fn write_permit(&self) -> Result<Option<OwnedSemaphorePermit>, sqlx::Error> {
+        if self.backend != Backend::Sqlite {
+            return Ok(None);
+        }
+        match tokio::time::timeout(WRITE_WAIT, self.writer.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(Some(permit)),
+            Ok(Err(_)) | Err(_) => Err(sqlx::Error::PoolTimedOut),
         }
     }
 

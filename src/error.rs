@@ -45,6 +45,9 @@ pub enum ErrorKind {
     Conflict,
     /// A conditional request's precondition (ETag) failed (REST 412, gRPC FAILED_PRECONDITION).
     PreconditionFailed,
+    /// The operation must be conditional and was not (REST 428, RFC 6585 §3; gRPC
+    /// FAILED_PRECONDITION).
+    PreconditionRequired,
     /// The payment was declined (REST 402, gRPC FAILED_PRECONDITION).
     PaymentRequired,
     /// A rate limit or lockout (REST 429, gRPC RESOURCE_EXHAUSTED).
@@ -92,10 +95,22 @@ pub enum Error {
     InvalidTransition { from: &'static str, to: &'static str },
     #[error("not enough stock for {sku}: {requested} requested, {available} available")]
     InsufficientStock { sku: String, requested: i64, available: i64 },
-    #[error("the payment was declined ({decline_code}); order {order_id} failed")]
+    /// The card was declined; the order stays `pending_payment` and may be paid with
+    /// another card until its reservation expires (Stripe's `requires_payment_method`).
+    /// `payment_rejected` (the gateway refused the request) fails the order instead.
+    #[error("the payment for order {order_id} was declined ({decline_code})")]
     PaymentDeclined { order_id: uuid::Uuid, decline_code: String },
+    /// The payment provider is not being called: its circuit breaker is open or too many
+    /// calls are in flight (`payments.*`, docs/OPERATIONS.md). No money moved. `order_id`
+    /// names the order a checkout created and compensated (`failed`, stock released); for
+    /// `pay` it is the order, left payable.
+    #[error("payments are unavailable right now; no payment was attempted; retry after {retry_after_secs} s")]
+    PaymentsUnavailable { order_id: Option<uuid::Uuid>, retry_after_secs: u64 },
     #[error("the resource changed since it was read; fetch it again")]
     PreconditionFailed,
+    /// The operation must be conditional (`If-Match`) and the request was not.
+    #[error("this update must be conditional: send If-Match with the ETag you last read")]
+    PreconditionRequired,
     /// A rate limit or the login lockout; `policy` names which (see docs/OPERATIONS.md).
     #[error("too many requests for the `{policy}` limit; retry after {retry_after_secs} s")]
     RateLimited { policy: &'static str, retry_after_secs: u64 },
@@ -137,8 +152,9 @@ impl Error {
             }
             Error::PaymentDeclined { .. } => ErrorKind::PaymentRequired,
             Error::PreconditionFailed => ErrorKind::PreconditionFailed,
+            Error::PreconditionRequired => ErrorKind::PreconditionRequired,
             Error::RateLimited { .. } => ErrorKind::RateLimited,
-            Error::Unavailable(_) => ErrorKind::Unavailable,
+            Error::Unavailable(_) | Error::PaymentsUnavailable { .. } => ErrorKind::Unavailable,
             Error::Database(e) if is_unreachable(e) => ErrorKind::Unavailable,
             Error::Database(_) | Error::Internal(_) => ErrorKind::Internal,
         }
@@ -165,6 +181,7 @@ impl Error {
         match self {
             Error::RateLimited { retry_after_secs, .. } => Some((*retry_after_secs).max(1)),
             Error::Unavailable(_) => Some(1),
+            Error::PaymentsUnavailable { retry_after_secs, .. } => Some((*retry_after_secs).max(1)),
             Error::Database(e) if is_unreachable(e) => Some(1),
             _ => None,
         }
@@ -188,9 +205,11 @@ impl Error {
             Error::InsufficientStock { .. } => "insufficient-stock",
             Error::PaymentDeclined { .. } => "payment-declined",
             Error::PreconditionFailed => "precondition-failed",
+            Error::PreconditionRequired => "precondition-required",
             Error::RateLimited { .. } => "rate-limited",
             Error::InsufficientScope(_) => "insufficient-scope",
             Error::Unavailable(_) => "unavailable",
+            Error::PaymentsUnavailable { .. } => "payments-unavailable",
             Error::Database(e) if is_unreachable(e) => "unavailable",
             Error::Database(_) | Error::Internal(_) => "internal-error",
         }
@@ -221,6 +240,12 @@ impl Error {
             }
             Error::InsufficientScope(scope) => {
                 m.insert("required_scope".into(), (*scope).into());
+            }
+            Error::PaymentsUnavailable { order_id, retry_after_secs } => {
+                if let Some(id) = order_id {
+                    m.insert("order_id".into(), id.to_string().into());
+                }
+                m.insert("retry_after".into(), (*retry_after_secs).into());
             }
             _ => {}
         }

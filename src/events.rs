@@ -15,7 +15,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::db::{self, Tx};
+use crate::db;
 
 /// A customer placed an order: stock is reserved, payment pending.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -86,11 +86,13 @@ pub struct OrderPartiallyRefunded {
     pub stock_released: bool,
 }
 
-/// Checkout failed and was compensated: the reservation is released.
+/// Checkout failed and was compensated: the reservation is released. A declined card does
+/// not fail the order: it stays payable until its reservation expires (`order.cancelled`).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct OrderFailed {
     pub order_id: Uuid,
-    /// `card_declined`, `payment_rejected`, `payment_interrupted`, …
+    /// `payments_unavailable` (the payment provider's breaker was open at checkout),
+    /// `payment_rejected`, `payment_interrupted`, …
     pub reason: String,
 }
 
@@ -232,7 +234,7 @@ impl Event {
 }
 
 /// Appends `event` to the outbox inside `tx`, with a new id (UUID v7, so ids sort by time).
-pub async fn record(tx: &mut Tx, event: Event) -> Result<(), sqlx::Error> {
+pub async fn record(conn: &mut sqlx::AnyConnection, event: Event) -> Result<(), sqlx::Error> {
     let payload = event.payload_json().map_err(|e| sqlx::Error::Encode(e.into()))?;
     let aggregate = match event.aggregate_id() {
         id if id.is_nil() => db::new_id(),
@@ -248,7 +250,7 @@ pub async fn record(tx: &mut Tx, event: Event) -> Result<(), sqlx::Error> {
     .bind(aggregate.to_string())
     .bind(payload)
     .bind(db::now())
-    .execute(&mut **tx)
+    .execute(&mut *conn)
     .await?;
     Ok(())
 }
@@ -315,7 +317,7 @@ mod tests {
                 lines: vec![RefundedLine { line_no: 1, quantity: 1 }],
                 stock_released: true,
             }),
-            Event::OrderFailed(OrderFailed { order_id: id, reason: "card_declined".into() }),
+            Event::OrderFailed(OrderFailed { order_id: id, reason: "payment_rejected".into() }),
             Event::StockAdjusted(StockAdjusted { product_id: id, delta: 1, reason: "restock".into() }),
             Event::StockLow(StockLow { product_id: id, available: 0 }),
             Event::ProductCreated(ProductCreated { product_id: id, sku: "A".into() }),

@@ -4,12 +4,14 @@
 
 mod api_keys;
 mod auth;
+mod caching;
 mod catalog;
 mod contract;
 mod dashboard;
 pub mod extract;
 mod flags;
 mod health;
+mod idempotency;
 mod limits;
 mod orders;
 pub mod principal;
@@ -90,6 +92,7 @@ fn cors(config: &HttpConfig) -> Option<CorsLayer> {
                 REQUEST_ID,
                 crate::ratelimit::RATELIMIT,
                 crate::ratelimit::RATELIMIT_POLICY,
+                idempotency::IDEMPOTENT_REPLAYED,
             ])
             .max_age(std::time::Duration::from_secs(600)),
     )
@@ -145,6 +148,9 @@ pub fn router(state: AppState) -> Router {
             .merge(flags::routes())
             .merge(api_keys::routes()),
     );
+    // Stores and replays answers to POSTs with an `Idempotency-Key`; inside the limits layer,
+    // which resolves the principal the keys are scoped to.
+    let api = api.route_layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::enforce));
     let (api, openapi) = if full {
         // Checks credentials once and applies the route's rate limit (src/ratelimit.rs).
         api.route_layer(axum::middleware::from_fn_with_state(state.clone(), limits::enforce)).split_for_parts()

@@ -9,17 +9,17 @@
 //! sums the database evaluates are of such bounded values.
 
 use serde::{Deserialize, Serialize};
+use sqlx::AnyConnection;
 use sqlx::Row;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::auth::scopes::Scope;
-use crate::db::{self, Db, Tx};
+use crate::db::{self, Arg, Db, SqlBuilder, Tx};
 use crate::error::{Error, FieldError, Result};
 use crate::events::{self, Event, StockAdjusted, StockLow};
 use crate::ratelimit::Class;
-use crate::validate;
 
 /// The most units of one product that can be on hand: 10^12. Far above any real stock, and
 /// far enough below `i64::MAX` (≈ 9.2 × 10^18) that `on_hand + delta` can never overflow.
@@ -144,41 +144,63 @@ async fn load(db: &Db, product_id: Uuid) -> Result<Inventory> {
     })
 }
 
+/// The state a conditional stock adjustment expects (from the product's ETag): the
+/// product's `version` and `available`, compared in the same UPDATE that changes the stock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StockGuard {
+    pub product_version: i64,
+    pub available: i64,
+}
+
 /// Adds `delta` units (negative to remove) to `on_hand` and records `inventory.adjusted`
-/// (and `inventory.low` if it drops to the threshold). Needs staff with `catalog:write`.
+/// (and `inventory.low` if it drops to the threshold); with `guard`, only if the product
+/// is still as the caller saw it. No authorization: the service operation
+/// (`catalog::stock::adjust`) decides who may, and invalidates the read cache.
 ///
-/// Errors, each changing nothing: 422 on `delta` (zero, or more than 10^9 in size) and on
-/// `reason` (empty or over 200 characters), all bad fields at once; 404 if there is no such
-/// product; 409 `insufficient-stock` if less would be on hand than is reserved; 409
+/// Errors, each changing nothing: 404 if there is no such product; 412 if `guard` no
+/// longer holds; 409 `insufficient-stock` if less would be on hand than is reserved; 409
 /// `stock-limit` if more than [`MAX_STOCK`] would be on hand (a conflict with the current
 /// stock, not a bad input: the same delta is fine for a product with less on hand).
-pub async fn adjust(db: &Db, principal: &Principal, product_id: Uuid, delta: i64, reason: &str) -> Result<Inventory> {
-    principal.admit(Class::Api).await?;
-    principal.require_staff(Scope::CatalogWrite)?;
-    validate! {
-        delta <- "delta" => StockDelta::parse(delta);
-        reason <- "reason" => crate::auth::parse_name(reason);
-    }
+pub async fn apply_adjustment(
+    db: &Db,
+    product_id: Uuid,
+    delta: StockDelta,
+    reason: String,
+    guard: Option<StockGuard>,
+) -> Result<Inventory> {
     let d = delta.units();
+    let (version, available) = guard.map_or((-1, 0), |g| (g.product_version, g.available));
     let mut tx = db.begin_write().await?;
     // No arithmetic on unbounded values: `-d` and `MAX_STOCK - d` are computed here from a
     // bounded delta, `on_hand - reserved` lies in [0, on_hand], and the SET's sum is only
     // evaluated for a row whose on_hand ≤ MAX_STOCK - d, so it is at most MAX_STOCK.
     let n = sqlx::query(
         "UPDATE inventory SET on_hand = on_hand + $1, updated_at = $2 \
-         WHERE product_id = $3 AND on_hand - reserved >= $4 AND on_hand <= $5",
+         WHERE product_id = $3 AND on_hand - reserved >= $4 AND on_hand <= $5 \
+         AND ($6 < 0 OR (on_hand - reserved = $7 AND (SELECT version FROM products WHERE id = $3) = $6))",
     )
     .bind(d)
     .bind(db::now())
     .bind(product_id.to_string())
     .bind(-d)
     .bind(MAX_STOCK - d)
+    .bind(version)
+    .bind(available)
     .execute(&mut *tx)
     .await?
     .rows_affected();
     if n == 0 {
         drop(tx);
         let inv = load(db, product_id).await?;
+        if let Some(g) = guard {
+            let now: Option<i64> = sqlx::query_scalar("SELECT version FROM products WHERE id = $1")
+                .bind(product_id.to_string())
+                .fetch_optional(db.pool())
+                .await?;
+            if now != Some(g.product_version) || inv.available != g.available {
+                return Err(Error::PreconditionFailed);
+            }
+        }
         if inv.on_hand.checked_add(d).is_none_or(|after| after > MAX_STOCK) {
             return Err(Error::conflict(
                 "stock-limit",
@@ -213,45 +235,79 @@ pub struct StockLine {
     pub quantity: i64,
 }
 
-/// Reserves every line, or none: the first line without enough available stock aborts with
-/// 409 `insufficient-stock` (the caller drops the transaction); a quantity below 1 is a 422
-/// on `quantity` (callers validate quantities first; this is the last line of defence).
-/// Two buyers of the last unit cannot both pass the `on_hand - reserved >= qty` condition:
-/// the row lock makes the second re-check after the first commits.
+/// Reserves every line, or none, in one set-based statement (see [`reserve_noting_low`]).
+pub async fn reserve(conn: &mut AnyConnection, lines: &[StockLine]) -> Result<()> {
+    reserve_noting_low(conn, lines).await.map(|_| ())
+}
+
+/// Reserves every line, or none, in one set-based statement, and returns the products it
+/// left at or under their low-stock threshold (for `inventory.low`, by product id). If any
+/// line lacks available stock, 409 `insufficient-stock` names the first such line in the order given (the caller
+/// drops the transaction, rolling back the lines that were covered); a quantity below 1 is a
+/// 422 on `quantity` (callers validate quantities first; this is the last line of defence).
+/// `lines` has one entry per product. Two buyers of the last unit cannot both pass the
+/// `on_hand - reserved >= qty` condition: the row lock makes the second re-check after the
+/// first commits. (PostgreSQL's checkout places orders in one statement instead, see
+/// `orders/store/place/pg.rs`.)
 ///
 /// `reserved` cannot overflow: the SET is evaluated only for a row that passed the WHERE, so
 /// the new `reserved + qty` is at most `on_hand` (≤ `MAX_STOCK` for every row this module
 /// writes), and `on_hand - reserved` is in `[0, on_hand]` by the schema's CHECKs.
-pub async fn reserve(tx: &mut Tx, lines: &[StockLine]) -> Result<()> {
-    let now = db::now();
+pub async fn reserve_noting_low(conn: &mut AnyConnection, lines: &[StockLine]) -> Result<Vec<StockLow>> {
     if lines.iter().any(|l| l.quantity < 1) {
         return Err(Error::Validation(vec![FieldError::new("quantity", "must be at least 1")]));
     }
-    for l in lines {
-        let n = sqlx::query(
-            "UPDATE inventory SET reserved = reserved + $1, updated_at = $2 \
-             WHERE product_id = $3 AND on_hand - reserved >= $1",
-        )
-        .bind(l.quantity)
-        .bind(&now)
-        .bind(l.product_id.to_string())
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-        if n == 0 {
-            let available: Option<i64> =
-                sqlx::query_scalar("SELECT on_hand - reserved FROM inventory WHERE product_id = $1")
-                    .bind(l.product_id.to_string())
-                    .fetch_optional(&mut **tx)
-                    .await?;
-            return Err(Error::InsufficientStock {
-                sku: l.sku.clone(),
-                requested: l.quantity,
-                available: available.unwrap_or(0),
-            });
-        }
+    if lines.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(())
+    let mut b = SqlBuilder::new("UPDATE inventory SET reserved = reserved + w.q, updated_at = ");
+    let now = b.arg(Arg::Text(db::now()));
+    b.push(&now).push(" FROM (");
+    for (i, l) in lines.iter().enumerate() {
+        let p = b.arg(Arg::Text(l.product_id.to_string()));
+        let q = b.arg(Arg::Int(l.quantity));
+        b.push(if i == 0 { "SELECT " } else { " UNION ALL SELECT " });
+        b.push(&format!("{p} AS p, {q} AS q"));
+    }
+    b.push(
+        ") AS w WHERE inventory.product_id = w.p AND inventory.on_hand - inventory.reserved >= w.q \
+         RETURNING inventory.product_id, inventory.on_hand - inventory.reserved AS available, \
+         inventory.low_stock_threshold",
+    );
+    let rows = b.build().fetch_all(&mut *conn).await?;
+    if rows.len() == lines.len() {
+        let mut low = Vec::new();
+        for r in &rows {
+            let available: i64 = r.try_get("available")?;
+            if available <= r.try_get::<i64, _>("low_stock_threshold")? {
+                low.push(StockLow { product_id: db::parse_id(&r.try_get::<String, _>("product_id")?)?, available });
+            }
+        }
+        low.sort_by_key(|l| l.product_id);
+        return Ok(low);
+    }
+    let mut b =
+        SqlBuilder::new("SELECT product_id, on_hand - reserved AS available FROM inventory WHERE product_id IN (");
+    for (i, l) in lines.iter().enumerate() {
+        let p = b.arg(Arg::Text(l.product_id.to_string()));
+        b.push(if i == 0 { "" } else { ", " }).push(&p);
+    }
+    b.push(")");
+    // Read after the partial update: a covered line shows what is left after it.
+    let rows = b.build().fetch_all(&mut *conn).await?;
+    let mut available = Vec::with_capacity(rows.len());
+    for r in &rows {
+        available.push((db::parse_id(&r.try_get::<String, _>("product_id")?)?, r.try_get::<i64, _>("available")?));
+    }
+    let short = lines.iter().find_map(|l| {
+        let have = available.iter().find(|(p, _)| *p == l.product_id).map_or(0, |(_, a)| *a);
+        (have < l.quantity).then(|| Error::InsufficientStock {
+            sku: l.sku.clone(),
+            requested: l.quantity,
+            available: have,
+        })
+    });
+    Err(short.unwrap_or_else(|| Error::Internal(anyhow::anyhow!("a reservation matched fewer rows than lines"))))
 }
 
 /// Gives reserved units back (order cancelled, failed, expired or refunded before shipping).
@@ -298,19 +354,26 @@ async fn settle(tx: &mut Tx, lines: &[StockLine], sql: &'static str) -> Result<(
     Ok(())
 }
 
-/// Records `inventory.low` for each product at or under its threshold.
-pub async fn record_if_low(tx: &mut Tx, products: &[Uuid]) -> Result<()> {
-    for p in products {
-        let low: Option<i64> = sqlx::query_scalar(
-            "SELECT on_hand - reserved FROM inventory WHERE product_id = $1 \
-             AND on_hand - reserved <= low_stock_threshold",
-        )
-        .bind(p.to_string())
-        .fetch_optional(&mut **tx)
-        .await?;
-        if let Some(available) = low {
-            events::record(tx, Event::StockLow(StockLow { product_id: *p, available })).await?;
-        }
+/// Records `inventory.low` for each product at or under its threshold (one query to find
+/// them, then one insert per low product).
+pub async fn record_if_low(conn: &mut AnyConnection, products: &[Uuid]) -> Result<()> {
+    if products.is_empty() {
+        return Ok(());
+    }
+    let mut b = SqlBuilder::new(
+        "SELECT product_id, on_hand - reserved AS available FROM inventory \
+         WHERE on_hand - reserved <= low_stock_threshold AND product_id IN (",
+    );
+    for (i, p) in products.iter().enumerate() {
+        let a = b.arg(Arg::Text(p.to_string()));
+        b.push(if i == 0 { "" } else { ", " }).push(&a);
+    }
+    b.push(") ORDER BY product_id");
+    let rows = b.build().fetch_all(&mut *conn).await?;
+    for r in &rows {
+        let product_id = db::parse_id(&r.try_get::<String, _>("product_id")?)?;
+        let available: i64 = r.try_get("available")?;
+        events::record(conn, Event::StockLow(StockLow { product_id, available })).await?;
     }
     Ok(())
 }

@@ -31,9 +31,16 @@ pub const ORDERS_PLACED: &str = "orderly_orders_placed_total";
 pub const SAGA_OUTCOMES: &str = "orderly_saga_outcomes_total";
 pub const GATEWAY_CALLS: &str = "orderly_payment_gateway_calls_total";
 pub const GATEWAY_DURATION: &str = "orderly_payment_gateway_call_duration_seconds";
+pub const BREAKER_STATE: &str = "orderly_outbound_breaker_state";
+pub const OUTBOUND_RETRIES: &str = "orderly_outbound_retries_total";
+pub const OUTBOUND_SHED: &str = "orderly_outbound_shed_total";
 pub const RATE_LIMITED: &str = "orderly_rate_limit_rejections_total";
 pub const BUILD_INFO: &str = "orderly_build_info";
 pub const LOG_LINES_DROPPED: &str = "orderly_log_lines_dropped_total";
+pub const CACHE_HITS: &str = "orderly_cache_hits_total";
+pub const CACHE_MISSES: &str = "orderly_cache_misses_total";
+pub const CACHE_EVICTIONS: &str = "orderly_cache_evictions_total";
+pub const CACHE_REDIS_ERRORS: &str = "orderly_cache_redis_errors_total";
 
 /// The `route` label of a request that matched no route.
 pub const UNMATCHED: &str = "unmatched";
@@ -90,7 +97,8 @@ fn describe() {
     describe_counter!(
         SAGA_OUTCOMES,
         Unit::Count,
-        "Checkout saga endings by outcome: paid, declined, rejected, compensated, unknown (left to recovery), \
+        "Checkout saga endings by outcome: paid, declined (left payable), rejected, shed (payments unavailable), \
+         compensated, unknown (left to recovery), recovered_declined, \
          recovered_paid, recovered_failed."
     );
     describe_counter!(
@@ -99,11 +107,37 @@ fn describe() {
         "Payment gateway calls by operation (charge, lookup, void, refund, refund_amount) and result."
     );
     describe_histogram!(GATEWAY_DURATION, Unit::Seconds, "Payment gateway call latency in seconds, by operation.");
+    describe_gauge!(
+        BREAKER_STATE,
+        "Circuit breaker state of an outbound dependency (e.g. payments): 0 closed, 1 open, 2 half-open."
+    );
+    describe_counter!(OUTBOUND_RETRIES, Unit::Count, "Retried attempts of outbound calls, by dependency.");
+    describe_counter!(
+        OUTBOUND_SHED,
+        Unit::Count,
+        "Outbound calls not sent, by dependency and reason (breaker_open, saturated)."
+    );
     describe_counter!(RATE_LIMITED, Unit::Count, "Requests refused by a rate limit, by limit.");
     describe_counter!(
         LOG_LINES_DROPPED,
         Unit::Count,
         "Log lines dropped because stderr could not keep up with them (the log buffer was full)."
+    );
+    describe_counter!(
+        CACHE_HITS,
+        Unit::Count,
+        "Catalog cache hits by cache (product, product_list, categories) and tier (local, redis)."
+    );
+    describe_counter!(CACHE_MISSES, Unit::Count, "Catalog cache misses by cache and tier (local, redis).");
+    describe_counter!(
+        CACHE_EVICTIONS,
+        Unit::Count,
+        "In-process catalog cache entries evicted, by cache and cause (expired, size)."
+    );
+    describe_counter!(
+        CACHE_REDIS_ERRORS,
+        Unit::Count,
+        "Failed or timed-out Redis calls of the catalog cache, by operation (get, put, invalidate, subscribe)."
     );
     describe_gauge!(BUILD_INFO, "Always 1; the labels name the running build (version, profile).");
 }
@@ -143,9 +177,44 @@ pub fn gateway_call(operation: &'static str, result: &'static str, elapsed: Dura
     histogram!(GATEWAY_DURATION, "operation" => operation).record(elapsed);
 }
 
+/// The circuit breaker of `dependency` is now in `state` (0 closed, 1 open, 2 half-open).
+pub fn breaker_state(dependency: &'static str, state: u8) {
+    gauge!(BREAKER_STATE, "dependency" => dependency).set(state);
+}
+
+/// An outbound call to `dependency` is being retried after a transient failure.
+pub fn outbound_retry(dependency: &'static str) {
+    counter!(OUTBOUND_RETRIES, "dependency" => dependency).increment(1);
+}
+
+/// An outbound call to `dependency` was not sent (`reason`: breaker_open, saturated).
+pub fn outbound_shed(dependency: &'static str, reason: &'static str) {
+    counter!(OUTBOUND_SHED, "dependency" => dependency, "reason" => reason).increment(1);
+}
+
 /// A request was refused by the rate limit named `limit` (e.g. `default`, `login`, `checkout`).
 pub fn rate_limited(limit: &'static str) {
     counter!(RATE_LIMITED, "limit" => limit).increment(1);
+}
+
+/// A catalog cache hit in `tier` (`local` or `redis`).
+pub fn cache_hit(cache: &'static str, tier: &'static str) {
+    counter!(CACHE_HITS, "cache" => cache, "tier" => tier).increment(1);
+}
+
+/// A catalog cache miss in `tier` (`local` or `redis`).
+pub fn cache_miss(cache: &'static str, tier: &'static str) {
+    counter!(CACHE_MISSES, "cache" => cache, "tier" => tier).increment(1);
+}
+
+/// An in-process catalog cache entry was evicted (`expired` or `size`).
+pub fn cache_eviction(cache: &'static str, cause: &'static str) {
+    counter!(CACHE_EVICTIONS, "cache" => cache, "cause" => cause).increment(1);
+}
+
+/// A Redis call of the catalog cache failed or timed out.
+pub fn cache_redis_error(op: &'static str) {
+    counter!(CACHE_REDIS_ERRORS, "op" => op).increment(1);
 }
 
 static INTERNED: OnceLock<RwLock<HashSet<&'static str>>> = OnceLock::new();

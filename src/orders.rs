@@ -36,6 +36,7 @@ pub use state::{OrderStatus, SagaState};
 
 use crate::auth::scopes::Scope;
 use crate::auth::{Actor, Email, Principal};
+use crate::cache::CatalogCache;
 use crate::config::{CheckoutConfig, Config};
 use crate::db::{self, Db};
 use crate::error::{Error, FieldError, Result};
@@ -52,15 +53,31 @@ pub struct Orders {
     pub(crate) payments: Arc<dyn PaymentGateway>,
     pub(crate) flags: Arc<Flags>,
     pub(crate) checkout: CheckoutConfig,
-    /// How long one gateway call may take (`payments.timeout_ms`).
+    /// How long one gateway call may take with its retries (`PaymentsConfig::call_budget_ms`).
     pub(crate) payment_timeout_ms: u64,
+    /// The catalog read cache: every stock change (reserve, release, ship) invalidates the
+    /// products it touched, after the commit.
+    pub(crate) cache: CatalogCache,
 }
 
 impl Orders {
     /// The service over `db`, charging through `payments`, with checkout settings and the
     /// gateway timeout from `config`.
-    pub fn new(db: Db, payments: Arc<dyn PaymentGateway>, flags: Arc<Flags>, config: &Config) -> Self {
-        Self { db, payments, flags, checkout: config.checkout.clone(), payment_timeout_ms: config.payments.timeout_ms }
+    pub fn new(
+        db: Db,
+        payments: Arc<dyn PaymentGateway>,
+        flags: Arc<Flags>,
+        cache: CatalogCache,
+        config: &Config,
+    ) -> Self {
+        Self {
+            db,
+            payments,
+            flags,
+            checkout: config.checkout.clone(),
+            payment_timeout_ms: config.payments.call_budget_ms(),
+            cache,
+        }
     }
 }
 
@@ -101,7 +118,8 @@ pub struct Order {
     pub line_items: Vec<LineItem>,
     /// Last four digits of the card charged.
     pub payment_last4: Option<String>,
-    /// Why the order failed or was cancelled (`card_declined`, `reservation_expired`, …).
+    /// Why the order failed or was cancelled (`payments_unavailable`, `payment_rejected`,
+    /// `reservation_expired`, …; a declined card does not fail an order).
     pub failure_reason: Option<String>,
     /// An unpaid order's stock is released at this time.
     pub reserved_until: Option<DateTime<Utc>>,

@@ -2,7 +2,8 @@
 //! default is the built-in [`sandbox::SandboxGateway`], [`http::HttpGateway`] when
 //! `payments.url` is set. Either is wrapped in [`instrumented::Instrumented`] (spans, metrics).
 //!
-//! Semantics follow Stripe's: a charge carries an idempotency key (the order id), and
+//! Semantics follow Stripe's: a charge carries an idempotency key (one per payment attempt
+//! on an order: the order id, then `<order id>:<n>`, see `orders::checkout::attempt_key`), and
 //! repeating a charge with the same key returns the first outcome instead of charging again
 //! (<https://docs.stripe.com/api/idempotent_requests>). A refund of part of a charge
 //! ([`PaymentGateway::refund_amount`]) carries its own key (the refund's id) and never
@@ -47,7 +48,8 @@ impl fmt::Debug for CardNumber {
 
 #[derive(Debug, Clone)]
 pub struct ChargeRequest {
-    /// One key per order: retries of the same charge never charge twice.
+    /// One key per payment attempt: retries of the same charge never charge twice, and
+    /// another card (a new attempt) is not answered with the first card's outcome.
     pub idempotency_key: String,
     pub amount_minor: i64,
     pub currency: String,
@@ -114,9 +116,15 @@ pub enum GatewayError {
     /// The request was refused outright (e.g. a mismatched idempotent retry).
     #[error("payment gateway rejected the request: {0}")]
     Rejected(String),
+    /// The call was not sent: the circuit breaker is open or too many calls are in flight
+    /// (`reason`: `breaker_open`, `saturated`). Nothing happened at the gateway; retry after
+    /// `retry_after_secs`.
+    #[error("payment gateway not called ({reason})")]
+    Shed { reason: &'static str, retry_after_secs: u64 },
 }
 
-/// A payment provider. Every method is safe to retry.
+/// A payment provider. Every method is safe to retry (void and refund settle once; a repeat
+/// finds them done).
 pub trait PaymentGateway: Send + Sync + 'static {
     /// Charges a card once per idempotency key.
     fn charge(&self, req: ChargeRequest) -> BoxFuture<'_, Result<ChargeOutcome, GatewayError>>;
@@ -135,6 +143,29 @@ pub trait PaymentGateway: Send + Sync + 'static {
     fn refund_amount(&self, req: RefundRequest) -> BoxFuture<'_, Result<RefundReceipt, GatewayError>> {
         let why = format!("this gateway cannot refund part of charge {}", req.payment_id);
         Box::pin(async move { Err(GatewayError::Rejected(why)) })
+    }
+    /// The state of the circuit breaker in front of the provider, for `/readyz`; `None`
+    /// when there is none (the in-process sandbox).
+    fn breaker_state(&self) -> Option<crate::outbound::BreakerState> {
+        None
+    }
+}
+
+/// The outbound limits of the HTTP gateway, from `payments.*` (docs/OPERATIONS.md).
+pub fn policy(c: &crate::config::PaymentsConfig) -> crate::outbound::Policy {
+    let ms = std::time::Duration::from_millis;
+    let count = |n: u32| usize::try_from(n).unwrap_or(usize::MAX);
+    crate::outbound::Policy {
+        timeout: ms(c.timeout_ms),
+        retries: c.retries,
+        backoff_base: ms(c.backoff_base_ms),
+        backoff_max: ms(c.backoff_max_ms),
+        failure_ratio: c.breaker_failure_ratio,
+        min_calls: count(c.breaker_min_calls),
+        window: ms(c.breaker_window_ms),
+        open_for: ms(c.breaker_open_ms),
+        half_open_probes: count(c.breaker_half_open_probes),
+        max_concurrent: count(c.max_concurrent_calls),
     }
 }
 

@@ -13,10 +13,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::auth::accounts::Accounts;
 use crate::auth::credentials::Authenticator;
 use crate::auth::tokens::TokenKeys;
+use crate::cache::CatalogCache;
+use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::dashboard::DashboardSources;
 use crate::db::Db;
 use crate::flags::Flags;
+use crate::idempotency::Idempotency;
 use crate::orders::Orders;
 use crate::payments::PaymentGateway;
 use crate::ratelimit::Limits;
@@ -36,8 +39,12 @@ pub struct App {
     pub limits: Limits,
     /// Checkout, order reads and transitions, and the saga's recovery.
     pub orders: Orders,
+    /// Products, categories and stock adjustments, with the read cache.
+    pub catalog: Catalog,
     /// Registration, sessions, the caller's profile, users and API keys.
     pub accounts: Accounts,
+    /// Stored answers to requests with an `Idempotency-Key`, shared by replicas.
+    pub idempotency: Idempotency,
     draining: AtomicBool,
 }
 
@@ -51,10 +58,13 @@ impl App {
         dashboard: Arc<dyn DashboardSources>,
         flags: Arc<Flags>,
         limits: Limits,
+        cache: CatalogCache,
     ) -> Self {
         let auth = Authenticator::new(db.clone(), tokens.clone());
-        let orders = Orders::new(db.clone(), payments.clone(), flags.clone(), &config);
+        let orders = Orders::new(db.clone(), payments.clone(), flags.clone(), cache.clone(), &config);
+        let catalog = Catalog::new(db.clone(), cache, &config.catalog);
         let accounts = Accounts::new(db.clone(), tokens.clone(), limits.clone(), auth.session_states());
+        let idempotency = Idempotency::new(db.clone(), &config, tokens.subkey("idempotency-fingerprint"));
         Self {
             config,
             db,
@@ -65,7 +75,9 @@ impl App {
             flags,
             limits,
             orders,
+            catalog,
             accounts,
+            idempotency,
             draining: AtomicBool::new(false),
         }
     }

@@ -48,6 +48,8 @@ pub struct TokenKeys {
     audience: String,
     pub access_ttl_secs: u64,
     pub refresh_ttl_secs: u64,
+    /// SHA-256 of the secret: the root of [`subkey`](Self::subkey)s, never the secret itself.
+    derivation_root: [u8; 32],
 }
 
 impl TokenKeys {
@@ -66,7 +68,17 @@ impl TokenKeys {
             audience: config.audience.clone(),
             access_ttl_secs: config.access_token_ttl_secs,
             refresh_ttl_secs: config.refresh_token_ttl_secs,
+            derivation_root: Sha256::digest(secret).into(),
         }
+    }
+
+    /// A 256-bit key for `purpose` (e.g. `idempotency-fingerprint`), derived from the JWT
+    /// secret, so every replica derives the same one and it changes when the secret does.
+    pub fn subkey(&self, purpose: &str) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(self.derivation_root);
+        h.update(purpose.as_bytes());
+        h.finalize().into()
     }
 
     /// A signed access token saying `access`, valid for `access_ttl_secs`.

@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{Name, slugify};
+use super::{Catalog, Name, slugify};
 use crate::auth::Principal;
 use crate::auth::scopes::Scope;
 use crate::db::{self, Db};
@@ -37,9 +37,14 @@ fn from_row(row: &AnyRow) -> Result<Category, sqlx::Error> {
 
 /// Every category, root categories first, then by name. Public: anyone may list them; an
 /// API key needs `catalog:read` (403 `insufficient-scope`).
-pub async fn list(db: &Db, principal: &Principal) -> Result<Vec<Category>> {
+pub async fn list(cat: &Catalog, principal: &Principal) -> Result<Vec<Category>> {
     principal.admit(Class::Api).await?;
     principal.allow_public(Scope::CatalogRead)?;
+    load_all(&cat.db).await
+}
+
+/// Every category, in [`list`]'s order, without any check (for the read cache's loader).
+pub(super) async fn load_all(db: &Db) -> Result<Vec<Category>> {
     let rows = sqlx::query(
         "SELECT id, parent_id, name, slug, created_at FROM categories \
          ORDER BY CASE WHEN parent_id IS NULL THEN 0 ELSE 1 END, name",
@@ -64,9 +69,10 @@ async fn get(db: &Db, id: Uuid) -> Result<Category> {
 ///
 /// Errors: 422 on `name` (empty, over 200 characters, or without a letter or digit) and on
 /// `parent_id` (no such category); 409 `slug-taken` if the slug exists.
-pub async fn create(db: &Db, principal: &Principal, name: &str, parent: Option<Uuid>) -> Result<Category> {
+pub async fn create(cat: &Catalog, principal: &Principal, name: &str, parent: Option<Uuid>) -> Result<Category> {
     principal.admit(Class::Api).await?;
     principal.require_staff(Scope::CatalogWrite)?;
+    let db = &cat.db;
     let name = Name::parse(name).map_err(|m| Error::Validation(vec![FieldError::new("name", m)]))?;
     // Checked before the parent's slug is prepended: "!!!" under "Furniture" has no slug of
     // its own either.
@@ -102,5 +108,7 @@ pub async fn create(db: &Db, principal: &Principal, name: &str, parent: Option<U
             e.into()
         }
     })?;
-    Ok(from_row(&row)?)
+    let created = from_row(&row)?;
+    cat.cache.categories_changed().await;
+    Ok(created)
 }

@@ -8,9 +8,10 @@ use sqlx::any::AnyRow;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{Description, Name, ProductStatus, Sku};
+use super::{Catalog, Description, Name, ProductStatus, Sku};
 use crate::auth::Principal;
 use crate::auth::scopes::Scope;
+use crate::conditional::{IfMatch, Representation};
 use crate::db::{self, Arg, Db, SqlBuilder};
 use crate::error::{Error, FieldError, Result};
 use crate::events::{self, Event, ProductCreated, ProductUpdated};
@@ -36,7 +37,8 @@ pub struct Product {
     pub category_id: Option<Uuid>,
     /// Units that can be sold now: on hand minus reserved.
     pub available: i64,
-    /// Increases with every change; the `ETag` is `"<version>"`.
+    /// Increases with every change of the product's own fields (not of its stock). The
+    /// `ETag` is a hash of the whole body, so it also moves with `available`.
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -94,9 +96,10 @@ pub struct NewProduct {
 /// Errors, each changing nothing: 422 naming every bad field of `p` (`sku`, `name`,
 /// `description`, `price_minor`, `currency`, `initial_stock`) and `category_id` if the
 /// category does not exist; 409 `sku-taken` if the SKU exists.
-pub async fn create(db: &Db, principal: &Principal, p: NewProduct) -> Result<Product> {
+pub async fn create(cat: &Catalog, principal: &Principal, p: NewProduct) -> Result<Product> {
     principal.admit(Class::Api).await?;
     principal.require_staff(Scope::CatalogWrite)?;
+    let db = &cat.db;
     validate! {
         sku <- "sku" => Sku::parse(&p.sku);
         name <- "name" => Name::parse(&p.name);
@@ -129,6 +132,7 @@ pub async fn create(db: &Db, principal: &Principal, p: NewProduct) -> Result<Pro
     events::record(&mut tx, Event::ProductCreated(ProductCreated { product_id: id, sku: sku.as_str().to_owned() }))
         .await?;
     tx.commit().await?;
+    cat.cache.products_changed(&[id]).await;
     fetch(db, id, true).await
 }
 
@@ -147,14 +151,14 @@ fn map_write_error(e: sqlx::Error, sku: &str) -> Error {
 /// A product by id. Public: anyone may read it; an API key needs `catalog:read` (403
 /// `insufficient-scope`). 404 if there is no such product, or it is archived and the caller
 /// is not staff.
-pub async fn get(db: &Db, principal: &Principal, id: Uuid) -> Result<Product> {
+pub async fn get(cat: &Catalog, principal: &Principal, id: Uuid) -> Result<Product> {
     principal.admit(Class::Api).await?;
     principal.allow_public(Scope::CatalogRead)?;
-    fetch(db, id, principal.is_staff()).await
+    fetch(&cat.db, id, principal.is_staff()).await
 }
 
 /// A product by id. Archived products are visible only when `include_archived`.
-async fn fetch(db: &Db, id: Uuid, include_archived: bool) -> Result<Product> {
+pub(super) async fn fetch(db: &Db, id: Uuid, include_archived: bool) -> Result<Product> {
     let sql = format!("SELECT {COLUMNS} {FROM} WHERE p.id = $1");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(id.to_string())
@@ -246,10 +250,15 @@ pub struct ProductFilter {
 /// Lists products matching `f`, one page at a time. Public: anyone may list; an API key
 /// needs `catalog:read` (403 `insufficient-scope`). Non-staff see active products only and
 /// get 403 `forbidden` when asking for archived ones. 422 on `limit`, `cursor` or `sort`.
-pub async fn list(db: &Db, principal: &Principal, f: &ProductFilter) -> Result<Page<Product>> {
+pub async fn list(cat: &Catalog, principal: &Principal, f: &ProductFilter) -> Result<Page<Product>> {
     principal.admit(Class::Api).await?;
     principal.allow_public(Scope::CatalogRead)?;
-    let staff = principal.is_staff();
+    page_for(&cat.db, principal.is_staff(), f).await
+}
+
+/// The page `f` asks for, as `staff` (all statuses) or not (active only; 403 when asking
+/// for archived ones).
+pub(super) async fn page_for(db: &Db, staff: bool, f: &ProductFilter) -> Result<Page<Product>> {
     let sort = f.sort.unwrap_or_default();
     let page = PageRequest::parse(f.limit, f.cursor.as_deref(), sort.as_str()).map_err(Error::Validation)?;
     let mut b = SqlBuilder::new(&format!("SELECT {COLUMNS} {FROM} WHERE 1 = 1"));
@@ -318,33 +327,52 @@ pub struct ProductPatch {
     pub category_id: Option<Uuid>,
 }
 
-/// Applies `patch` and records `product.updated`. With `if_version`, only if the product is
-/// still at that version. Needs staff with `catalog:write`.
+/// Applies `patch` and records `product.updated`. With `if_match`, only if it matches the
+/// product's current ETag (RFC 9110 §13.1.1: strong comparison, `*` matches any existing
+/// product), checked atomically with the write. Needs staff with `catalog:write`.
 ///
 /// Errors, each changing nothing: 422 naming every bad field (`name`, `description`,
 /// `price_minor`, `currency`) and `category_id` if the category does not exist; 404 if there
-/// is no such product; 412 if it is no longer at `if_version`.
+/// is no such product; 412 if `if_match` does not match; 428 without `if_match` when
+/// `catalog.require_if_match` is on (RFC 6585 §3).
 pub async fn update(
-    db: &Db,
+    cat: &Catalog,
     principal: &Principal,
     id: Uuid,
     patch: ProductPatch,
-    if_version: Option<i64>,
+    if_match: Option<&IfMatch>,
 ) -> Result<Product> {
     principal.admit(Class::Api).await?;
     principal.require_staff(Scope::CatalogWrite)?;
+    let db = &cat.db;
     validate! {
         name <- "name" => patch.name.as_deref().map(Name::parse).transpose();
         description <- "description" => patch.description.as_deref().map(Description::parse).transpose();
         price <- "price_minor" => patch.price_minor.map(Price::parse).transpose();
         currency <- "currency" => patch.currency.as_deref().map(Currency::parse).transpose();
     }
+    if if_match.is_none() && cat.require_if_match {
+        return Err(Error::PreconditionRequired);
+    }
+    // The ETag covers the product's fields (`version`) and its stock (`available`): the
+    // UPDATE re-checks both, so a change between this read and the write is a 412.
+    let (if_version, if_available) = match if_match {
+        None => (-1, 0),
+        Some(condition) => {
+            let current = fetch(db, id, true).await?;
+            if !condition.matches(&Representation::json(&current)?.etag) {
+                return Err(Error::PreconditionFailed);
+            }
+            (current.version, current.available)
+        }
+    };
     let mut tx = db.begin_write().await?;
     let n = sqlx::query(
         "UPDATE products SET name = COALESCE($1, name), description = COALESCE($2, description), \
          price_minor = COALESCE($3, price_minor), currency = COALESCE($4, currency), \
          status = COALESCE($5, status), category_id = COALESCE($6, category_id), \
-         version = version + 1, updated_at = $7 WHERE id = $8 AND ($9 < 0 OR version = $9)",
+         version = version + 1, updated_at = $7 WHERE id = $8 AND ($9 < 0 OR (version = $9 AND \
+         COALESCE((SELECT on_hand - reserved FROM inventory WHERE product_id = $8), 0) = $10))",
     )
     .bind(name.as_ref().map(Name::as_str))
     .bind(description.as_ref().map(Description::as_str))
@@ -354,7 +382,8 @@ pub async fn update(
     .bind(patch.category_id.map(|c| c.to_string()))
     .bind(db::now())
     .bind(id.to_string())
-    .bind(if_version.unwrap_or(-1))
+    .bind(if_version)
+    .bind(if_available)
     .execute(&mut *tx)
     .await
     .map_err(|e| map_write_error(e, ""))?
@@ -368,5 +397,6 @@ pub async fn update(
     }
     events::record(&mut tx, Event::ProductUpdated(ProductUpdated { product_id: id })).await?;
     tx.commit().await?;
+    cat.cache.products_changed(&[id]).await;
     fetch(db, id, true).await
 }

@@ -1,21 +1,23 @@
 //! `/categories`, `/products`, and product inventory.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::caching::{self, IfMatchHeader, IfNoneMatch, catalog_cacheability};
 use super::extract::{Json, Path, Query};
 use super::problem::Problem;
 use crate::auth::Principal;
 use crate::catalog::ProductStatus;
 use crate::catalog::categories::{self, Category};
 use crate::catalog::products::{self, NewProduct, Product, ProductFilter, ProductPatch};
-use crate::error::{Error, FieldError, Result};
+use crate::catalog::{reads, stock};
+use crate::error::Result;
 use crate::inventory::{self, Inventory};
 use crate::pagination::Page;
 use crate::services::AppState;
@@ -29,10 +31,13 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(adjust_inventory))
 }
 
-/// Every category; `parent_id` links the tree.
-#[utoipa::path(get, path = "/categories", tag = "catalog", responses((status = 200, body = Vec<Category>)))]
-async fn list_categories(State(state): State<AppState>, principal: Principal) -> Result<Json<Vec<Category>>> {
-    Ok(Json(categories::list(&state.db, &principal).await?))
+/// Every category; `parent_id` links the tree. Sends an `ETag`; `If-None-Match` with it
+/// answers 304.
+#[utoipa::path(get, path = "/categories", tag = "catalog", params(IfNoneMatch),
+    responses((status = 200, body = Vec<Category>, headers(("ETag" = String, description = "strong ETag of the body"))), (status = 304, description = "not modified")))]
+async fn list_categories(State(state): State<AppState>, principal: Principal, headers: HeaderMap) -> Result<Response> {
+    let rep = reads::category_list(&state.catalog, &principal).await?;
+    Ok(caching::respond(&headers, rep, catalog_cacheability(principal.actor.is_none())))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -52,23 +57,22 @@ async fn create_category(
     principal: Principal,
     Json(body): Json<CreateCategoryRequest>,
 ) -> Result<(StatusCode, Json<Category>)> {
-    Ok((StatusCode::CREATED, Json(categories::create(&state.db, &principal, &body.name, body.parent_id).await?)))
+    Ok((StatusCode::CREATED, Json(categories::create(&state.catalog, &principal, &body.name, body.parent_id).await?)))
 }
 
 /// List products: filters, sort (`created_at`, `price`, `name`; `-` for descending) and
-/// cursor pages. Anonymous callers and customers see active products only.
-#[utoipa::path(get, path = "/products", tag = "catalog", security((), ("bearer" = []), ("api_key" = ["catalog:read"])), params(ProductFilter),
-    responses((status = 200, body = Page<Product>), (status = 422, body = Problem)))]
+/// cursor pages. Anonymous callers and customers see active products only. Sends an
+/// `ETag`; `If-None-Match` with it answers 304.
+#[utoipa::path(get, path = "/products", tag = "catalog", security((), ("bearer" = []), ("api_key" = ["catalog:read"])), params(ProductFilter, IfNoneMatch),
+    responses((status = 200, body = Page<Product>, headers(("ETag" = String, description = "strong ETag of the body"))), (status = 304, description = "not modified"), (status = 422, body = Problem)))]
 async fn list_products(
     State(state): State<AppState>,
     principal: Principal,
     Query(filter): Query<ProductFilter>,
+    headers: HeaderMap,
 ) -> Result<Response> {
-    let mut res = Json(products::list(&state.db, &principal, &filter).await?).into_response();
-    if principal.actor.is_none() {
-        public_revalidate(&mut res);
-    }
-    Ok(res)
+    let rep = reads::product_page(&state.catalog, &principal, &filter).await?;
+    Ok(caching::respond(&headers, rep, catalog_cacheability(principal.actor.is_none())))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -115,57 +119,22 @@ async fn create_product(
         category_id: body.category_id,
         initial_stock: body.initial_stock,
     };
-    let product = products::create(&state.db, &principal, new).await?;
-    Ok(with_etag(StatusCode::CREATED, product))
+    let product = products::create(&state.catalog, &principal, new).await?;
+    caching::written(StatusCode::CREATED, &product)
 }
 
-fn etag(p: &Product) -> String {
-    format!("\"{}\"", p.version)
-}
-
-fn with_etag(status: StatusCode, p: Product) -> Response {
-    let tag = etag(&p);
-    let mut res = (status, Json(p)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&tag) {
-        res.headers_mut().insert(header::ETAG, v);
-    }
-    res
-}
-
-/// One product. Sends an `ETag`; `If-None-Match` with it answers 304.
-#[utoipa::path(get, path = "/products/{id}", tag = "catalog",
-    security((), ("bearer" = []), ("api_key" = ["catalog:read"])), responses((status = 200, body = Product), (status = 304, description = "not modified"), (status = 404, body = Problem)))]
+/// One product. Sends an `ETag` (a hash of the body: it changes with any field, stock
+/// included); `If-None-Match` with it answers 304.
+#[utoipa::path(get, path = "/products/{id}", tag = "catalog", params(IfNoneMatch),
+    security((), ("bearer" = []), ("api_key" = ["catalog:read"])), responses((status = 200, body = Product, headers(("ETag" = String, description = "strong ETag of the body"))), (status = 304, description = "not modified"), (status = 404, body = Problem)))]
 async fn get_product(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<Uuid>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let product = products::get(&state.db, &principal, id).await?;
-    let tag = etag(&product);
-    let matches = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"));
-    if matches {
-        let mut res = StatusCode::NOT_MODIFIED.into_response();
-        if let Ok(v) = HeaderValue::from_str(&tag) {
-            res.headers_mut().insert(header::ETAG, v);
-        }
-        return Ok(res);
-    }
-    let mut res = with_etag(StatusCode::OK, product);
-    if principal.actor.is_none() {
-        public_revalidate(&mut res);
-    }
-    Ok(res)
-}
-
-/// Anonymous catalog reads may be stored by browsers and proxies, revalidated with the ETag
-/// each time; everything else keeps the stack's default `Cache-Control: no-store`.
-fn public_revalidate(res: &mut Response) {
-    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    res.headers_mut().insert(header::VARY, HeaderValue::from_static("authorization, x-api-key"));
+    let rep = reads::product(&state.catalog, &principal, id).await?;
+    Ok(caching::respond(&headers, rep, catalog_cacheability(principal.actor.is_none())))
 }
 
 /// Fields to change; omitted fields stay as they are. `sku` cannot change.
@@ -186,9 +155,10 @@ pub struct UpdateProductRequest {
     category_id: Option<Uuid>,
 }
 
-/// Update a product (staff). With `If-Match: "<version>"`, only if unchanged since (412).
-#[utoipa::path(patch, path = "/products/{id}", tag = "catalog", security(("bearer" = []), ("api_key" = ["catalog:write"])), request_body = UpdateProductRequest,
-    responses((status = 200, body = Product), (status = 404, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)))]
+/// Update a product (staff). With `If-Match` (an ETag of the product, or `*`), only if it
+/// still matches (412); required when `catalog.require_if_match` is on (428).
+#[utoipa::path(patch, path = "/products/{id}", tag = "catalog", security(("bearer" = []), ("api_key" = ["catalog:write"])), request_body = UpdateProductRequest, params(IfMatchHeader),
+    responses((status = 200, body = Product, headers(("ETag" = String, description = "strong ETag of the new body"))), (status = 404, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem), (status = 428, body = Problem)))]
 async fn update_product(
     State(state): State<AppState>,
     principal: Principal,
@@ -196,17 +166,7 @@ async fn update_product(
     headers: HeaderMap,
     Json(body): Json<UpdateProductRequest>,
 ) -> Result<Response> {
-    let if_version = match headers.get(header::IF_MATCH) {
-        None => None,
-        Some(v) => Some(
-            v.to_str()
-                .ok()
-                .and_then(|s| s.trim().trim_start_matches("W/").trim_matches('"').parse::<i64>().ok())
-                .ok_or_else(|| {
-                    Error::Validation(vec![FieldError::new("If-Match", "must be an ETag returned by this API")])
-                })?,
-        ),
-    };
+    let if_match = caching::if_match(&headers)?;
     let patch = ProductPatch {
         name: body.name,
         description: body.description,
@@ -215,7 +175,8 @@ async fn update_product(
         status: body.status,
         category_id: body.category_id,
     };
-    Ok(with_etag(StatusCode::OK, products::update(&state.db, &principal, id, patch, if_version).await?))
+    let product = products::update(&state.catalog, &principal, id, patch, if_match.as_ref()).await?;
+    caching::written(StatusCode::OK, &product)
 }
 
 /// Stock of a product (staff).
@@ -239,16 +200,20 @@ pub struct AdjustmentRequest {
     reason: String,
 }
 
-/// Adjust on-hand stock by a relative amount (staff). 409 `insufficient-stock` if it would
-/// leave less than is reserved, 409 `stock-limit` if more than 10^12 units would be on hand.
+/// Adjust on-hand stock by a relative amount (staff). With `If-Match` (the product's
+/// ETag, or `*`), only if the product still matches (412). 409 `insufficient-stock` if it
+/// would leave less than is reserved, 409 `stock-limit` if more than 10^12 units would be
+/// on hand.
 #[utoipa::path(post, path = "/products/{id}/inventory/adjustments", tag = "inventory", security(("bearer" = []), ("api_key" = ["catalog:write"])),
-    request_body = AdjustmentRequest,
-    responses((status = 200, body = Inventory), (status = 409, body = Problem), (status = 422, body = Problem)))]
+    request_body = AdjustmentRequest, params(IfMatchHeader),
+    responses((status = 200, body = Inventory), (status = 409, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)))]
 async fn adjust_inventory(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<Uuid>,
+    headers: HeaderMap,
     Json(body): Json<AdjustmentRequest>,
 ) -> Result<Json<Inventory>> {
-    Ok(Json(inventory::adjust(&state.db, &principal, id, body.delta, &body.reason).await?))
+    let if_match = caching::if_match(&headers)?;
+    Ok(Json(stock::adjust(&state.catalog, &principal, id, body.delta, &body.reason, if_match.as_ref()).await?))
 }

@@ -38,7 +38,9 @@ fn default_description(status: &str) -> &'static str {
         "422" => "Invalid input: `errors[]` names each field and the rule it breaks",
         "429" => "Too many requests: see `Retry-After` and `RateLimit`",
         "500" => "An internal error (its cause is logged, never sent)",
-        "503" => "Unavailable for a moment (timeout, database unreachable, draining): see `Retry-After`",
+        "503" => {
+            "Unavailable for a moment (timeout, database or payment provider unreachable, draining): see `Retry-After`"
+        }
         _ => "Response",
     }
 }
@@ -61,6 +63,9 @@ pub fn complete(openapi: &mut Value) {
         for method in METHODS {
             if let Some(op) = item.get_mut(method).and_then(Value::as_object_mut) {
                 complete_operation(op, method, limited);
+                if method == "post" && super::idempotency::covers(path) {
+                    document_idempotency(op);
+                }
             }
         }
     }
@@ -144,6 +149,49 @@ fn complete_operation(op: &mut Map<String, Value>, method: &str, limited: bool) 
         }
         if headers.is_empty() {
             response.remove("headers");
+        }
+    }
+}
+
+/// A `POST` the idempotency layer covers (`http/idempotency.rs`): the `Idempotency-Key`
+/// header, its 409 (still running) and 422 (reused for another request, or malformed), and
+/// `Idempotent-Replayed` on every answer (a replay repeats errors too).
+fn document_idempotency(op: &mut Map<String, Value>) {
+    let params = op.entry("parameters").or_insert_with(|| json!([]));
+    if let Some(params) = params.as_array_mut()
+        && !params.iter().any(|p| {
+            p["in"] == "header" && p["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case("idempotency-key"))
+        })
+    {
+        params.push(json!({
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": false,
+            "description": "1 to 255 visible ASCII characters (e.g. a UUID): a retry with the same key and the \
+                same request gets the first answer again (draft-ietf-httpapi-idempotency-key-header; docs/API.md)",
+            "schema": { "type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]{1,255}$" }
+        }));
+    }
+    let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else { return };
+    responses.entry("409").or_insert_with(|| {
+        json!({ "description": "The first request with this `Idempotency-Key` is still running", "content": problem_content() })
+    });
+    responses
+        .entry("422")
+        .or_insert_with(|| json!({ "description": default_description("422"), "content": problem_content() }));
+    for response in responses.values_mut() {
+        let Some(response) = response.as_object_mut() else { continue };
+        if response.contains_key("$ref") {
+            continue;
+        }
+        let headers = response.entry("headers").or_insert_with(|| json!({}));
+        if let Some(headers) = headers.as_object_mut() {
+            headers.entry("Idempotent-Replayed").or_insert_with(|| {
+                header(
+                    "`true` when this is the stored answer to an earlier request with the same `Idempotency-Key`",
+                    json!({ "type": "string", "enum": ["true"] }),
+                )
+            });
         }
     }
 }

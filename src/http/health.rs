@@ -1,5 +1,7 @@
 //! `/healthz`: the process is alive. `/readyz`: it can serve (database reachable, not
-//! draining for shutdown), for load balancers and Kubernetes probes.
+//! draining for shutdown), for load balancers and Kubernetes probes. Redis, the catalog
+//! cache (`ok`, `degraded` while Redis is down, `off`) and the payment provider's circuit
+//! breaker are reported but never turn the replica unready.
 
 use std::time::Instant;
 
@@ -8,6 +10,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
 
+use crate::outbound::BreakerState;
 use crate::services::AppState;
 
 #[derive(Serialize)]
@@ -32,6 +35,9 @@ pub struct Check {
     name: &'static str,
     status: &'static str,
     latency_ms: f64,
+    /// For `payments`: the circuit breaker's state (`closed`, `open`, `half_open`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    breaker: Option<&'static str>,
 }
 
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
@@ -41,6 +47,7 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness
         name: "database",
         status: if db_ok { "ok" } else { "unavailable" },
         latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+        breaker: None,
     }];
     if let Some(redis) = state.limits.redis() {
         // Reported, but not a reason to turn unready: without Redis, limits fall back to
@@ -48,11 +55,30 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness
         let started = Instant::now();
         let up = redis.ping().await.is_ok();
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-        checks.push(Check { name: "redis", status: if up { "ok" } else { "unavailable" }, latency_ms });
+        checks.push(Check { name: "redis", status: if up { "ok" } else { "unavailable" }, latency_ms, breaker: None });
     }
+    if let Some(breaker) = state.payments.breaker_state() {
+        // Reported, not a reason to turn unready: every replica shares the provider, so taking
+        // this one out of the load balancer would not help; checkout answers 503 meanwhile.
+        let status = match breaker {
+            BreakerState::Closed => "ok",
+            BreakerState::HalfOpen => "recovering",
+            BreakerState::Open => "unavailable",
+        };
+        checks.push(Check { name: "payments", status, latency_ms: 0.0, breaker: Some(breaker.as_str()) });
+    }
+    // Never a reason to turn unready: with Redis down, reads fall back to the database.
+    let started = Instant::now();
+    let cache = state.catalog.cache.state().await;
+    checks.push(Check {
+        name: "cache",
+        status: cache,
+        latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+        breaker: None,
+    });
     let draining = state.is_draining();
     if draining {
-        checks.push(Check { name: "shutdown", status: "draining", latency_ms: 0.0 });
+        checks.push(Check { name: "shutdown", status: "draining", latency_ms: 0.0, breaker: None });
     }
     let ok = db_ok && !draining;
     let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };

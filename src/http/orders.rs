@@ -2,10 +2,12 @@
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, StatusCode};
+use axum::response::Response;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::caching::{self, Cacheability, IfNoneMatch};
 use super::extract::{Json, OptionalJson, Path, Query};
 use super::problem::Problem;
 use crate::auth::Principal;
@@ -33,13 +35,15 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 /// Check out: price the cart, reserve stock, create the order and, with `payment`, charge
 /// it. 201 with the order (`paid`, or `pending_payment`); 402 `payment-declined` when the
-/// card is declined (the order exists as `failed`, its stock released); 409
-/// `insufficient-stock`. With an `Idempotency-Key`, a retry of the same request answers as
+/// card is declined (the order exists, still `pending_payment` and payable with another card
+/// until its reservation expires); 503 `payments-unavailable` with `Retry-After` when the
+/// payment provider is not being called (the order exists as `failed`, its stock released);
+/// 409 `insufficient-stock`. With an `Idempotency-Key`, a retry of the same request answers as
 /// the first one did (no second order, no second charge); the key with another request is
 /// a 422, and a retry while the first is still charging a 409 `idempotency-key-in-use`.
 #[utoipa::path(post, path = "/orders", tag = "orders", security(("bearer" = []), ("api_key" = ["orders:write"])), request_body = CheckoutRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters (e.g. a UUID); makes retries safe (draft-ietf-httpapi-idempotency-key-header)", min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$")),
-    responses((status = 201, body = Order), (status = 402, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = Order), (status = 402, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
 async fn place_order(
     State(state): State<AppState>,
     principal: Principal,
@@ -56,21 +60,30 @@ async fn place_order(
 
 /// Orders, newest first. Customers see their own; staff see all and may filter by
 /// customer (id or email). Filters: status, order number, placement window.
-#[utoipa::path(get, path = "/orders", tag = "orders", security(("bearer" = []), ("api_key" = ["orders:read"])), params(OrderFilter),
-    responses((status = 200, body = Page<Order>), (status = 422, body = Problem)))]
+#[utoipa::path(get, path = "/orders", tag = "orders", security(("bearer" = []), ("api_key" = ["orders:read"])), params(OrderFilter, IfNoneMatch),
+    responses((status = 200, body = Page<Order>, headers(("ETag" = String, description = "strong ETag of the body"))), (status = 304, description = "not modified"), (status = 422, body = Problem)))]
 async fn list_orders(
     State(state): State<AppState>,
     principal: Principal,
     Query(filter): Query<OrderFilter>,
-) -> Result<Json<Page<Order>>> {
-    Ok(Json(orders::list(&state.orders, &principal, &filter).await?))
+    headers: HeaderMap,
+) -> Result<Response> {
+    let page = orders::list(&state.orders, &principal, &filter).await?;
+    caching::respond_json(&headers, &page, Cacheability::Private)
 }
 
-/// One order. Another customer's order is 404.
-#[utoipa::path(get, path = "/orders/{id}", tag = "orders", security(("bearer" = []), ("api_key" = ["orders:read"])),
-    responses((status = 200, body = Order), (status = 404, body = Problem)))]
-async fn get_order(State(state): State<AppState>, principal: Principal, Path(id): Path<Uuid>) -> Result<Json<Order>> {
-    Ok(Json(orders::get(&state.orders, &principal, id).await?))
+/// One order. Another customer's order is 404. Sends an `ETag`; `If-None-Match` with it
+/// answers 304.
+#[utoipa::path(get, path = "/orders/{id}", tag = "orders", security(("bearer" = []), ("api_key" = ["orders:read"])), params(IfNoneMatch),
+    responses((status = 200, body = Order, headers(("ETag" = String, description = "strong ETag of the body"))), (status = 304, description = "not modified"), (status = 404, body = Problem)))]
+async fn get_order(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Uuid>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let order = orders::get(&state.orders, &principal, id).await?;
+    caching::respond_json(&headers, &order, Cacheability::Private)
 }
 
 /// One order by its number (`OL-…`, or an imported order's number). Another customer's
@@ -86,9 +99,10 @@ async fn get_order_by_number(
     Ok(Json(orders::find_by_number(&state.orders, &principal, &number).await?))
 }
 
-/// Pay an order that is waiting for payment.
+/// Pay an order that is waiting for payment (no card at checkout, or a declined one). 402
+/// `payment-declined` and 503 `payments-unavailable` leave it payable.
 #[utoipa::path(post, path = "/orders/{id}/pay", tag = "orders", security(("bearer" = []), ("api_key" = ["orders:write"])), request_body = PaymentRequest,
-    responses((status = 200, body = Order), (status = 402, body = Problem), (status = 409, body = Problem)))]
+    responses((status = 200, body = Order), (status = 402, body = Problem), (status = 409, body = Problem), (status = 503, body = Problem)))]
 async fn pay_order(
     State(state): State<AppState>,
     principal: Principal,

@@ -46,6 +46,7 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
         ErrorKind::Conflict => StatusCode::CONFLICT,
         ErrorKind::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+        ErrorKind::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
         ErrorKind::PaymentRequired => StatusCode::PAYMENT_REQUIRED,
         ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -82,6 +83,10 @@ impl IntoResponse for Error {
             // For the route layer's breaker (http/limits.rs): stop sending requests for a moment.
             res.extensions_mut().insert(DatabaseUnreachable);
         }
+        if !crate::idempotency::records(&self) {
+            // For the idempotency layer (http/idempotency.rs): the request never started.
+            res.extensions_mut().insert(NotRecorded);
+        }
         if let Some(challenge) = www_authenticate(&self) {
             res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
@@ -92,6 +97,11 @@ impl IntoResponse for Error {
 /// Marks a response whose request found the database unreachable.
 #[derive(Debug, Clone, Copy)]
 pub struct DatabaseUnreachable;
+
+/// Marks an error response whose request never started executing, so an `Idempotency-Key`
+/// does not keep it (see [`crate::idempotency::records`]).
+#[derive(Debug, Clone, Copy)]
+pub struct NotRecorded;
 
 /// The challenge of a 401 (RFC 9110 §11.6.1: a 401 must carry one): the Bearer scheme of
 /// RFC 6750 §3, with `error="invalid_token"` when a token was sent and refused.
@@ -129,5 +139,6 @@ mod tests {
         assert_eq!(to_problem(&Error::InsufficientScope("orders:write")).status, 403);
         assert_eq!(to_problem(&Error::Validation(vec![])).status, 422);
         assert_eq!(to_problem(&Error::PreconditionFailed).status, 412);
+        assert_eq!(to_problem(&Error::PreconditionRequired).status, 428);
     }
 }

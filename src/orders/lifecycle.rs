@@ -23,7 +23,7 @@ pub async fn cancel(svc: &Orders, principal: &Principal, id: Uuid) -> Result<Ord
     let caller = principal.require(Scope::OrdersWrite)?;
     let order = store::find(&svc.db, id, owner_filter(&caller)).await?;
     let reason = if caller.id == order.customer_id { "cancelled_by_customer" } else { "cancelled_by_staff" };
-    transition::apply(&svc.db, id, Step::Cancelled { reason }).await?.map_err(Error::from)?;
+    transition::apply(svc, id, Step::Cancelled { reason }).await?.map_err(Error::from)?;
     store::find(&svc.db, id, owner_filter(&caller)).await
 }
 
@@ -64,6 +64,6 @@ async fn staff_step(svc: &Orders, principal: &Principal, id: Uuid, step: Step<'_
     principal.admit(Class::Api).await?;
     principal.require_staff(Scope::OrdersWrite)?;
     store::find(&svc.db, id, None).await?;
-    transition::apply(&svc.db, id, step).await?.map_err(Error::from)?;
+    transition::apply(svc, id, step).await?.map_err(Error::from)?;
     store::find(&svc.db, id, None).await
 }

@@ -277,7 +277,8 @@ async fn pay_back_and_settle(svc: &Orders, refund_id: Uuid, claim: Claim) -> Res
     };
     match outcome {
         Ok(receipt) => settle(svc, refund_id, Some(&receipt.refund_id)).await,
-        Err(GatewayError::Unavailable(why)) => {
+        // Not sent (breaker open) or outcome unknown: the claim stays for recovery.
+        Err(why @ (GatewayError::Unavailable(_) | GatewayError::Shed { .. })) => {
             tracing::warn!(refund.id = %refund_id, reason = %why, "refund outcome unknown; recovery will finish it");
             Err(Error::Unavailable("the payment gateway did not answer; the refund will be retried"))
         }
@@ -300,8 +301,8 @@ async fn settle(svc: &Orders, refund_id: Uuid, gateway_refund_id: Option<&str>) 
     };
     let (status, refunded, total) = refunds::add_refunded(&mut tx, row.order_id, row.amount_minor).await?;
     let stock_released = status.holds_reservation() && !row.lines.is_empty();
+    let mut stock = Vec::new();
     if stock_released {
-        let mut stock = Vec::new();
         for &(line_no, quantity) in &row.lines {
             if !refunds::advance_line(&mut tx, LineCounter::Released, row.order_id, line_no, quantity).await? {
                 return Err(Error::Internal(anyhow::anyhow!("line {line_no} holds fewer than {quantity} units")));
@@ -322,10 +323,14 @@ async fn settle(svc: &Orders, refund_id: Uuid, gateway_refund_id: Option<&str>) 
     };
     events::record(&mut tx, Event::OrderPartiallyRefunded(event)).await?;
     tx.commit().await?;
+    if !stock.is_empty() {
+        let ids: Vec<Uuid> = stock.iter().map(|l| l.product_id).collect();
+        svc.cache.products_changed(&ids).await;
+    }
     if status == OrderStatus::Paid && refunded == total {
         // Losing this (a full refund or a racing settle moved first) is fine: either way
         // the order ends refunded.
-        let _ = transition::apply(&svc.db, row.order_id, Step::RefundedInParts).await?;
+        let _ = transition::apply(svc, row.order_id, Step::RefundedInParts).await?;
     }
     Ok(())
 }

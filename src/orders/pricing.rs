@@ -4,10 +4,10 @@
 
 use std::collections::HashMap;
 
+use sqlx::AnyConnection;
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::Orders;
 use super::cart::{CartLine, MAX_QUANTITY};
 use crate::db::{self, Arg, SqlBuilder};
 use crate::error::{Error, FieldError, Result};
@@ -35,7 +35,7 @@ pub(super) struct Priced {
 /// `line_items[i].quantity`: over 1000 of one SKU, or a line total beyond `i64`;
 /// `line_items`: a subtotal beyond `i64`).
 #[tracing::instrument(name = "checkout.price", skip_all, fields(order.lines = lines.len()))]
-pub(super) async fn price(svc: &Orders, lines: &[CartLine]) -> Result<Priced> {
+pub(super) async fn price(conn: &mut AnyConnection, lines: &[CartLine]) -> Result<Priced> {
     // At most 100 lines of at most 1000 each: the merged sums cannot overflow, but stay checked.
     let mut merged: Vec<(String, i64, usize)> = Vec::new();
     for (i, l) in lines.iter().enumerate() {
@@ -50,7 +50,7 @@ pub(super) async fn price(svc: &Orders, lines: &[CartLine]) -> Result<Priced> {
         b.push(if i == 0 { "" } else { ", " }).push(&a);
     }
     b.push(")");
-    let rows = b.build().fetch_all(svc.db.pool()).await?;
+    let rows = b.build().fetch_all(conn).await?;
     let mut by_sku = HashMap::with_capacity(rows.len());
     for r in &rows {
         by_sku.insert(r.try_get::<String, _>("sku")?, r);

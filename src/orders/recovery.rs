@@ -4,7 +4,8 @@
 //!   saga left in `refunding` is refunded (if the gateway has not already) and settled; a
 //!   partial refund left `claimed` past its lease is refunded again under its own key (the
 //!   gateway answers with the first refund) and settled.
-//! - **reservation expiry**: an unpaid order past `reserved_until` is cancelled with reason
+//! - **reservation expiry**: an unpaid order (no card yet, or its cards declined) past
+//!   `reserved_until` is cancelled with reason
 //!   `reservation_expired` and its stock released.
 //!
 //! Every replica may run both: each order is claimed with a conditional UPDATE, so no two
@@ -58,7 +59,7 @@ async fn resume(svc: &Orders, id: Uuid, state: SagaState) -> Result<()> {
 pub async fn expire_reservations(svc: &Orders) -> Result<usize> {
     let mut expired = 0;
     for id in store::expired_reservations(&svc.db, BATCH).await? {
-        if transition::apply(&svc.db, id, Step::Expired).await?.is_ok() {
+        if transition::apply(svc, id, Step::Expired).await?.is_ok() {
             expired += 1;
         }
     }

@@ -69,7 +69,8 @@ async fn pay_back_and_settle(svc: &Orders, id: Uuid) -> Result<()> {
         };
         match outcome {
             Ok(()) => {}
-            Err(GatewayError::Unavailable(why)) => {
+            // Not sent (breaker open) or outcome unknown: the claim stays for recovery.
+            Err(why @ (GatewayError::Unavailable(_) | GatewayError::Shed { .. })) => {
                 tracing::warn!(order.id = %id, reason = %why, "refund outcome unknown; recovery will finish it");
                 return Err(Error::Unavailable("the payment gateway did not answer; the refund will be retried"));
             }
@@ -85,7 +86,7 @@ async fn pay_back_and_settle(svc: &Orders, id: Uuid) -> Result<()> {
 
 /// Step 3: `paid → refunded`. Cannot lose while the claim holds; if it does, it says why.
 async fn settle(svc: &Orders, id: Uuid) -> Result<()> {
-    transition::apply(&svc.db, id, Step::Refunded).await?.map_err(Error::from)
+    transition::apply(svc, id, Step::Refunded).await?.map_err(Error::from)
 }
 
 /// Finishes a refund whose process stopped between claim and settle (the recovery worker

@@ -10,9 +10,12 @@ use sqlx::any::AnyRow;
 use uuid::Uuid;
 
 pub(super) mod idempotency;
+pub(super) mod payment_attempts;
+mod place;
 pub(super) mod refunds;
 mod saga;
 
+pub(super) use self::place::{NewLine, NewOrder, mark_paid, place};
 pub(super) use self::saga::{current_state, expired_reservations, move_saga, past_lease, payment_id, renew_lease};
 
 use super::shipping::{Carrier, OrderNumber, TrackingNumber};
@@ -24,9 +27,37 @@ use crate::error::{Error, Result};
 use crate::inventory::StockLine;
 use crate::pagination::PageRequest;
 
-const COLUMNS: &str = "id, number, customer_id, status, currency, subtotal_minor, discount_minor, total_minor, \
-     payment_last4, failure_reason, reserved_until, ship_mode, shipping_address, placed_at, paid_at, \
-     shipped_at, carrier, tracking_number, refunded_minor, delivered_at, closed_at, updated_at";
+/// An order's columns, as [`from_row`] reads them (a macro, for `concat!`).
+macro_rules! columns {
+    () => {
+        "id, number, customer_id, status, currency, subtotal_minor, discount_minor, total_minor, \
+         payment_last4, failure_reason, reserved_until, ship_mode, shipping_address, placed_at, paid_at, \
+         shipped_at, carrier, tracking_number, refunded_minor, delivered_at, closed_at, updated_at"
+    };
+}
+pub(super) use columns;
+
+const COLUMNS: &str = columns!();
+
+/// [`COLUMNS`] of an order aliased `o`, for reads that join its lines (a macro, for `concat!`).
+macro_rules! o_columns {
+    () => {
+        "o.id, o.number, o.customer_id, o.status, o.currency, o.subtotal_minor, o.discount_minor, \
+     o.total_minor, o.payment_last4, o.failure_reason, o.reserved_until, o.ship_mode, o.shipping_address, \
+     o.placed_at, o.paid_at, o.shipped_at, o.carrier, o.tracking_number, o.refunded_minor, o.delivered_at, \
+     o.closed_at, o.updated_at"
+    };
+}
+pub(super) use o_columns;
+
+/// The columns of a line aliased `l` joined to `o_columns!()` (read by [`with_lines`]).
+macro_rules! l_columns {
+    () => {
+        "l.line_no, l.product_id, l.sku, l.name, l.unit_price_minor, l.quantity, \
+     l.discount_minor AS line_discount_minor, l.line_total_minor"
+    };
+}
+pub(super) use l_columns;
 
 fn opt_ts(row: &AnyRow, col: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
     row.try_get::<Option<String>, _>(col)?.as_deref().map(db::parse_ts).transpose()
@@ -103,18 +134,46 @@ pub(super) async fn attach_lines(db: &Db, orders: &mut [Order]) -> Result<()> {
     Ok(())
 }
 
-/// Order `id` with its lines; with `owner`, only if that customer placed it. 404 otherwise.
+/// Order `id` with its lines, in one query; with `owner`, only if that customer placed it.
+/// 404 otherwise.
 pub(super) async fn find(db: &Db, id: Uuid, owner: Option<Uuid>) -> Result<Order> {
-    let sql = format!("SELECT {COLUMNS} FROM orders WHERE id = $1 AND ($2 = '' OR customer_id = $2)");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+    let rows = sqlx::query(FIND_SQL)
         .bind(id.to_string())
         .bind(owner.map(|o| o.to_string()).unwrap_or_default())
-        .fetch_optional(db.pool())
-        .await?
-        .ok_or(Error::NotFound("order"))?;
-    let mut orders = vec![from_row(&row)?];
-    attach_lines(db, &mut orders).await?;
-    Ok(orders.remove(0))
+        .fetch_all(db.pool())
+        .await?;
+    with_lines(&rows)?.ok_or(Error::NotFound("order"))
+}
+
+const FIND_SQL: &str = concat!(
+    "SELECT ",
+    o_columns!(),
+    ", ",
+    l_columns!(),
+    " FROM orders o LEFT JOIN order_lines l ON l.order_id = o.id \
+     WHERE o.id = $1 AND ($2 = '' OR o.customer_id = $2) ORDER BY l.line_no"
+);
+
+/// The order of rows of `o_columns!()` and `l_columns!()` (one row per line, or one row with
+/// null line columns), with its lines; `None` without rows.
+pub(super) fn with_lines(rows: &[AnyRow]) -> Result<Option<Order>> {
+    let Some(first) = rows.first() else { return Ok(None) };
+    let mut order = from_row(first)?;
+    for row in rows {
+        let Some(line_no) = row.try_get::<Option<i64>, _>("line_no")? else { continue };
+        let product: Option<String> = row.try_get("product_id")?;
+        order.line_items.push(LineItem {
+            line_no,
+            product_id: product.as_deref().map(db::parse_id).transpose()?,
+            sku: row.try_get("sku")?,
+            name: row.try_get("name")?,
+            unit_price_minor: row.try_get("unit_price_minor")?,
+            quantity: row.try_get("quantity")?,
+            discount_minor: row.try_get("line_discount_minor")?,
+            line_total_minor: row.try_get("line_total_minor")?,
+        });
+    }
+    Ok(Some(order))
 }
 
 /// Order `number` with its lines; with `owner`, only if that customer placed it. 404
@@ -220,83 +279,6 @@ pub(super) async fn stock_lines(tx: &mut Tx, id: Uuid) -> Result<Vec<StockLine>>
         }
     }
     Ok(lines)
-}
-
-/// A new order as checkout writes it, in `pending_payment`.
-pub(super) struct NewOrder<'a> {
-    pub id: Uuid,
-    pub number: String,
-    pub customer_id: Uuid,
-    pub currency: &'a str,
-    /// Σ line totals, minor units (checked by pricing).
-    pub subtotal_minor: i64,
-    pub saga: SagaState,
-    pub saga_deadline: Option<DateTime<Utc>>,
-    pub reserved_until: DateTime<Utc>,
-    pub payment_last4: Option<&'a str>,
-    pub shipping_address: Option<&'a serde_json::Value>,
-    pub placed_at: DateTime<Utc>,
-    pub lines: Vec<NewLine<'a>>,
-    /// The client's idempotency key and the request's fingerprint, if it sent a key.
-    pub idempotency: Option<(&'a str, &'a str)>,
-}
-
-/// One line of a [`NewOrder`].
-pub(super) struct NewLine<'a> {
-    pub product_id: Uuid,
-    pub sku: &'a str,
-    pub name: &'a str,
-    pub unit_price_minor: i64,
-    pub quantity: i64,
-    pub line_total_minor: i64,
-}
-
-/// Inserts the order and its lines (numbered from 1).
-pub(super) async fn insert(tx: &mut Tx, o: &NewOrder<'_>) -> Result<()> {
-    let placed = db::ts(o.placed_at);
-    sqlx::query(
-        "INSERT INTO orders (id, number, customer_id, status, currency, subtotal_minor, discount_minor, total_minor, \
-         saga_state, saga_deadline, reserved_until, payment_last4, shipping_address, placed_at, updated_at, \
-         idempotency_key, request_fingerprint) \
-         VALUES ($1, $2, $3, $4, $5, $6, 0, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14)",
-    )
-    .bind(o.id.to_string())
-    .bind(&o.number)
-    .bind(o.customer_id.to_string())
-    .bind(OrderStatus::PendingPayment.as_str())
-    .bind(o.currency)
-    .bind(o.subtotal_minor)
-    .bind(o.saga.as_str())
-    .bind(o.saga_deadline.map(db::ts))
-    .bind(db::ts(o.reserved_until))
-    .bind(o.payment_last4)
-    .bind(o.shipping_address.map(|a| a.to_string()))
-    .bind(&placed)
-    .bind(o.idempotency.map(|(key, _)| key))
-    .bind(o.idempotency.map(|(_, fingerprint)| fingerprint))
-    .execute(&mut **tx)
-    .await?;
-    let mut b = SqlBuilder::new(
-        "INSERT INTO order_lines (order_id, line_no, product_id, sku, name, unit_price_minor, quantity, \
-         discount_minor, line_total_minor) VALUES ",
-    );
-    for (i, (l, line_no)) in o.lines.iter().zip(1_i64..).enumerate() {
-        let vals = [
-            b.arg(Arg::Text(o.id.to_string())),
-            b.arg(Arg::Int(line_no)),
-            b.arg(Arg::Text(l.product_id.to_string())),
-            b.arg(Arg::Text(l.sku.to_owned())),
-            b.arg(Arg::Text(l.name.to_owned())),
-            b.arg(Arg::Int(l.unit_price_minor)),
-            b.arg(Arg::Int(l.quantity)),
-            b.arg(Arg::Int(l.line_total_minor)),
-        ];
-        let [o, n, p, s, nm, u, q, t] = &vals;
-        b.push(if i == 0 { "" } else { ", " });
-        b.push(&format!("({o}, {n}, {p}, {s}, {nm}, {u}, {q}, 0, {t})"));
-    }
-    b.build().execute(&mut **tx).await?;
-    Ok(())
 }
 
 /// How a status write changes the saga state.

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::shipping::{Carrier, TrackingNumber};
 use super::state::{OrderStatus, SagaState};
 use super::store::{self, Guard, SagaWrite, StatusWrite};
-use crate::db::Db;
+use super::{Order, Orders};
 use crate::error::{Error, Result};
 use crate::events::{self, Event, OrderFailed, OrderPaid, OrderShipped, OrderTransitioned};
 use crate::inventory;
@@ -20,10 +20,11 @@ pub enum Step<'a> {
         /// The gateway's id of the charge, kept for the refund.
         payment_id: &'a str,
     },
-    /// The charge was declined, refused or interrupted: `pending_payment → failed`, stock
+    /// The charge was refused or interrupted, or payments were unavailable at checkout (a
+    /// declined card leaves the order payable instead): `pending_payment → failed`, stock
     /// released.
     Failed {
-        /// `card_declined`, `payment_rejected`, `payment_interrupted`, …
+        /// `payments_unavailable`, `payment_rejected`, `payment_interrupted`, …
         reason: &'a str,
     },
     /// The reservation expired unpaid (no charge in flight): `pending_payment → cancelled`,
@@ -142,9 +143,9 @@ impl From<Refused> for Error {
 /// transition won (nothing written); `Err(NotFound)` for no such order, `Err(Database)`
 /// otherwise.
 #[tracing::instrument(name = "orders.transition", skip_all, fields(order.id = %id, order.to = step.target().as_str()))]
-pub async fn apply(db: &Db, id: Uuid, step: Step<'_>) -> Result<Result<(), Refused>> {
+pub async fn apply(svc: &Orders, id: Uuid, step: Step<'_>) -> Result<Result<(), Refused>> {
     let to = step.target();
-    let mut tx = db.begin_write().await?;
+    let mut tx = svc.db.begin_write().await?;
     let (from, saga) = store::state_of(&mut tx, id).await?;
     if from.check(to).is_err() || !step.admits(saga) {
         return Ok(Err(Refused { current: from, saga, to }));
@@ -180,14 +181,19 @@ pub async fn apply(db: &Db, id: Uuid, step: Step<'_>) -> Result<Result<(), Refus
         let (current, saga) = store::state_of(&mut tx, id).await?;
         return Ok(Err(Refused { current, saga, to }));
     }
-    let lines = store::stock_lines(&mut tx, id).await?;
-    match to {
+    let stock_moved = match to {
         OrderStatus::Cancelled | OrderStatus::Failed | OrderStatus::Refunded if from.holds_reservation() => {
-            inventory::release(&mut tx, &lines).await?
+            let lines = store::stock_lines(&mut tx, id).await?;
+            inventory::release(&mut tx, &lines).await?;
+            Some(lines)
         }
-        OrderStatus::Shipped => inventory::ship(&mut tx, &lines).await?,
-        _ => {}
-    }
+        OrderStatus::Shipped => {
+            let lines = store::stock_lines(&mut tx, id).await?;
+            inventory::ship(&mut tx, &lines).await?;
+            Some(lines)
+        }
+        _ => None,
+    };
     if let Step::Refunded = step {
         store::refunds::settle_remainder(&mut tx, id).await?;
     }
@@ -208,5 +214,27 @@ pub async fn apply(db: &Db, id: Uuid, step: Step<'_>) -> Result<Result<(), Refus
     };
     events::record(&mut tx, event).await?;
     tx.commit().await?;
+    if let Some(lines) = stock_moved {
+        let products: Vec<Uuid> = lines.iter().map(|l| l.product_id).collect();
+        svc.cache.products_changed(&products).await;
+    }
     Ok(Ok(()))
+}
+
+/// [`Step::Paid`] for the charge `payment_id`, as [`apply`] makes it, but written in one step
+/// that also returns the paid order with its lines (`store::mark_paid`: one statement on
+/// PostgreSQL), so checkout does not read it again. `pending_payment` is the only status
+/// that may become `paid` and the step has no saga guard, so a conditional write on
+/// `status = 'pending_payment'` is the whole check; when it does not apply, [`apply`] runs
+/// and reports why (`Refused`).
+#[tracing::instrument(name = "orders.transition", skip_all, fields(order.id = %id, order.to = "paid"))]
+pub async fn paid(svc: &Orders, id: Uuid, payment_id: &str) -> Result<Result<Order, Refused>> {
+    debug_assert!(OrderStatus::PendingPayment.check(OrderStatus::Paid).is_ok());
+    if let Some(order) = store::mark_paid(&svc.db, id, payment_id).await? {
+        return Ok(Ok(order));
+    }
+    Ok(match apply(svc, id, Step::Paid { payment_id }).await? {
+        Ok(()) => Ok(store::find(&svc.db, id, None).await?),
+        Err(refused) => Err(refused),
+    })
 }

@@ -16,24 +16,32 @@
 //! (409 or 422) an amount that would take the charge's refunds beyond the charge, a charge
 //! that is not succeeded, and a key reused for another amount. Once the charge is refunded
 //! in full, `lookup` reports it `refunded`.
-//! Any other 4xx is a refusal ([`GatewayError::Rejected`]); 5xx, 429, a timeout
-//! (`payments.timeout_ms`) or a broken connection leaves the outcome unknown
+//! Any other 4xx is a refusal ([`GatewayError::Rejected`]); 5xx, 429, 408, a timeout
+//! (`payments.timeout_ms` per attempt) or a broken connection is transient, and an
+//! unreadable 2xx body is broken: both leave the outcome unknown
 //! ([`GatewayError::Unavailable`]) for the recovery worker to settle with a lookup.
-//! Every request carries the W3C `traceparent` of the current span.
+//! Every call goes through an [`Outbound`] (bulkhead, circuit breaker, per-attempt timeout);
+//! transient failures are retried with backoff for charge and partial refund (their
+//! idempotency keys make a repeat safe) and lookup (a read), never for void and refund,
+//! which carry no key. A call the breaker or the bulkhead refused was never sent
+//! ([`GatewayError::Shed`]). Every request carries the W3C `traceparent` of the current span.
 
-use std::time::Duration;
+use std::sync::Arc;
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use reqwest::header::HeaderMap;
-use reqwest::{StatusCode, Url};
+use reqwest::{Method, StatusCode, Url};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::{ChargeOutcome, ChargeRequest, GatewayError, PaymentGateway, PaymentRecord, RefundReceipt, RefundRequest};
+use crate::outbound::{BreakerState, CallError, Fault, Outbound, Policy};
 
 pub struct HttpGateway {
     client: reqwest::Client,
     base: Url,
+    outbound: Outbound,
 }
 
 /// `POST /charges` body. The card number leaves the process only here.
@@ -66,10 +74,25 @@ struct ChargeReply {
     decline_code: Option<String>,
 }
 
+/// One request, built once and sent once per attempt.
+struct Exchange {
+    method: Method,
+    url: Url,
+    idempotency_key: Option<String>,
+    /// JSON, already serialized (the card number is in here for a charge).
+    body: Option<Vec<u8>>,
+}
+
+/// What a 2xx (or a lookup's 404) answered.
+enum Answer {
+    NotFound,
+    Body(Vec<u8>),
+}
+
 impl HttpGateway {
-    /// A client for the gateway at `base_url` (`http://host:port/prefix`); each call may
-    /// take at most `timeout`.
-    pub fn new(base_url: &str, timeout: Duration) -> anyhow::Result<Self> {
+    /// A client for the gateway at `base_url` (`http://host:port/prefix`), its calls under
+    /// `policy` (from `payments.*`).
+    pub fn new(base_url: &str, policy: Policy) -> anyhow::Result<Self> {
         let mut base = Url::parse(base_url).map_err(|e| anyhow::anyhow!("payments.url {base_url:?}: {e}"))?;
         // Built without a TLS stack: https:// is refused here rather than failing every call.
         if base.cannot_be_a_base() || base.scheme() != "http" {
@@ -81,11 +104,12 @@ impl HttpGateway {
             base.set_path(&path);
         }
         let client = reqwest::Client::builder()
-            .timeout(timeout)
+            .connect_timeout(policy.timeout)
             .user_agent(concat!("orderly/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| anyhow::anyhow!("building the payments HTTP client: {e}"))?;
-        Ok(Self { client, base })
+        let outbound = Outbound::new("payments", policy)?;
+        Ok(Self { client, base, outbound })
     }
 
     /// `{base}/charges` followed by `segments`, each percent-encoded.
@@ -97,16 +121,59 @@ impl HttpGateway {
         Ok(url)
     }
 
-    async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, GatewayError> {
-        let mut headers = HeaderMap::new();
-        crate::telemetry::inject_context(&mut headers);
-        req.headers(headers).send().await.map_err(|e| GatewayError::Unavailable(describe(&e)))
+    /// Sends `ex` through the outbound layers (retried if `safe_to_retry`) and reads the
+    /// answer with `read`, inside the attempt, so that an unreadable one counts against
+    /// the breaker.
+    async fn call<T: Send + 'static>(
+        &self,
+        ex: Exchange,
+        safe_to_retry: bool,
+        read: fn(Answer) -> Result<T, Fault>,
+    ) -> Result<T, GatewayError> {
+        let (client, ex) = (self.client.clone(), Arc::new(ex));
+        let attempt = move || {
+            let (client, ex) = (client.clone(), ex.clone());
+            async move { read(send(&client, &ex).await?) }
+        };
+        self.outbound.call(safe_to_retry, attempt).await.map_err(|e| match e {
+            CallError::Fault(Fault::Transient(why) | Fault::Broken(why)) => GatewayError::Unavailable(why),
+            CallError::Fault(Fault::Refused(why)) => GatewayError::Rejected(why),
+            CallError::Shed { why, retry_after } => {
+                let secs = retry_after.as_millis().div_ceil(1000);
+                GatewayError::Shed {
+                    reason: why.as_str(),
+                    retry_after_secs: u64::try_from(secs).unwrap_or(u64::MAX).max(1),
+                }
+            }
+        })
     }
 
     async fn post_action(&self, payment_id: &str, action: &str) -> Result<(), GatewayError> {
-        let res = self.send(self.client.post(self.url(&[payment_id, action])?)).await?;
-        classify(res.status())
+        let ex =
+            Exchange { method: Method::POST, url: self.url(&[payment_id, action])?, idempotency_key: None, body: None };
+        self.call(ex, false, |_| Ok(())).await
     }
+}
+
+/// One attempt: the request, its status classified, the body read.
+async fn send(client: &reqwest::Client, ex: &Exchange) -> Result<Answer, Fault> {
+    let mut headers = HeaderMap::new();
+    crate::telemetry::inject_context(&mut headers);
+    let mut req = client.request(ex.method.clone(), ex.url.clone()).headers(headers);
+    if let Some(key) = &ex.idempotency_key {
+        req = req.header("Idempotency-Key", key);
+    }
+    if let Some(body) = &ex.body {
+        req = req.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.clone());
+    }
+    let res = req.send().await.map_err(|e| Fault::Transient(describe(&e)))?;
+    let status = res.status();
+    if ex.method == Method::GET && status == StatusCode::NOT_FOUND {
+        return Ok(Answer::NotFound);
+    }
+    classify(status)?;
+    let body = res.bytes().await.map_err(|e| Fault::Transient(describe(&e)))?;
+    Ok(Answer::Body(body.to_vec()))
 }
 
 /// A transport error in a few words (the URL holds only idempotency keys and payment ids).
@@ -120,25 +187,58 @@ fn describe(e: &reqwest::Error) -> String {
     }
 }
 
-/// Maps a non-success status to the error it means; `Ok` for 2xx.
-fn classify(status: StatusCode) -> Result<(), GatewayError> {
+/// Maps a non-success status to the fault it means; `Ok` for 2xx.
+fn classify(status: StatusCode) -> Result<(), Fault> {
     if status.is_success() {
         Ok(())
     } else if status.is_server_error()
         || status == StatusCode::TOO_MANY_REQUESTS
         || status == StatusCode::REQUEST_TIMEOUT
     {
-        Err(GatewayError::Unavailable(format!("gateway answered {status}")))
+        Err(Fault::Transient(format!("gateway answered {status}")))
     } else {
-        Err(GatewayError::Rejected(format!("gateway answered {status}")))
+        Err(Fault::Refused(format!("gateway answered {status}")))
     }
 }
 
-/// The reply body of a 2xx; an unreadable one leaves the outcome unknown.
-async fn reply(res: reqwest::Response) -> Result<ChargeReply, GatewayError> {
-    res.json::<ChargeReply>()
-        .await
-        .map_err(|e| GatewayError::Unavailable(format!("unreadable gateway reply: {}", describe(&e))))
+/// A 2xx body as `T`; an unreadable one is a broken answer.
+fn parse<T: DeserializeOwned>(answer: Answer) -> Result<T, Fault> {
+    let Answer::Body(body) = answer else {
+        return Err(Fault::Broken("gateway answered 404".into()));
+    };
+    serde_json::from_slice(&body).map_err(|_| Fault::Broken("unreadable gateway reply".into()))
+}
+
+fn json<T: Serialize>(body: &T) -> Result<Vec<u8>, GatewayError> {
+    serde_json::to_vec(body).map_err(|e| GatewayError::Rejected(e.to_string()))
+}
+
+fn charge_outcome(answer: Answer) -> Result<ChargeOutcome, Fault> {
+    let r: ChargeReply = parse(answer)?;
+    match r.status.as_str() {
+        "succeeded" => Ok(ChargeOutcome::Succeeded { payment_id: r.id }),
+        "declined" => Ok(ChargeOutcome::Declined {
+            payment_id: r.id,
+            code: r.decline_code.unwrap_or_else(|| "card_declined".into()),
+        }),
+        other => Err(Fault::Broken(format!("unexpected charge status {other:?}"))),
+    }
+}
+
+fn payment_record(answer: Answer) -> Result<Option<PaymentRecord>, Fault> {
+    if let Answer::NotFound = answer {
+        return Ok(None);
+    }
+    let r: ChargeReply = parse(answer)?;
+    match r.status.as_str() {
+        "succeeded" => Ok(Some(PaymentRecord::Succeeded { payment_id: r.id })),
+        "declined" => Ok(Some(PaymentRecord::Declined {
+            payment_id: r.id,
+            code: r.decline_code.unwrap_or_else(|| "card_declined".into()),
+        })),
+        "voided" | "refunded" => Ok(Some(PaymentRecord::Reversed { payment_id: r.id })),
+        other => Err(Fault::Broken(format!("unexpected charge status {other:?}"))),
+    }
 }
 
 impl PaymentGateway for HttpGateway {
@@ -146,18 +246,13 @@ impl PaymentGateway for HttpGateway {
         async move {
             let body =
                 ChargeBody { amount_minor: req.amount_minor, currency: &req.currency, card_number: req.card.expose() };
-            let request = self.client.post(self.url(&[])?).header("Idempotency-Key", &req.idempotency_key).json(&body);
-            let res = self.send(request).await?;
-            classify(res.status())?;
-            let r = reply(res).await?;
-            match r.status.as_str() {
-                "succeeded" => Ok(ChargeOutcome::Succeeded { payment_id: r.id }),
-                "declined" => Ok(ChargeOutcome::Declined {
-                    payment_id: r.id,
-                    code: r.decline_code.unwrap_or_else(|| "card_declined".into()),
-                }),
-                other => Err(GatewayError::Unavailable(format!("unexpected charge status {other:?}"))),
-            }
+            let ex = Exchange {
+                method: Method::POST,
+                url: self.url(&[])?,
+                idempotency_key: Some(req.idempotency_key.clone()),
+                body: Some(json(&body)?),
+            };
+            self.call(ex, true, charge_outcome).await
         }
         .boxed()
     }
@@ -166,21 +261,8 @@ impl PaymentGateway for HttpGateway {
         async move {
             let mut url = self.url(&[])?;
             url.query_pairs_mut().append_pair("idempotency_key", &idempotency_key);
-            let res = self.send(self.client.get(url)).await?;
-            if res.status() == StatusCode::NOT_FOUND {
-                return Ok(None);
-            }
-            classify(res.status())?;
-            let r = reply(res).await?;
-            match r.status.as_str() {
-                "succeeded" => Ok(Some(PaymentRecord::Succeeded { payment_id: r.id })),
-                "declined" => Ok(Some(PaymentRecord::Declined {
-                    payment_id: r.id,
-                    code: r.decline_code.unwrap_or_else(|| "card_declined".into()),
-                })),
-                "voided" | "refunded" => Ok(Some(PaymentRecord::Reversed { payment_id: r.id })),
-                other => Err(GatewayError::Unavailable(format!("unexpected charge status {other:?}"))),
-            }
+            let ex = Exchange { method: Method::GET, url, idempotency_key: None, body: None };
+            self.call(ex, true, payment_record).await
         }
         .boxed()
     }
@@ -196,37 +278,63 @@ impl PaymentGateway for HttpGateway {
     fn refund_amount(&self, req: RefundRequest) -> BoxFuture<'_, Result<RefundReceipt, GatewayError>> {
         async move {
             let body = RefundBody { amount_minor: req.amount_minor, currency: &req.currency };
-            let url = self.url(&[req.payment_id.as_str(), "refunds"])?;
-            let request = self.client.post(url).header("Idempotency-Key", &req.idempotency_key).json(&body);
-            let res = self.send(request).await?;
-            classify(res.status())?;
-            let r = res
-                .json::<RefundReply>()
-                .await
-                .map_err(|e| GatewayError::Unavailable(format!("unreadable gateway reply: {}", describe(&e))))?;
+            let ex = Exchange {
+                method: Method::POST,
+                url: self.url(&[req.payment_id.as_str(), "refunds"])?,
+                idempotency_key: Some(req.idempotency_key.clone()),
+                body: Some(json(&body)?),
+            };
+            let r: RefundReply = self.call(ex, true, parse).await?;
             Ok(RefundReceipt { refund_id: r.id })
         }
         .boxed()
+    }
+
+    fn breaker_state(&self) -> Option<BreakerState> {
+        Some(self.outbound.breaker_state())
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
-    #[test]
-    fn urls_keep_the_base_path_and_encode_ids() {
-        let g = HttpGateway::new("http://127.0.0.1:9/pay", Duration::from_secs(1)).unwrap();
-        assert_eq!(g.url(&[]).unwrap().as_str(), "http://127.0.0.1:9/pay/charges");
-        assert_eq!(g.url(&["ch/1", "void"]).unwrap().as_str(), "http://127.0.0.1:9/pay/charges/ch%2F1/void");
-        assert!(HttpGateway::new("ftp://x", Duration::from_secs(1)).is_err());
+    fn policy() -> Policy {
+        Policy {
+            timeout: Duration::from_secs(1),
+            retries: 0,
+            backoff_base: Duration::from_millis(1),
+            backoff_max: Duration::from_millis(1),
+            failure_ratio: 0.5,
+            min_calls: 1,
+            window: Duration::from_secs(1),
+            open_for: Duration::from_secs(1),
+            half_open_probes: 1,
+            max_concurrent: 1,
+        }
     }
 
     #[test]
-    fn statuses_map_to_retryable_or_final_errors() {
+    fn urls_keep_the_base_path_and_encode_ids() {
+        let g = HttpGateway::new("http://127.0.0.1:9/pay", policy()).unwrap();
+        assert_eq!(g.url(&[]).unwrap().as_str(), "http://127.0.0.1:9/pay/charges");
+        assert_eq!(g.url(&["ch/1", "void"]).unwrap().as_str(), "http://127.0.0.1:9/pay/charges/ch%2F1/void");
+        assert!(HttpGateway::new("ftp://x", policy()).is_err());
+    }
+
+    #[test]
+    fn statuses_map_to_transient_or_final_faults() {
         assert!(classify(StatusCode::OK).is_ok());
-        assert!(matches!(classify(StatusCode::BAD_GATEWAY), Err(GatewayError::Unavailable(_))));
-        assert!(matches!(classify(StatusCode::TOO_MANY_REQUESTS), Err(GatewayError::Unavailable(_))));
-        assert!(matches!(classify(StatusCode::CONFLICT), Err(GatewayError::Rejected(_))));
+        assert!(matches!(classify(StatusCode::BAD_GATEWAY), Err(Fault::Transient(_))));
+        assert!(matches!(classify(StatusCode::TOO_MANY_REQUESTS), Err(Fault::Transient(_))));
+        assert!(matches!(classify(StatusCode::CONFLICT), Err(Fault::Refused(_))));
+    }
+
+    #[test]
+    fn an_unreadable_reply_is_a_broken_answer_not_a_decline() {
+        assert!(matches!(charge_outcome(Answer::Body(b"{not json".to_vec())), Err(Fault::Broken(_))));
+        assert!(matches!(payment_record(Answer::NotFound), Ok(None)));
     }
 }

@@ -42,6 +42,7 @@ fn error_result(e: &GatewayError) -> &'static str {
     match e {
         GatewayError::Unavailable(_) => "unavailable",
         GatewayError::Rejected(_) => "rejected",
+        GatewayError::Shed { .. } => "shed",
     }
 }
 
@@ -126,5 +127,9 @@ impl PaymentGateway for Instrumented {
             error = tracing::field::Empty,
         );
         observe("refund_amount", span, self.inner.refund_amount(req), |_| "ok")
+    }
+
+    fn breaker_state(&self) -> Option<crate::outbound::BreakerState> {
+        self.inner.breaker_state()
     }
 }

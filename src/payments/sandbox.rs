@@ -174,6 +174,8 @@ impl PaymentGateway for SandboxGateway {
         async move {
             let decline = decide(req.card.expose());
             let now = db::now();
+            // SQLite's writers queue in the process, not in SQLite's sleeping busy handler.
+            let permit = self.db.write_permit().await.map_err(unavailable)?;
             sqlx::query(
                 "INSERT INTO sandbox_payments (id, idempotency_key, amount_minor, currency, status, decline_code, \
                  last4, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
@@ -190,6 +192,7 @@ impl PaymentGateway for SandboxGateway {
             .execute(self.db.pool())
             .await
             .map_err(unavailable)?;
+            drop(permit);
             // Whatever was stored first under this key is the answer, as with Stripe.
             let Some((id, status, code, amount)) = self.find(&req.idempotency_key).await? else {
                 return Err(GatewayError::Unavailable("charge not recorded".into()));

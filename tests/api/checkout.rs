@@ -132,7 +132,7 @@ async fn fifty_concurrent_checkouts_of_the_last_unit_sell_it_exactly_once() {
 }
 
 #[tokio::test]
-async fn a_declined_payment_fails_the_order_and_leaves_stock_unchanged() {
+async fn a_declined_payment_leaves_the_order_payable_with_its_stock_reserved() {
     let app = TestApp::spawn().await;
     let staff = app.staff().await;
     let p = app.create_product(&staff, "DC-1", 700, 4).await;
@@ -145,10 +145,12 @@ async fn a_declined_payment_fails_the_order_and_leaves_stock_unchanged() {
         let (status, problem) = app.place_order(&customer, "DC-1", 3, Some(card)).await;
         assert_problem(status, &problem, StatusCode::PAYMENT_REQUIRED, "payment-declined");
         assert_eq!(problem["decline_code"], code);
-        let (_, order) =
-            app.get(&format!("/api/v1/orders/{}", problem["order_id"].as_str().unwrap()), Some(&customer)).await;
-        assert_eq!(order["status"], "failed");
-        assert_eq!(order["failure_reason"], code);
+        let id = problem["order_id"].as_str().unwrap();
+        let (_, order) = app.get(&format!("/api/v1/orders/{id}"), Some(&customer)).await;
+        assert_eq!(order["status"], "pending_payment");
+        assert_eq!(app.stock(&staff, p["id"].as_str().unwrap()).await, (4, 3, 1));
+        let (status, _) = app.post(&format!("/api/v1/orders/{id}/cancel"), Some(&customer), &json!({})).await;
+        assert_eq!(status, StatusCode::OK);
         assert_eq!(app.stock(&staff, p["id"].as_str().unwrap()).await, (4, 0, 4));
     }
 }

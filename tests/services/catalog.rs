@@ -8,6 +8,7 @@ use orderly::auth::Principal;
 use orderly::catalog::ProductStatus;
 use orderly::catalog::categories;
 use orderly::catalog::products::{self, NewProduct, Product, ProductFilter, ProductPatch, ProductSort};
+use orderly::catalog::{Catalog, stock};
 use orderly::db::Db;
 use orderly::error::{Error, ErrorKind};
 use orderly::inventory::{self, MAX_DELTA, MAX_STOCK, StockLine};
@@ -61,18 +62,19 @@ const TABLE: &[(&str, Outcome, Outcome, Outcome)] = &[
 async fn catalog_writes_need_staff_with_catalog_write_and_stock_reads_need_staff() {
     let t = TestApp::spawn().await;
     let db = &t.app.db;
+    let cat = &t.app.catalog;
     let cast = Cast::new(db).await;
     let names: Vec<&str> = cast.all().iter().map(|(n, _)| *n).collect();
     assert_eq!(names, TABLE.iter().map(|row| row.0).collect::<Vec<_>>(), "the table covers the whole cast");
-    let product = products::create(db, &cast.staff, new_product("AUTH-0", 100, 5)).await.unwrap();
+    let product = products::create(cat, &cast.staff, new_product("AUTH-0", 100, 5)).await.unwrap();
     let mut allowed_adjustments = 0;
 
     for ((name, p), (_, write, stock_read, public_read)) in cast.all().into_iter().zip(TABLE) {
         let calls = [
-            ("categories::create", outcome(&categories::create(db, p, &format!("Category {name}"), None).await)),
-            ("products::create", outcome(&products::create(db, p, new_product(&format!("AUTH-{name}"), 1, 1)).await)),
-            ("products::update", outcome(&products::update(db, p, product.id, price_patch(101), None).await)),
-            ("inventory::adjust", outcome(&inventory::adjust(db, p, product.id, 1, "count").await)),
+            ("categories::create", outcome(&categories::create(cat, p, &format!("Category {name}"), None).await)),
+            ("products::create", outcome(&products::create(cat, p, new_product(&format!("AUTH-{name}"), 1, 1)).await)),
+            ("products::update", outcome(&products::update(cat, p, product.id, price_patch(101), None).await)),
+            ("inventory::adjust", outcome(&stock::adjust(cat, p, product.id, 1, "count", None).await)),
         ];
         for (op, got) in calls {
             assert_eq!(got, *write, "{op} as {name}");
@@ -82,9 +84,9 @@ async fn catalog_writes_need_staff_with_catalog_write_and_stock_reads_need_staff
         }
         assert_eq!(outcome(&inventory::get(db, p, product.id).await), *stock_read, "inventory::get as {name}");
         let reads = [
-            ("categories::list", outcome(&categories::list(db, p).await)),
-            ("products::list", outcome(&products::list(db, p, &ProductFilter::default()).await)),
-            ("products::get", outcome(&products::get(db, p, product.id).await)),
+            ("categories::list", outcome(&categories::list(cat, p).await)),
+            ("products::list", outcome(&products::list(cat, p, &ProductFilter::default()).await)),
+            ("products::get", outcome(&products::get(cat, p, product.id).await)),
         ];
         for (op, got) in reads {
             assert_eq!(got, *public_read, "{op} as {name}");
@@ -94,7 +96,7 @@ async fn catalog_writes_need_staff_with_catalog_write_and_stock_reads_need_staff
     // Refused calls changed nothing: only the allowed adjustments moved the stock.
     let stock = inventory::get(db, &cast.staff, product.id).await.unwrap();
     assert_eq!(stock.on_hand, 5 + allowed_adjustments);
-    let categories = categories::list(db, &cast.anonymous).await.unwrap();
+    let categories = categories::list(cat, &cast.anonymous).await.unwrap();
     assert_eq!(categories.len() as i64, allowed_adjustments);
 }
 
@@ -102,9 +104,10 @@ async fn catalog_writes_need_staff_with_catalog_write_and_stock_reads_need_staff
 async fn archived_products_are_visible_to_staff_principals_only() {
     let t = TestApp::spawn().await;
     let db = &t.app.db;
+    let cat = &t.app.catalog;
     let cast = Cast::new(db).await;
     let archived = NewProduct { status: Some(ProductStatus::Archived), ..new_product("ARCH-1", 100, 1) };
-    let product = products::create(db, &cast.staff, archived).await.unwrap();
+    let product = products::create(cat, &cast.staff, archived).await.unwrap();
     let expected = [
         ("anonymous", NotFound),
         ("customer", NotFound),
@@ -117,8 +120,8 @@ async fn archived_products_are_visible_to_staff_principals_only() {
         ("customer_key", Denied),
     ];
     for ((name, p), (_, want)) in cast.all().into_iter().zip(expected) {
-        assert_eq!(outcome(&products::get(db, p, product.id).await), want, "products::get as {name}");
-        let listed = products::list(db, p, &ProductFilter::default()).await.map(|page| page.items.len());
+        assert_eq!(outcome(&products::get(cat, p, product.id).await), want, "products::get as {name}");
+        let listed = products::list(cat, p, &ProductFilter::default()).await.map(|page| page.items.len());
         if want != Denied {
             assert_eq!(listed.unwrap(), usize::from(want == Allowed), "products::list as {name}");
         }
@@ -129,27 +132,32 @@ async fn archived_products_are_visible_to_staff_principals_only() {
 async fn a_direct_call_with_bad_values_gets_the_validation_errors_rest_answers() {
     let t = TestApp::spawn().await;
     let db = &t.app.db;
+    let cat = &t.app.catalog;
     let cast = Cast::new(db).await;
     let staff = &cast.staff;
     let bad = NewProduct { currency: "ZZZ".into(), ..new_product("bad sku", -1, 0) };
-    assert_eq!(invalid_fields(&products::create(db, staff, bad).await), ["sku", "price_minor", "currency"]);
+    assert_eq!(invalid_fields(&products::create(cat, staff, bad).await), ["sku", "price_minor", "currency"]);
     let too_much = new_product("BIG-1", MAX_PRICE_MINOR + 1, MAX_STOCK + 1);
-    assert_eq!(invalid_fields(&products::create(db, staff, too_much).await), ["price_minor", "initial_stock"]);
+    assert_eq!(invalid_fields(&products::create(cat, staff, too_much).await), ["price_minor", "initial_stock"]);
     let blank = NewProduct { name: "  ".into(), description: "x".repeat(10_001), ..new_product("BLANK-1", 1, -1) };
-    assert_eq!(invalid_fields(&products::create(db, staff, blank).await), ["name", "description", "initial_stock"]);
+    assert_eq!(invalid_fields(&products::create(cat, staff, blank).await), ["name", "description", "initial_stock"]);
 
-    let product = products::create(db, staff, new_product("OK-1", 100, 5)).await.unwrap();
+    let product = products::create(cat, staff, new_product("OK-1", 100, 5)).await.unwrap();
     let patch = ProductPatch { name: Some(String::new()), currency: Some("usd!".into()), ..price_patch(i64::MIN) };
     assert_eq!(
-        invalid_fields(&products::update(db, staff, product.id, patch, None).await),
+        invalid_fields(&products::update(cat, staff, product.id, patch, None).await),
         ["name", "price_minor", "currency"]
     );
-    assert_eq!(invalid_fields(&inventory::adjust(db, staff, product.id, 0, "").await), ["delta", "reason"]);
+    assert_eq!(invalid_fields(&stock::adjust(cat, staff, product.id, 0, "", None).await), ["delta", "reason"]);
     for delta in [i64::MIN, -MAX_DELTA - 1, MAX_DELTA + 1, i64::MAX] {
-        assert_eq!(invalid_fields(&inventory::adjust(db, staff, product.id, delta, "x").await), ["delta"], "{delta}");
+        assert_eq!(
+            invalid_fields(&stock::adjust(cat, staff, product.id, delta, "x", None).await),
+            ["delta"],
+            "{delta}"
+        );
     }
-    assert_eq!(invalid_fields(&categories::create(db, staff, "!!!", None).await), ["name"]);
-    let unchanged = products::get(db, staff, product.id).await.unwrap();
+    assert_eq!(invalid_fields(&categories::create(cat, staff, "!!!", None).await), ["name"]);
+    let unchanged = products::get(cat, staff, product.id).await.unwrap();
     assert_eq!((unchanged.price_minor, unchanged.available, unchanged.version), (100, 5, 1));
 }
 
@@ -157,15 +165,16 @@ async fn a_direct_call_with_bad_values_gets_the_validation_errors_rest_answers()
 async fn stock_stops_at_its_bound_with_a_conflict_that_changes_nothing() {
     let t = TestApp::spawn().await;
     let db = &t.app.db;
+    let cat = &t.app.catalog;
     let cast = Cast::new(db).await;
     let staff = &cast.staff;
-    let product = products::create(db, staff, new_product("MAX-1", 1, MAX_STOCK - MAX_DELTA)).await.unwrap();
-    let full = inventory::adjust(db, staff, product.id, MAX_DELTA, "restock").await.unwrap();
+    let product = products::create(cat, staff, new_product("MAX-1", 1, MAX_STOCK - MAX_DELTA)).await.unwrap();
+    let full = stock::adjust(cat, staff, product.id, MAX_DELTA, "restock", None).await.unwrap();
     assert_eq!(full.on_hand, MAX_STOCK);
-    let over = inventory::adjust(db, staff, product.id, 1, "restock").await;
+    let over = stock::adjust(cat, staff, product.id, 1, "restock", None).await;
     assert!(matches!(&over, Err(e) if e.code() == "stock-limit" && e.kind() == ErrorKind::Conflict), "{over:?}");
     assert_eq!(inventory::get(db, staff, product.id).await.unwrap().on_hand, MAX_STOCK);
-    let below = inventory::adjust(db, staff, product.id, -1, "count").await.unwrap();
+    let below = stock::adjust(cat, staff, product.id, -1, "count", None).await.unwrap();
     assert_eq!(below.on_hand, MAX_STOCK - 1);
 }
 
@@ -204,8 +213,8 @@ fn check<S: Strategy>(
     }
 }
 
-async fn stored_price(db: &Db, staff: &Principal, id: uuid::Uuid) -> i64 {
-    products::get(db, staff, id).await.unwrap().price_minor
+async fn stored_price(cat: &Catalog, staff: &Principal, id: uuid::Uuid) -> i64 {
+    products::get(cat, staff, id).await.unwrap().price_minor
 }
 
 #[test]
@@ -214,21 +223,23 @@ fn prices_are_stored_exactly_or_refused_across_the_whole_i64_range() {
     let (t, cast, fixed) = rt.block_on(async {
         let t = TestApp::spawn().await;
         let cast = Cast::new(&t.app.db).await;
-        let fixed = products::create(&t.app.db, &cast.staff, new_product("FIXED-1", 100, 0)).await.unwrap();
+        let fixed = products::create(&t.app.catalog, &cast.staff, new_product("FIXED-1", 100, 0)).await.unwrap();
         (t, cast, fixed)
     });
-    let (db, staff) = (&t.app.db, &cast.staff);
+    let staff = &cast.staff;
+    let cat = &t.app.catalog;
     let next = Cell::new(0u32);
     let prices = || wide_i64(0..=MAX_PRICE_MINOR);
     check(&rt, (prices(), prices()), async |(create_price, update_price)| {
         let valid = |p: i64| (0..=MAX_PRICE_MINOR).contains(&p);
         next.set(next.get() + 1);
-        let created = products::create(db, staff, new_product(&format!("PRICE-{}", next.get()), create_price, 0)).await;
+        let created =
+            products::create(cat, staff, new_product(&format!("PRICE-{}", next.get()), create_price, 0)).await;
         match &created {
             Ok(p) => {
                 prop_assert!(valid(create_price), "{create_price} was accepted");
                 prop_assert_eq!(p.price_minor, create_price);
-                prop_assert_eq!(stored_price(db, staff, p.id).await, create_price);
+                prop_assert_eq!(stored_price(cat, staff, p.id).await, create_price);
             }
             Err(_) => {
                 prop_assert!(!valid(create_price), "{create_price} was refused: {created:?}");
@@ -236,22 +247,22 @@ fn prices_are_stored_exactly_or_refused_across_the_whole_i64_range() {
             }
         }
 
-        let before = stored_price(db, staff, fixed.id).await;
-        let updated = products::update(db, staff, fixed.id, price_patch(update_price), None).await;
+        let before = stored_price(cat, staff, fixed.id).await;
+        let updated = products::update(cat, staff, fixed.id, price_patch(update_price), None).await;
         match &updated {
             Ok(p) => {
                 prop_assert!(valid(update_price), "{update_price} was accepted");
                 prop_assert_eq!(p.price_minor, update_price);
-                prop_assert_eq!(stored_price(db, staff, fixed.id).await, update_price);
+                prop_assert_eq!(stored_price(cat, staff, fixed.id).await, update_price);
             }
             Err(_) => {
                 prop_assert!(!valid(update_price), "{update_price} was refused: {updated:?}");
                 prop_assert_eq!(invalid_fields(&updated), ["price_minor"]);
-                prop_assert_eq!(stored_price(db, staff, fixed.id).await, before);
+                prop_assert_eq!(stored_price(cat, staff, fixed.id).await, before);
             }
         }
         let by_price = ProductFilter { sort: Some(ProductSort::PriceDesc), ..ProductFilter::default() };
-        let page = products::list(db, &cast.anonymous, &by_price).await;
+        let page = products::list(cat, &cast.anonymous, &by_price).await;
         prop_assert!(page.is_ok(), "the product list answers: {page:?}");
         Ok(())
     });
@@ -302,13 +313,14 @@ fn stock_adjustments_are_exact_or_refused_and_stock_never_leaves_its_bounds() {
         (t, cast)
     });
     let (db, staff) = (&t.app.db, &cast.staff);
+    let cat = &t.app.catalog;
     let next = Cell::new(0u32);
     let case =
         (wide_i64(0..=MAX_STOCK), 1i64..=1_000, proptest::collection::vec(wide_i64(-MAX_DELTA..=MAX_DELTA), 1..8));
     check(&rt, case, async |(initial, reserved, deltas)| {
         next.set(next.get() + 1);
         let sku = format!("STOCK-{}", next.get());
-        let created = products::create(db, staff, new_product(&sku, 1, initial)).await;
+        let created = products::create(cat, staff, new_product(&sku, 1, initial)).await;
         let product = match created {
             Ok(p) => {
                 prop_assert!((0..=MAX_STOCK).contains(&initial), "initial stock {initial} was accepted");
@@ -318,7 +330,7 @@ fn stock_adjustments_are_exact_or_refused_and_stock_never_leaves_its_bounds() {
                 prop_assert!(!(0..=MAX_STOCK).contains(&initial), "{initial} was refused: {created:?}");
                 prop_assert_eq!(invalid_fields(&created), ["initial_stock"]);
                 let clamped = initial.clamp(0, MAX_STOCK);
-                products::create(db, staff, new_product(&sku, 1, clamped)).await.unwrap()
+                products::create(cat, staff, new_product(&sku, 1, clamped)).await.unwrap()
             }
         };
         let (on_hand, _) = stored_stock(&t, product.id).await?;
@@ -326,7 +338,7 @@ fn stock_adjustments_are_exact_or_refused_and_stock_never_leaves_its_bounds() {
 
         for delta in deltas {
             let (before, held) = stored_stock(&t, product.id).await?;
-            let result = inventory::adjust(db, staff, product.id, delta, "property").await;
+            let result = stock::adjust(cat, staff, product.id, delta, "property", None).await;
             let (after, still_held) = stored_stock(&t, product.id).await?;
             prop_assert_eq!(still_held, held);
             let wanted = i128::from(before) + i128::from(delta);
@@ -350,7 +362,7 @@ fn stock_adjustments_are_exact_or_refused_and_stock_never_leaves_its_bounds() {
             }
             prop_assert!((held..=MAX_STOCK).contains(&after), "on hand {after} left [{held}, {MAX_STOCK}]");
         }
-        let page = products::list(db, &cast.anonymous, &ProductFilter::default()).await;
+        let page = products::list(cat, &cast.anonymous, &ProductFilter::default()).await;
         prop_assert!(page.is_ok(), "the product list answers: {page:?}");
         Ok(())
     });

@@ -12,6 +12,7 @@ mod helpers;
 mod accounts;
 mod cast;
 mod catalog;
+mod checkout_sql;
 #[path = "../api/counting_gateway.rs"]
 mod counting_gateway;
 mod layering;

@@ -399,7 +399,7 @@ async fn a_paid_checkout_is_marked_paid_through_the_transition_function() {
 }
 
 #[tokio::test]
-async fn a_declined_checkout_fails_and_releases_its_stock_through_the_transition_function() {
+async fn a_declined_checkout_leaves_the_order_payable_with_its_stock_reserved_until_another_card_pays() {
     let t = spawn().await;
     let (orders, db) = (&t.app.orders, &t.app.db);
     let cast = Cast::new(db).await;
@@ -410,12 +410,23 @@ async fn a_declined_checkout_fails_and_releases_its_stock_through_the_transition
     let Error::PaymentDeclined { order_id, decline_code } = err else { panic!("expected a decline, got {err:?}") };
     assert_eq!(decline_code, "card_declined");
     let order = orders::get(orders, &cast.customer, order_id).await.unwrap();
-    assert_eq!(order.status, OrderStatus::Failed);
-    assert_eq!(order.failure_reason.as_deref(), Some("card_declined"));
-    assert!(order.closed_at.is_some() && order.paid_at.is_none());
-    assert_eq!(saga_of(db, order_id).await, SagaState::Compensated);
-    assert_eq!(events_of(db, order_id).await, ["order.placed", "order.failed"]);
-    assert_eq!(stock(db, p).await, (5, 0));
+    assert_eq!(order.status, OrderStatus::PendingPayment);
+    assert!(order.failure_reason.is_none() && order.closed_at.is_none() && order.paid_at.is_none());
+    assert_eq!(saga_of(db, order_id).await, SagaState::AwaitingPayment);
+    assert_eq!(events_of(db, order_id).await, ["order.placed"], "a decline is not a failure of the order");
+    assert_eq!(stock(db, p).await, (5, 2));
+
+    let paid = checkout::pay(orders, &cast.customer, order_id, card(GOOD_CARD)).await.unwrap();
+    assert_eq!(paid.status, OrderStatus::Paid);
+    assert_eq!(events_of(db, order_id).await, ["order.placed", "order.paid"]);
+    let keys: Vec<String> =
+        sqlx::query_scalar("SELECT idempotency_key FROM sandbox_payments WHERE idempotency_key LIKE $1 ORDER BY 1")
+            .bind(format!("{order_id}%"))
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(keys, [order_id.to_string(), format!("{order_id}:2")], "each attempt has its own key");
+    assert_eq!(stock(db, p).await, (5, 2));
 }
 
 #[tokio::test]
@@ -485,12 +496,11 @@ async fn the_transition_function_refuses_illegal_moves_and_writes_nothing() {
     let (orders, db) = (&t.app.orders, &t.app.db);
     let cast = Cast::new(db).await;
     let p = product(db, "SAGA-5", 700, 5).await.unwrap();
-    let failed = checkout::place_order(orders, &cast.customer, request(&[("SAGA-5", 1)], Some(DECLINED_CARD)))
-        .await
-        .unwrap_err();
-    let Error::PaymentDeclined { order_id, .. } = failed else { panic!("expected a decline, got {failed:?}") };
+    let order_id = place(orders, &cast.customer, "SAGA-5", None).await.id;
+    // The saga's compensation (a refused or interrupted payment).
+    transition::apply(orders, order_id, Step::Failed { reason: "payment_rejected" }).await.unwrap().unwrap();
 
-    let refused = transition::apply(db, order_id, Step::Paid { payment_id: "pay_late" }).await.unwrap();
+    let refused = transition::apply(&t.app.orders, order_id, Step::Paid { payment_id: "pay_late" }).await.unwrap();
     assert_eq!(
         refused,
         Err(Refused { current: OrderStatus::Failed, saga: SagaState::Compensated, to: OrderStatus::Paid })
@@ -504,7 +514,7 @@ async fn the_transition_function_refuses_illegal_moves_and_writes_nothing() {
         Step::Cancelled { reason: "x" },
         Step::Expired,
     ] {
-        assert!(transition::apply(db, order_id, step).await.unwrap().is_err(), "{step:?}");
+        assert!(transition::apply(&t.app.orders, order_id, step).await.unwrap().is_err(), "{step:?}");
     }
     let order = orders::get(orders, &cast.customer, order_id).await.unwrap();
     assert_eq!(order.status, OrderStatus::Failed);
@@ -512,7 +522,7 @@ async fn the_transition_function_refuses_illegal_moves_and_writes_nothing() {
     assert_eq!(events_of(db, order_id).await, ["order.placed", "order.failed"]);
     assert_eq!(stock(db, p).await, (5, 0));
     assert!(matches!(
-        transition::apply(db, Uuid::now_v7(), Step::Shipped { carrier: None, tracking_number: None }).await,
+        transition::apply(&t.app.orders, Uuid::now_v7(), Step::Shipped { carrier: None, tracking_number: None }).await,
         Err(Error::NotFound(_))
     ));
 }

@@ -1,17 +1,22 @@
 //! Checkout idempotency keys: which order a customer's key created, and from what request.
 
+use sqlx::AnyConnection;
 use sqlx::Row;
 use uuid::Uuid;
 
-use crate::db::{self, Db};
+use crate::db;
 use crate::error::Result;
 
 /// The order a customer's idempotency key created, with the fingerprint of its request.
-pub(in crate::orders) async fn find(db: &Db, customer: Uuid, key: &str) -> Result<Option<(Uuid, String)>> {
+pub(in crate::orders) async fn find(
+    conn: &mut AnyConnection,
+    customer: Uuid,
+    key: &str,
+) -> Result<Option<(Uuid, String)>> {
     let row = sqlx::query("SELECT id, request_fingerprint FROM orders WHERE customer_id = $1 AND idempotency_key = $2")
         .bind(customer.to_string())
         .bind(key)
-        .fetch_optional(db.pool())
+        .fetch_optional(conn)
         .await?;
     row.map(|r| Ok((db::parse_id(&r.try_get::<String, _>("id")?)?, r.try_get("request_fingerprint")?))).transpose()
 }
