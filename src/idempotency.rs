@@ -282,7 +282,7 @@ mod tests {
     #[test]
     fn an_api_key_and_its_owner_have_separate_key_spaces() {
         let user = Actor::session(Uuid::nil(), crate::auth::Role::Customer);
-        let key = Actor { api_key_id: Some(Uuid::max()), ..user.clone() };
+        let key = Actor { api_key_id: Some(Uuid::max()), ..user };
         assert_ne!(Owner::of(&user), Owner::of(&key));
     }
 }
