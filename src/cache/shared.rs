@@ -12,10 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::{RedisResult, Script};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -65,20 +64,10 @@ pub struct Shared {
 impl Shared {
     /// A lazily connecting client for `redis.url`, `None` when it is empty.
     pub fn connect(cfg: &RedisConfig, ttl_secs: u64) -> anyhow::Result<Option<Self>> {
-        if cfg.url.is_empty() {
+        let Some((client, conn)) = cfg.connect_lazy(1, "the cache")? else {
             return Ok(None);
-        }
-        // The URL may hold a password: never put it (or redis' echo of it) in an error.
-        let client = redis::Client::open(cfg.url.expose())
-            .map_err(|_| anyhow::anyhow!("`redis.url` is not a valid Redis URL"))?;
+        };
         let timeout = Duration::from_millis(cfg.timeout_ms);
-        let manager = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(cfg.backoff_ms.max(1)));
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager)
-            .context("setting up the Redis connection for the cache")?;
         let prefix = format!("{}cache:v1:", cfg.key_prefix);
         Ok(Some(Self {
             client,

@@ -7,8 +7,7 @@ use std::future::Future;
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::{RedisResult, Script};
 
 use super::{Decision, Policy, ceil_secs};
@@ -98,20 +97,10 @@ impl Redis {
     /// A lazily connecting client for `redis.url`, `None` when it is empty. Start-up never
     /// waits for Redis: an unreachable Redis is handled like an outage.
     pub fn connect(cfg: &RedisConfig) -> anyhow::Result<Option<Self>> {
-        if cfg.url.is_empty() {
+        let Some((_, conn)) = cfg.connect_lazy(2, "rate limits")? else {
             return Ok(None);
-        }
-        // The URL may hold a password: never put it (or redis' echo of it) in an error.
-        let client = redis::Client::open(cfg.url.expose())
-            .map_err(|_| anyhow::anyhow!("`redis.url` is not a valid Redis URL"))?;
+        };
         let timeout = Duration::from_millis(cfg.timeout_ms);
-        let manager = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(cfg.backoff_ms.max(1)));
-        let conn =
-            ConnectionManager::new_lazy_with_config(client, manager).context("setting up the Redis connection")?;
         Ok(Some(Self {
             conn,
             prefix: cfg.key_prefix.clone(),
