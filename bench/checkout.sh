@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Checkout throughput in one run: orders/s and p99 on SQLite and on PostgreSQL, beside the
-# box's own pgbench TPC-B tps measured in the same run, and SQL round trips per checkout.
+# Issue 7's figures in one run: the cached product GET's CPU µs/request through the full
+# stack and with `http.middleware = off`; checkout orders/s and p99 on SQLite and on
+# PostgreSQL, beside the box's own pgbench TPC-B tps measured in the same run; and SQL round
+# trips per checkout.
 #
 #   bench/checkout.sh            build (cargo build --release), then the four parts below
 #
-# 1. SQLite: bench/run.sh's `orders` scenarios on the default SQLite file.
+# 1. SQLite: bench/run.sh's `healthz`, `product_get` (served from the read cache after the
+#    warm-up) and `orders` scenarios on the default SQLite file, then the two reads again
+#    with `http.middleware = off` (BENCH_SQLITE_SCENARIOS to choose).
 # 2. PostgreSQL: the same scenarios against a scratch database (created, then dropped).
 # 3. pgbench: `pgbench -i -s $PGBENCH_SCALE` into another scratch database, then
 #    `pgbench -c8 -j2 -T$PGBENCH_SECONDS -M prepared` (TPC-B-like), right after part 2.
@@ -64,7 +68,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 echo "== 1. SQLite"
-BENCH_OUT=$out/sqlite "$here/run.sh" | tee "$out/sqlite.txt"
+BENCH_SCENARIOS=${BENCH_SQLITE_SCENARIOS:-healthz product_get orders} BENCH_COMPARE_STACK=1 \
+    BENCH_OUT=$out/sqlite "$here/run.sh" | tee "$out/sqlite.txt"
 
 echo "== 2. PostgreSQL"
 psql -q "$admin_url" -c "CREATE DATABASE $db_orders" >/dev/null
