@@ -157,7 +157,7 @@ import json, sys, time
 spans_path, gateway_path, tp_read, tp_checkout = sys.argv[1:5]
 _, read_trace, read_parent, _ = tp_read.split("-")
 _, checkout_trace, checkout_parent, _ = tp_checkout.split("-")
-expected = {"http", "checkout.price", "checkout.reserve", "checkout.charge", "payments.charge", "checkout.finish_paid", "checkout.fail"}
+expected = {"http", "checkout.price", "checkout.reserve", "checkout.charge", "payments.charge", "checkout.finish_paid", "checkout.declined"}
 
 def load(path):
     try:

@@ -311,6 +311,7 @@ async fn charge(
 
 /// A declined attempt: the order waits for payment again, with the next attempt number; if
 /// it stopped waiting meanwhile (cancelled, expired), the saga just ends.
+#[tracing::instrument(name = "checkout.declined", skip_all, fields(order.id = %id, payment.decline_code = code))]
 async fn declined(svc: &Orders, id: Uuid, code: &str, from_checkout: bool) -> Result<()> {
     if !store::payment_attempts::reopen(&svc.db, id, Some(code), from_checkout).await? {
         end_saga(svc, id).await?;
