@@ -73,7 +73,11 @@ pub async fn expire_reservations(svc: &Orders) -> Result<usize> {
 /// restarted process finishes what a crashed one left as soon as the leases allow.
 pub async fn run_workers(svc: Orders, mut shutdown: watch::Receiver<bool>) {
     let mut recovery = tokio::time::interval(Duration::from_millis(svc.checkout.recovery_interval_ms.max(10)));
-    let mut expiry = tokio::time::interval(Duration::from_millis(svc.checkout.expiry_interval_ms.max(10)));
+    // Recovery runs at once (a restart finishes what the last process left); expiry is a
+    // periodic sweep whose first pass waits one interval, so it never races a caller that
+    // drives `expire_reservations` itself right after start-up.
+    let every = Duration::from_millis(svc.checkout.expiry_interval_ms.max(10));
+    let mut expiry = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     recovery.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
