@@ -15,7 +15,7 @@ use std::collections::HashSet;
 use std::sync::{OnceLock, RwLock};
 use std::time::Duration;
 
-use ::metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use ::metrics::{Counter, Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::db::Db;
@@ -197,14 +197,35 @@ pub fn rate_limited(limit: &'static str) {
     counter!(RATE_LIMITED, "limit" => limit).increment(1);
 }
 
+/// The catalog caches and tiers, whose hit and miss counters are resolved once (see
+/// [`cache_counter`]).
+const CACHES: [&str; 3] = ["product", "product_list", "categories"];
+const TIERS: [&str; 2] = ["local", "redis"];
+
+/// The counter `name{cache, tier}`. A hit is on the cached read's hot path, so the handles
+/// are looked up in the recorder once (on first use, after the recorder is installed at
+/// start) rather than on every call; an unknown label pair falls back to a lookup.
+fn cache_counter(name: &'static str, slot: &'static OnceLock<Vec<Counter>>, cache: &'static str, tier: &'static str) {
+    let handles = slot.get_or_init(|| {
+        CACHES.iter().flat_map(|&c| TIERS.iter().map(move |&t| counter!(name, "cache" => c, "tier" => t))).collect()
+    });
+    let at = CACHES.iter().position(|&c| c == cache).zip(TIERS.iter().position(|&t| t == tier));
+    match at.and_then(|(c, t)| handles.get(c * TIERS.len() + t)) {
+        Some(handle) => handle.increment(1),
+        None => counter!(name, "cache" => cache, "tier" => tier).increment(1),
+    }
+}
+
 /// A catalog cache hit in `tier` (`local` or `redis`).
 pub fn cache_hit(cache: &'static str, tier: &'static str) {
-    counter!(CACHE_HITS, "cache" => cache, "tier" => tier).increment(1);
+    static HITS: OnceLock<Vec<Counter>> = OnceLock::new();
+    cache_counter(CACHE_HITS, &HITS, cache, tier);
 }
 
 /// A catalog cache miss in `tier` (`local` or `redis`).
 pub fn cache_miss(cache: &'static str, tier: &'static str) {
-    counter!(CACHE_MISSES, "cache" => cache, "tier" => tier).increment(1);
+    static MISSES: OnceLock<Vec<Counter>> = OnceLock::new();
+    cache_counter(CACHE_MISSES, &MISSES, cache, tier);
 }
 
 /// An in-process catalog cache entry was evicted (`expired` or `size`).

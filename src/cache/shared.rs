@@ -8,9 +8,8 @@
 //! reads go straight to the database until it answers again.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -22,6 +21,7 @@ use uuid::Uuid;
 use super::{CatalogCache, Change, Entry};
 use crate::conditional::Representation;
 use crate::config::RedisConfig;
+use crate::redis_link::{RedisLink, Unavailable};
 
 /// Stores KEYS[1] = ARGV[2] for ARGV[3] ms unless KEYS[2] (the key's invalidation epoch)
 /// moved from ARGV[1] ('' = absent) since the reader looked: a row read before a write
@@ -50,67 +50,51 @@ pub enum Lookup {
 
 pub struct Shared {
     client: redis::Client,
-    conn: ConnectionManager,
+    link: RedisLink,
     prefix: String,
     channel: String,
-    timeout: Duration,
-    backoff: Duration,
     ttl_ms: u64,
-    started: Instant,
-    /// Milliseconds since `started` before which Redis is not tried (0: try).
-    down_until_ms: AtomicU64,
 }
 
 impl Shared {
     /// A lazily connecting client for `redis.url`, `None` when it is empty.
     pub fn connect(cfg: &RedisConfig, ttl_secs: u64) -> anyhow::Result<Option<Self>> {
-        let Some((client, conn)) = cfg.connect_lazy(1, "the cache")? else {
+        let Some((client, link)) = RedisLink::connect(cfg, 1, "the cache")? else {
             return Ok(None);
         };
-        let timeout = Duration::from_millis(cfg.timeout_ms);
         let prefix = format!("{}cache:v1:", cfg.key_prefix);
         Ok(Some(Self {
             client,
-            conn,
+            link,
             channel: format!("{prefix}invalidate"),
             prefix,
-            timeout,
-            backoff: Duration::from_millis(cfg.backoff_ms),
             ttl_ms: ttl_secs.saturating_mul(1000),
-            started: Instant::now(),
-            down_until_ms: AtomicU64::new(0),
         }))
     }
 
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    /// Runs one call under the timeout, unless in the cool-down; a failure starts one.
+    /// Runs one call through the link (timeout, cool-down); a failure is counted, and logged
+    /// once per outage.
     async fn call<T, F, Fut>(&self, op: &'static str, f: F) -> Option<T>
     where
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
-        if self.now_ms() < self.down_until_ms.load(Ordering::Relaxed) {
-            return None;
+        match self.link.call(f).await {
+            Ok(v) => Some(v),
+            Err(Unavailable::CoolingDown) => None,
+            Err(Unavailable::Failed { error, first }) => {
+                crate::metrics::cache_redis_error(op);
+                if first {
+                    tracing::warn!(
+                        error,
+                        op,
+                        backoff_ms = self.link.backoff().as_millis() as u64,
+                        "cache: Redis unavailable; reading from the database"
+                    );
+                }
+                None
+            }
         }
-        let error = match tokio::time::timeout(self.timeout, f(self.conn.clone())).await {
-            Ok(Ok(v)) => return Some(v),
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => "timed out".to_owned(),
-        };
-        crate::metrics::cache_redis_error(op);
-        let until = self.now_ms().saturating_add(u64::try_from(self.backoff.as_millis()).unwrap_or(u64::MAX));
-        if self.down_until_ms.swap(until, Ordering::Relaxed) <= self.now_ms() {
-            tracing::warn!(
-                error,
-                op,
-                backoff_ms = self.backoff.as_millis() as u64,
-                "cache: Redis unavailable; reading from the database"
-            );
-        }
-        None
     }
 
     fn entry_key(&self, name: &str) -> String {
@@ -174,8 +158,7 @@ impl Shared {
 
     /// One PING, ignoring the cool-down (it is how recovery shows in `/readyz`).
     pub async fn ping(&self) -> bool {
-        let mut c = self.conn.clone();
-        matches!(tokio::time::timeout(self.timeout, redis::cmd("PING").query_async::<String>(&mut c)).await, Ok(Ok(_)))
+        self.link.ping().await.is_ok()
     }
 
     /// Applies other replicas' invalidations to `cache` until `stop`; reconnects after
@@ -183,7 +166,9 @@ impl Shared {
     pub async fn subscribe(&self, cache: &CatalogCache, mut stop: watch::Receiver<bool>) {
         let cache = Arc::new(cache.clone());
         loop {
-            match tokio::time::timeout(self.timeout.max(Duration::from_secs(1)), self.client.get_async_pubsub()).await {
+            match tokio::time::timeout(self.link.timeout().max(Duration::from_secs(1)), self.client.get_async_pubsub())
+                .await
+            {
                 Ok(Ok(mut pubsub)) => {
                     if pubsub.subscribe(&self.channel).await.is_ok() {
                         // Whatever was published while unsubscribed is lost: start afresh.
@@ -208,7 +193,7 @@ impl Shared {
                 Ok(Err(_)) | Err(_) => crate::metrics::cache_redis_error("subscribe"),
             }
             tokio::select! {
-                _ = tokio::time::sleep(self.backoff.max(Duration::from_millis(100))) => {}
+                _ = tokio::time::sleep(self.link.backoff().max(Duration::from_millis(100))) => {}
                 _ = stop.changed() => return,
             }
             if *stop.borrow() {

@@ -1,10 +1,6 @@
 //! The `ratelimit` and `redis` sections: request limits, the login lockout, and the Redis
 //! that shares them between replicas (see src/ratelimit.rs and docs/OPERATIONS.md).
 
-use std::time::Duration;
-
-use anyhow::Context;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
 
 use super::{ConfigError, Secret, string_or_list};
@@ -114,31 +110,6 @@ impl RateLimitConfig {
 }
 
 impl RedisConfig {
-    /// A client for `url` and a connection manager that connects lazily (start-up never waits
-    /// for Redis) and reconnects by itself, with `timeout_ms` on connecting and on each reply
-    /// and up to `retries` reconnects per call; `None` when `url` is empty. Errors never quote
-    /// the URL: it may hold a password.
-    pub fn connect_lazy(
-        &self,
-        retries: usize,
-        what: &str,
-    ) -> anyhow::Result<Option<(redis::Client, ConnectionManager)>> {
-        if self.url.is_empty() {
-            return Ok(None);
-        }
-        let client = redis::Client::open(self.url.expose())
-            .map_err(|_| anyhow::anyhow!("`redis.url` is not a valid Redis URL"))?;
-        let timeout = Duration::from_millis(self.timeout_ms);
-        let manager = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(retries)
-            .set_max_delay(Duration::from_millis(self.backoff_ms.max(1)));
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager)
-            .with_context(|| format!("setting up the Redis connection for {what}"))?;
-        Ok(Some((client, conn)))
-    }
-
     /// Fails naming the key: only `redis://` and `unix://` URLs (no TLS client is built in).
     pub(super) fn check(&self) -> Result<(), ConfigError> {
         let url = self.url.expose();

@@ -94,20 +94,24 @@ fn from_row(row: &AnyRow) -> Result<Order, sqlx::Error> {
 }
 
 fn line_from_row(row: &AnyRow) -> Result<(Uuid, LineItem), sqlx::Error> {
+    let order_id = db::parse_id(&row.try_get::<String, _>("order_id")?)?;
+    Ok((order_id, line_item(row, row.try_get("line_no")?, "discount_minor")?))
+}
+
+/// A line item from `row`, whose line discount is in column `discount` (the joined order
+/// read names it apart from the order's own `discount_minor`).
+fn line_item(row: &AnyRow, line_no: i64, discount: &str) -> Result<LineItem, sqlx::Error> {
     let product: Option<String> = row.try_get("product_id")?;
-    Ok((
-        db::parse_id(&row.try_get::<String, _>("order_id")?)?,
-        LineItem {
-            line_no: row.try_get("line_no")?,
-            product_id: product.as_deref().map(db::parse_id).transpose()?,
-            sku: row.try_get("sku")?,
-            name: row.try_get("name")?,
-            unit_price_minor: row.try_get("unit_price_minor")?,
-            quantity: row.try_get("quantity")?,
-            discount_minor: row.try_get("discount_minor")?,
-            line_total_minor: row.try_get("line_total_minor")?,
-        },
-    ))
+    Ok(LineItem {
+        line_no,
+        product_id: product.as_deref().map(db::parse_id).transpose()?,
+        sku: row.try_get("sku")?,
+        name: row.try_get("name")?,
+        unit_price_minor: row.try_get("unit_price_minor")?,
+        quantity: row.try_get("quantity")?,
+        discount_minor: row.try_get(discount)?,
+        line_total_minor: row.try_get("line_total_minor")?,
+    })
 }
 
 /// Fills in the line items of `orders` with one query (no N+1).
@@ -161,17 +165,7 @@ pub(super) fn with_lines(rows: &[AnyRow]) -> Result<Option<Order>> {
     let mut order = from_row(first)?;
     for row in rows {
         let Some(line_no) = row.try_get::<Option<i64>, _>("line_no")? else { continue };
-        let product: Option<String> = row.try_get("product_id")?;
-        order.line_items.push(LineItem {
-            line_no,
-            product_id: product.as_deref().map(db::parse_id).transpose()?,
-            sku: row.try_get("sku")?,
-            name: row.try_get("name")?,
-            unit_price_minor: row.try_get("unit_price_minor")?,
-            quantity: row.try_get("quantity")?,
-            discount_minor: row.try_get("line_discount_minor")?,
-            line_total_minor: row.try_get("line_total_minor")?,
-        });
+        order.line_items.push(line_item(row, line_no, "line_discount_minor")?);
     }
     Ok(Some(order))
 }

@@ -4,14 +4,15 @@
 //! outage costs at most one timeout per backoff period, never a hang.
 
 use std::future::Future;
-use std::sync::{LazyLock, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::LazyLock;
+use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 use redis::{RedisResult, Script};
 
 use super::{Decision, Policy, ceil_secs};
 use crate::config::RedisConfig;
+use crate::redis_link::{RedisLink, Unavailable};
 
 /// GCRA (the ITU-T I.371 virtual-scheduling algorithm, as in redis-cell). The key holds
 /// the theoretical arrival time (TAT) in µs. KEYS[1] = bucket; ARGV[1] = emission interval
@@ -86,28 +87,18 @@ fn glob_escape(s: &str) -> String {
 pub struct Unreachable;
 
 pub struct Redis {
-    conn: ConnectionManager,
+    link: RedisLink,
     prefix: String,
-    timeout: Duration,
-    backoff: Duration,
-    down_until: Mutex<Option<Instant>>,
 }
 
 impl Redis {
     /// A lazily connecting client for `redis.url`, `None` when it is empty. Start-up never
     /// waits for Redis: an unreachable Redis is handled like an outage.
     pub fn connect(cfg: &RedisConfig) -> anyhow::Result<Option<Self>> {
-        let Some((_, conn)) = cfg.connect_lazy(2, "rate limits")? else {
+        let Some((_, link)) = RedisLink::connect(cfg, 2, "rate limits")? else {
             return Ok(None);
         };
-        let timeout = Duration::from_millis(cfg.timeout_ms);
-        Ok(Some(Self {
-            conn,
-            prefix: cfg.key_prefix.clone(),
-            timeout,
-            backoff: Duration::from_millis(cfg.backoff_ms),
-            down_until: Mutex::new(None),
-        }))
+        Ok(Some(Self { link, prefix: cfg.key_prefix.clone() }))
     }
 
     /// `redis.key_prefix` + `rest`.
@@ -115,54 +106,28 @@ impl Redis {
         format!("{}{rest}", self.prefix)
     }
 
-    fn in_backoff(&self) -> bool {
-        let now = Instant::now();
-        self.down_until.lock().map(|d| d.is_some_and(|until| now < until)).unwrap_or(false)
-    }
-
-    fn trip(&self, why: &str) {
-        if let Ok(mut d) = self.down_until.lock() {
-            if d.is_none_or(|until| Instant::now() >= until) {
-                tracing::warn!(
-                    error = why,
-                    backoff_ms = self.backoff.as_millis() as u64,
-                    "Redis unavailable; applying the failure policy"
-                );
-            }
-            *d = Some(Instant::now() + self.backoff);
-        }
-    }
-
-    /// Runs one Redis call under the timeout, unless in backoff.
+    /// Runs one Redis call through the link (timeout, cool-down); logs the first failure of
+    /// an outage.
     async fn call<T, F, Fut>(&self, f: F) -> Result<T, Unreachable>
     where
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
-        if self.in_backoff() {
-            return Err(Unreachable);
-        }
-        match tokio::time::timeout(self.timeout, f(self.conn.clone())).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => {
-                self.trip(&e.to_string());
-                Err(Unreachable)
+        self.link.call(f).await.map_err(|e| {
+            if let Unavailable::Failed { error, first: true } = e {
+                tracing::warn!(
+                    error,
+                    backoff_ms = self.link.backoff().as_millis() as u64,
+                    "Redis unavailable; applying the failure policy"
+                );
             }
-            Err(_) => {
-                self.trip("timed out");
-                Err(Unreachable)
-            }
-        }
+            Unreachable
+        })
     }
 
-    /// One round trip, for `/readyz`; ignores the backoff (it is how recovery shows).
+    /// One round trip, for `/readyz`; ignores the cool-down (it is how recovery shows).
     pub async fn ping(&self) -> Result<(), String> {
-        let mut c = self.conn.clone();
-        match tokio::time::timeout(self.timeout, redis::cmd("PING").query_async::<String>(&mut c)).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err("timed out".into()),
-        }
+        self.link.ping().await
     }
 
     /// Takes one request from the shared bucket `key` under `policy`.
