@@ -98,6 +98,8 @@ impl Application {
         let pruner = crate::idempotency::run_pruner(app.idempotency.clone(), stop_rx.clone());
         let _idempotency = AbortOnDrop(tokio::spawn(pruner));
         let _cache = AbortOnDrop(tokio::spawn(app.catalog.cache.clone().run_subscriber(stop_rx.clone())));
+        let relay = crate::events::relay::Relay::new(app.db.clone(), app.hub.clone(), &app.config.events);
+        let relay = tokio::spawn(relay.run(stop_rx.clone()));
         let workers = AbortOnDrop(tokio::spawn(crate::orders::recovery::run_workers(app.orders.clone(), stop_rx)));
         let router = crate::http::router(AppState(app.clone()));
         tracing::info!(http.addr = %addr, db.backend = ?app.db.backend(), "orderly is serving");
@@ -110,6 +112,8 @@ impl Application {
         })
         .await;
         drop(workers);
+        // The relay flushes what committed before the drain ended, then stops.
+        let _ = relay.await;
         app.db.close().await;
         tracing::info!("stopped");
         Ok(())

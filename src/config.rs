@@ -17,12 +17,14 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 mod cache;
 mod cidr;
 mod env;
+mod events;
 mod http;
 mod limits;
 mod sections;
 mod upcoming;
 pub use self::cache::{CacheConfig, CatalogConfig};
 pub use self::cidr::{Cidr, canonical};
+pub use self::events::{EventsConfig, NatsConfig, RealtimeConfig, WebhooksConfig};
 use self::http::string_or_list;
 pub use self::http::{HttpConfig, Middleware};
 pub use self::limits::{RateLimitConfig, RedisConfig};
@@ -30,7 +32,7 @@ pub use self::sections::{
     AdminConfig, AuthConfig, CheckoutConfig, DashboardConfig, DatabaseConfig, FlagsConfig, IdempotencyConfig,
     LogConfig, PaymentsConfig,
 };
-pub use self::upcoming::{GrpcConfig, NatsConfig, StorageConfig};
+pub use self::upcoming::{GrpcConfig, StorageConfig};
 
 /// A value that must never be printed: `Debug` and `Serialize` show `"[redacted]"`.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -105,7 +107,10 @@ pub struct Config {
     pub cache: CacheConfig,
     pub catalog: CatalogConfig,
     pub grpc: GrpcConfig,
+    pub events: EventsConfig,
     pub nats: NatsConfig,
+    pub realtime: RealtimeConfig,
+    pub webhooks: WebhooksConfig,
     pub storage: StorageConfig,
 }
 
@@ -156,7 +161,10 @@ impl Default for Config {
             cache: CacheConfig::default(),
             catalog: CatalogConfig::default(),
             grpc: GrpcConfig::default(),
+            events: EventsConfig::default(),
             nats: NatsConfig::default(),
+            realtime: RealtimeConfig::default(),
+            webhooks: WebhooksConfig::default(),
             storage: StorageConfig::default(),
         }
     }
@@ -191,7 +199,7 @@ impl Config {
             return Err(ConfigError(format!("`RUST_LOG` is not a valid log filter: {e}")));
         }
         let mut warnings: Vec<String> = env::unknown_warning(std::env::vars().map(|(k, _)| k)).into_iter().collect();
-        for (key, unused) in [("nats.url", &config.nats.url), ("storage.url", &config.storage.url)] {
+        for (key, unused) in [("storage.url", &config.storage.url)] {
             if !unused.is_empty() {
                 warnings.push(format!("`{key}` is set but this build does not use it yet; it is ignored"));
             }

@@ -11,6 +11,10 @@
 //! records one [`ImportCompleted`] summary instead; consumers that mirror the catalog
 //! re-read it when they see one.
 
+pub mod bus;
+pub mod consumers;
+pub mod relay;
+
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;

@@ -18,6 +18,7 @@ use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::dashboard::DashboardSources;
 use crate::db::Db;
+use crate::events::bus::Hub;
 use crate::flags::Flags;
 use crate::idempotency::Idempotency;
 use crate::orders::Orders;
@@ -45,6 +46,8 @@ pub struct App {
     pub accounts: Accounts,
     /// Stored answers to requests with an `Idempotency-Key`, shared by replicas.
     pub idempotency: Idempotency,
+    /// Published events, for this replica's live readers (SSE, WebSocket, consumers).
+    pub hub: Hub,
     draining: AtomicBool,
 }
 
@@ -65,6 +68,7 @@ impl App {
         let catalog = Catalog::new(db.clone(), cache, &config.catalog);
         let accounts = Accounts::new(db.clone(), tokens.clone(), limits.clone(), auth.session_states());
         let idempotency = Idempotency::new(db.clone(), &config, tokens.subkey("idempotency-fingerprint"));
+        let hub = Hub::new(config.events.hub_capacity);
         Self {
             config,
             db,
@@ -78,6 +82,7 @@ impl App {
             catalog,
             accounts,
             idempotency,
+            hub,
             draining: AtomicBool::new(false),
         }
     }

@@ -30,7 +30,10 @@ pub(super) const SECTIONS: &[&str] = &[
     "cache",
     "catalog",
     "grpc",
+    "events",
     "nats",
+    "realtime",
+    "webhooks",
     "storage",
 ];
 

@@ -21,14 +21,6 @@ impl Default for GrpcConfig {
     }
 }
 
-/// NATS JetStream for domain events and live fan-out (`ORDERLY_NATS_URL`; empty: the
-/// in-process bus).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NatsConfig {
-    pub url: Secret,
-}
-
 /// S3-compatible object storage for files (`ORDERLY_STORAGE_URL`; empty: a local directory
 /// under `data_dir`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
