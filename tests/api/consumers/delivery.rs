@@ -66,9 +66,10 @@ impl Handler for SeqLog {
 
     fn handle<'a>(&'a self, event: &'a Envelope) -> HandleFuture<'a> {
         Box::pin(async move {
-            // Later events of the batch would overtake this one if their aggregate's
-            // events ran concurrently.
-            tokio::time::sleep(Duration::from_millis(if event.seq % 2 == 0 { 15 } else { 1 })).await;
+            // The two products' events alternate, so seq mod 4 alternates within each
+            // product: a slow event followed by a fast one of the same product, which
+            // would overtake it if one product's events ran concurrently.
+            tokio::time::sleep(Duration::from_millis(if event.seq % 4 >= 2 { 30 } else { 1 })).await;
             self.0.lock().unwrap().push((event.aggregate_id, event.seq));
             Ok(())
         })
