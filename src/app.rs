@@ -26,6 +26,8 @@ pub use crate::services::{App, AppState};
 pub struct Overrides {
     pub payments: Option<Arc<dyn PaymentGateway>>,
     pub dashboard: Option<Arc<dyn DashboardSources>>,
+    /// More durable consumers (`events::consumers`); one named like a built-in replaces it.
+    pub consumers: Vec<Arc<dyn crate::events::consumers::Handler>>,
 }
 
 pub struct Application {
@@ -66,7 +68,11 @@ impl Application {
         flags.refresh(&db).await.context("loading feature flags")?;
         let limits = crate::ratelimit::Limits::new(&config)?;
         let cache = crate::cache::CatalogCache::new(&config)?;
-        let app = Arc::new(App::new(config, db, tokens, payments, dashboard, flags, limits, cache));
+        let mut app = App::new(config, db, tokens, payments, dashboard, flags, limits, cache);
+        for handler in overrides.consumers {
+            app.consumers.register(handler);
+        }
+        let app = Arc::new(app);
         Ok(Self { app, listener, addr, admin, admin_addr })
     }
 
@@ -100,6 +106,14 @@ impl Application {
         let _cache = AbortOnDrop(tokio::spawn(app.catalog.cache.clone().run_subscriber(stop_rx.clone())));
         let relay = crate::events::relay::Relay::new(app.db.clone(), app.hub.clone(), &app.config.events);
         let relay = tokio::spawn(relay.run(stop_rx.clone()));
+        let consumers = app.consumers.spawn_all(stop_rx.clone());
+        let invalidation = crate::events::consumers::invalidation::run(
+            app.hub.clone(),
+            app.catalog.cache.clone(),
+            app.db.clone(),
+            stop_rx.clone(),
+        );
+        let _invalidation = AbortOnDrop(tokio::spawn(invalidation));
         let workers = AbortOnDrop(tokio::spawn(crate::orders::recovery::run_workers(app.orders.clone(), stop_rx)));
         let router = crate::http::router(AppState(app.clone()));
         tracing::info!(http.addr = %addr, db.backend = ?app.db.backend(), "orderly is serving");
@@ -114,6 +128,10 @@ impl Application {
         drop(workers);
         // The relay flushes what committed before the drain ended, then stops.
         let _ = relay.await;
+        // Consumers finish the handler calls in flight and hand back what they did not start.
+        for consumer in consumers {
+            let _ = consumer.await;
+        }
         app.db.close().await;
         tracing::info!("stopped");
         Ok(())

@@ -28,6 +28,7 @@ pub mod payments;
 pub mod ratelimit;
 pub mod redis_link;
 pub mod services;
+pub mod stock_alerts;
 pub mod telemetry;
 
 pub use app::{App, AppState, Application, Overrides};

@@ -19,11 +19,13 @@ use crate::config::Config;
 use crate::dashboard::DashboardSources;
 use crate::db::Db;
 use crate::events::bus::Hub;
+use crate::events::consumers::Consumers;
 use crate::flags::Flags;
 use crate::idempotency::Idempotency;
 use crate::orders::Orders;
 use crate::payments::PaymentGateway;
 use crate::ratelimit::Limits;
+use crate::stock_alerts::StockAlerts;
 
 /// Everything a transport needs; shared behind one `Arc`.
 pub struct App {
@@ -48,6 +50,10 @@ pub struct App {
     pub idempotency: Idempotency,
     /// Published events, for this replica's live readers (SSE, WebSocket, consumers).
     pub hub: Hub,
+    /// The durable event consumers of this process, and the dead-letter admin operations.
+    pub consumers: Consumers,
+    /// Low-stock alerts (also the `stock-alerts` consumer).
+    pub stock_alerts: StockAlerts,
     draining: AtomicBool,
 }
 
@@ -69,6 +75,8 @@ impl App {
         let accounts = Accounts::new(db.clone(), tokens.clone(), limits.clone(), auth.session_states());
         let idempotency = Idempotency::new(db.clone(), &config, tokens.subkey("idempotency-fingerprint"));
         let hub = Hub::new(config.events.hub_capacity);
+        let stock_alerts = StockAlerts::new(db.clone());
+        let consumers = Consumers::new(db.clone(), &config.events).with(Arc::new(stock_alerts.clone()));
         Self {
             config,
             db,
@@ -83,6 +91,8 @@ impl App {
             accounts,
             idempotency,
             hub,
+            consumers,
+            stock_alerts,
             draining: AtomicBool::new(false),
         }
     }

@@ -16,11 +16,33 @@ pub struct EventsConfig {
     pub relay_batch: u32,
     /// Events a live subscriber of this replica may fall behind before it is cut off.
     pub hub_capacity: usize,
+    /// Handler calls running at once in this process, over every durable consumer
+    /// (`src/events/consumers`); events of one aggregate are always handled one at a time.
+    pub consumer_workers: usize,
+    /// Attempts at an event whose handler fails with a retryable error, before it is
+    /// dead-lettered (1: no retry).
+    pub consumer_max_attempts: u32,
+    /// The first retry's delay in milliseconds; each further retry doubles it (capped at
+    /// 60 s), with jitter.
+    pub consumer_backoff_ms: u64,
+    /// How often an idle consumer looks for newly published events, in milliseconds.
+    pub consumer_interval_ms: u64,
+    /// Events a consumer claims per round.
+    pub consumer_batch: u32,
 }
 
 impl Default for EventsConfig {
     fn default() -> Self {
-        Self { relay_interval_ms: 100, relay_batch: 256, hub_capacity: 1024 }
+        Self {
+            relay_interval_ms: 100,
+            relay_batch: 256,
+            hub_capacity: 1024,
+            consumer_workers: 4,
+            consumer_max_attempts: 5,
+            consumer_backoff_ms: 200,
+            consumer_interval_ms: 200,
+            consumer_batch: 100,
+        }
     }
 }
 

@@ -11,6 +11,7 @@ mod cache;
 mod caching;
 mod catalog;
 mod checkout;
+mod consumers;
 mod contract;
 mod counting_gateway;
 mod dashboard;
