@@ -8,6 +8,7 @@ mod caching;
 mod catalog;
 mod contract;
 mod dashboard;
+mod events;
 pub mod extract;
 mod flags;
 mod health;
@@ -19,6 +20,7 @@ pub mod problem;
 mod request_id;
 pub mod server;
 mod users;
+mod ws;
 
 use std::time::Duration;
 
@@ -146,7 +148,9 @@ pub fn router(state: AppState) -> Router {
             .merge(orders::routes())
             .merge(dashboard::routes())
             .merge(flags::routes())
-            .merge(api_keys::routes()),
+            .merge(api_keys::routes())
+            .merge(events::routes())
+            .merge(ws::routes()),
     );
     // Stores and replays answers to POSTs with an `Idempotency-Key`; inside the limits layer,
     // which resolves the principal the keys are scoped to.

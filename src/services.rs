@@ -24,6 +24,8 @@ use crate::idempotency::Idempotency;
 use crate::orders::Orders;
 use crate::payments::PaymentGateway;
 use crate::ratelimit::Limits;
+use crate::realtime::Realtime;
+use tokio::sync::watch;
 
 /// Everything a transport needs; shared behind one `Arc`.
 pub struct App {
@@ -48,7 +50,11 @@ pub struct App {
     pub idempotency: Idempotency,
     /// Published events, for this replica's live readers (SSE, WebSocket, consumers).
     pub hub: Hub,
+    /// Live streams (SSE, WebSocket): topics, their authorization, replay and delivery.
+    pub realtime: Realtime,
     draining: AtomicBool,
+    /// Turns true with `draining`: live streams end (SSE) or close with 1001 (WebSocket).
+    drain: watch::Sender<bool>,
 }
 
 impl App {
@@ -69,6 +75,7 @@ impl App {
         let accounts = Accounts::new(db.clone(), tokens.clone(), limits.clone(), auth.session_states());
         let idempotency = Idempotency::new(db.clone(), &config, tokens.subkey("idempotency-fingerprint"));
         let hub = Hub::new(config.events.hub_capacity);
+        let realtime = Realtime::new(db.clone(), hub.clone(), orders.clone());
         Self {
             config,
             db,
@@ -83,7 +90,9 @@ impl App {
             accounts,
             idempotency,
             hub,
+            realtime,
             draining: AtomicBool::new(false),
+            drain: watch::Sender::new(false),
         }
     }
 
@@ -95,6 +104,13 @@ impl App {
     /// Marks the start of shutdown.
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::Relaxed);
+        self.drain.send_replace(true);
+    }
+
+    /// Turns true when shutdown begins, for work that must end before the HTTP drain (live
+    /// streams: the drain would otherwise wait the whole grace period for them).
+    pub fn drain_signal(&self) -> watch::Receiver<bool> {
+        self.drain.subscribe()
     }
 }
 
