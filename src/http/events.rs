@@ -96,7 +96,10 @@ fn last_event_id(headers: &HeaderMap) -> Result<Option<i64>> {
     }
     match text.parse::<i64>() {
         Ok(n) if n >= 0 => Ok(Some(n)),
-        _ => Err(Error::Validation(vec![FieldError::new("Last-Event-ID", "must be an event id (a seq) from this stream")])),
+        _ => Err(Error::Validation(vec![FieldError::new(
+            "Last-Event-ID",
+            "must be an event id (a seq) from this stream",
+        )])),
     }
 }
 

@@ -28,11 +28,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
+use super::events::drained;
 use crate::auth::Principal;
 use crate::error::{Error, ErrorKind};
 use crate::events::bus::Envelope;
 use crate::realtime::{Next, Topic};
-use super::events::drained;
 use crate::services::AppState;
 
 /// How long an unauthenticated connection may take to send its `auth` message.
@@ -279,8 +279,6 @@ async fn finish(mut socket: WebSocket, end: End) {
     if socket.send(Message::Close(Some(frame))).await.is_err() {
         return;
     }
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        while let Some(Ok(_)) = socket.recv().await {}
-    })
-    .await;
+    let _ =
+        tokio::time::timeout(Duration::from_secs(1), async { while let Some(Ok(_)) = socket.recv().await {} }).await;
 }

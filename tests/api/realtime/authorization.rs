@@ -20,7 +20,8 @@ async fn a_customer_cannot_follow_another_customers_order_nor_the_staff_feed() {
     let (mallory, _, _) = app.register_customer("mallory@example.com").await;
 
     // SSE: the same 404 as GET /orders/{id}, and 403 for the feed.
-    let (status, body) = problem(open_sse(&app, &format!("/api/v1/orders/{theirs}/events"), Some(&mallory), Some(0)).await).await;
+    let (status, body) =
+        problem(open_sse(&app, &format!("/api/v1/orders/{theirs}/events"), Some(&mallory), Some(0)).await).await;
     let (rest_status, rest_body) = app.get(&format!("/api/v1/orders/{theirs}"), Some(&mallory)).await;
     assert_problem(status, &body, StatusCode::NOT_FOUND, "not-found");
     assert_eq!((status, &body["detail"]), (rest_status, &rest_body["detail"]), "indistinguishable from REST");

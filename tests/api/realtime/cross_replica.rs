@@ -16,8 +16,12 @@ async fn replicas(nats: &str) -> (TestApp, TestApp) {
         ..Default::default()
     })
     .await;
-    let b = TestApp::spawn_with(Options { config: vec![("nats.url", nats.to_owned())], db: Some(db), ..Default::default() })
-        .await;
+    let b = TestApp::spawn_with(Options {
+        config: vec![("nats.url", nats.to_owned())],
+        db: Some(db),
+        ..Default::default()
+    })
+    .await;
     (a, b)
 }
 

@@ -30,10 +30,16 @@ async fn after_unsubscribing_a_topic_its_events_stop_arriving() {
     let first = pending_order(&app, &shop.customer, &shop.sku).await;
     let second = pending_order(&app, &shop.customer, &shop.sku).await;
     let mut ws = ws_connect(&app, Some(&shop.customer)).await;
-    subscribe(&mut ws, &format!("order:{first}"), None).await;
+    subscribe(&mut ws, &format!("order:{first}"), Some(0)).await;
+    assert_eq!(next_ws_event(&mut ws).await.1["type"], "order.placed");
     send(&mut ws, json!({ "type": "unsubscribe", "topic": format!("order:{first}") })).await;
     assert_eq!(next_json(&mut ws).await, json!({ "type": "unsubscribed", "topic": format!("order:{first}") }));
-    subscribe(&mut ws, &format!("order:{second}"), None).await;
+    subscribe(&mut ws, &format!("order:{second}"), Some(0)).await;
+    let (_, placed) = next_ws_event(&mut ws).await;
+    assert_eq!(
+        (placed["type"].as_str(), placed["aggregate_id"].as_str()),
+        (Some("order.placed"), Some(second.as_str()))
+    );
 
     // The hub delivers in publish order: had the first order's payment been delivered, it
     // would arrive before the second's.
@@ -53,7 +59,9 @@ async fn after_unsubscribing_a_topic_its_events_stop_arriving() {
 
 #[tokio::test]
 async fn pings_are_answered_and_the_server_pings_every_keepalive() {
-    let app = TestApp::spawn_with(Options { config: vec![("realtime.keepalive_secs", "1".into())], ..Default::default() }).await;
+    let app =
+        TestApp::spawn_with(Options { config: vec![("realtime.keepalive_secs", "1".into())], ..Default::default() })
+            .await;
     let shop = shop(&app).await;
     let mut ws = ws_connect(&app, Some(&shop.customer)).await;
     ws.send(Message::Ping(b"are you there".to_vec().into())).await.unwrap();
