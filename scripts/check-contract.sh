@@ -80,9 +80,13 @@ run() { # label, extra args...
   # One worker: with two, Hypothesis' lambda-source cache (not thread-safe) once failed a run
   # with "AST constructor recursion depth mismatch", a tool error rather than a finding.
   # Hooks: a fresh Idempotency-Key per generated request (why: scripts/schemathesis_hooks.py).
+  # Tag `streams` (SSE: GET /orders/{id}/events, GET /events) is documented but not run: a
+  # 200 there is an endless text/event-stream, so every accepted request would hang until
+  # --request-timeout and count as a failure. Their errors (401/403/404/422 problem+json)
+  # and the stream itself are tested in tests/api/realtime/.
   (cd "$scratch" && SCHEMATHESIS_HOOKS="$hooks" timeout 600 "$venv/bin/schemathesis" --config-file "$config" --no-color \
     run "$base/openapi.json" --checks all --max-examples "$examples" --seed "$seed" --workers 1 \
-    --request-timeout 10 "$@") >"$scratch/schemathesis-$label.txt" 2>&1 && return 0
+    --exclude-tag streams --request-timeout 10 "$@") >"$scratch/schemathesis-$label.txt" 2>&1 && return 0
   cat "$scratch/schemathesis-$label.txt"
   tail -n 50 "$scratch/orderly.log"
   fail "schemathesis ($label)"

@@ -14,6 +14,7 @@
 pub mod bus;
 pub mod consumers;
 pub mod relay;
+pub mod replay;
 
 use serde::Serialize;
 use utoipa::ToSchema;

@@ -9,6 +9,7 @@ mod catalog;
 mod contract;
 mod dashboard;
 mod dead_letters;
+mod events;
 pub mod extract;
 mod flags;
 mod health;
@@ -21,6 +22,7 @@ mod request_id;
 pub mod server;
 mod stock_alerts;
 mod users;
+mod ws;
 
 use std::time::Duration;
 
@@ -150,7 +152,9 @@ pub fn router(state: AppState) -> Router {
             .merge(flags::routes())
             .merge(api_keys::routes())
             .merge(dead_letters::routes())
-            .merge(stock_alerts::routes()),
+            .merge(stock_alerts::routes())
+            .merge(events::routes())
+            .merge(ws::routes()),
     );
     // Stores and replays answers to POSTs with an `Idempotency-Key`; inside the limits layer,
     // which resolves the principal the keys are scoped to.

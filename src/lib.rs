@@ -26,6 +26,7 @@ pub mod outbound;
 pub mod pagination;
 pub mod payments;
 pub mod ratelimit;
+pub mod realtime;
 pub mod redis_link;
 pub mod services;
 pub mod stock_alerts;

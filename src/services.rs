@@ -25,7 +25,9 @@ use crate::idempotency::Idempotency;
 use crate::orders::Orders;
 use crate::payments::PaymentGateway;
 use crate::ratelimit::Limits;
+use crate::realtime::Realtime;
 use crate::stock_alerts::StockAlerts;
+use tokio::sync::watch;
 
 /// Everything a transport needs; shared behind one `Arc`.
 pub struct App {
@@ -54,7 +56,11 @@ pub struct App {
     pub consumers: Consumers,
     /// Low-stock alerts (also the `stock-alerts` consumer).
     pub stock_alerts: StockAlerts,
+    /// Live streams (SSE, WebSocket): topics, their authorization, replay and delivery.
+    pub realtime: Realtime,
     draining: AtomicBool,
+    /// Turns true with `draining`: live streams end (SSE) or close with 1001 (WebSocket).
+    drain: watch::Sender<bool>,
 }
 
 impl App {
@@ -77,6 +83,7 @@ impl App {
         let hub = Hub::new(config.events.hub_capacity);
         let stock_alerts = StockAlerts::new(db.clone());
         let consumers = Consumers::new(db.clone(), &config.events).with(Arc::new(stock_alerts.clone()));
+        let realtime = Realtime::new(db.clone(), hub.clone(), orders.clone());
         Self {
             config,
             db,
@@ -93,7 +100,9 @@ impl App {
             hub,
             consumers,
             stock_alerts,
+            realtime,
             draining: AtomicBool::new(false),
+            drain: watch::Sender::new(false),
         }
     }
 
@@ -105,6 +114,13 @@ impl App {
     /// Marks the start of shutdown.
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::Relaxed);
+        self.drain.send_replace(true);
+    }
+
+    /// Turns true when shutdown begins, for work that must end before the HTTP drain (live
+    /// streams: the drain would otherwise wait the whole grace period for them).
+    pub fn drain_signal(&self) -> watch::Receiver<bool> {
+        self.drain.subscribe()
     }
 }
 

@@ -27,6 +27,7 @@ mod orders;
 mod outage;
 mod payments;
 mod ratelimit;
+mod realtime;
 mod round_trips;
 mod support_orders;
 mod support_users;
