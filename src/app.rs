@@ -42,6 +42,7 @@ impl Application {
     }
 
     pub async fn build_with(config: Config, overrides: Overrides) -> anyhow::Result<Self> {
+        config.webhooks.check().map_err(anyhow::Error::msg)?;
         let db = Db::connect(&config).await?;
         db.migrate().await.context("applying migrations")?;
         let secret = jwt_secret(&config)?;
@@ -100,6 +101,13 @@ impl Application {
         let _cache = AbortOnDrop(tokio::spawn(app.catalog.cache.clone().run_subscriber(stop_rx.clone())));
         let relay = crate::events::relay::Relay::new(app.db.clone(), app.hub.clone(), &app.config.events);
         let relay = tokio::spawn(relay.run(stop_rx.clone()));
+        let webhook_consumer = tokio::spawn(crate::events::consumers::run(
+            app.db.clone(),
+            Arc::new(crate::webhooks::consumer::Fanout::new(app.webhooks.clone())),
+            std::time::Duration::from_millis(app.config.webhooks.poll_interval_ms.max(1)),
+            stop_rx.clone(),
+        ));
+        let webhook_worker = tokio::spawn(crate::webhooks::delivery::run(app.webhooks.clone(), stop_rx.clone()));
         let workers = AbortOnDrop(tokio::spawn(crate::orders::recovery::run_workers(app.orders.clone(), stop_rx)));
         let router = crate::http::router(AppState(app.clone()));
         tracing::info!(http.addr = %addr, db.backend = ?app.db.backend(), "orderly is serving");
@@ -114,6 +122,9 @@ impl Application {
         drop(workers);
         // The relay flushes what committed before the drain ended, then stops.
         let _ = relay.await;
+        // The webhook worker lets attempts in flight finish briefly, then hands its leases back.
+        let _ = webhook_consumer.await;
+        let _ = webhook_worker.await;
         app.db.close().await;
         tracing::info!("stopped");
         Ok(())

@@ -19,6 +19,7 @@ pub mod problem;
 mod request_id;
 pub mod server;
 mod users;
+mod webhooks;
 
 use std::time::Duration;
 
@@ -146,7 +147,8 @@ pub fn router(state: AppState) -> Router {
             .merge(orders::routes())
             .merge(dashboard::routes())
             .merge(flags::routes())
-            .merge(api_keys::routes()),
+            .merge(api_keys::routes())
+            .merge(webhooks::routes()),
     );
     // Stores and replays answers to POSTs with an `Idempotency-Key`; inside the limits layer,
     // which resolves the principal the keys are scoped to.

@@ -29,6 +29,7 @@ pub mod ratelimit;
 pub mod redis_link;
 pub mod services;
 pub mod telemetry;
+pub mod webhooks;
 
 pub use app::{App, AppState, Application, Overrides};
 pub use config::Config;

@@ -24,6 +24,7 @@ use crate::idempotency::Idempotency;
 use crate::orders::Orders;
 use crate::payments::PaymentGateway;
 use crate::ratelimit::Limits;
+use crate::webhooks::Webhooks;
 
 /// Everything a transport needs; shared behind one `Arc`.
 pub struct App {
@@ -48,6 +49,8 @@ pub struct App {
     pub idempotency: Idempotency,
     /// Published events, for this replica's live readers (SSE, WebSocket, consumers).
     pub hub: Hub,
+    /// Webhook endpoints and the delivery log (the worker runs from `app.rs`).
+    pub webhooks: Webhooks,
     draining: AtomicBool,
 }
 
@@ -69,6 +72,7 @@ impl App {
         let accounts = Accounts::new(db.clone(), tokens.clone(), limits.clone(), auth.session_states());
         let idempotency = Idempotency::new(db.clone(), &config, tokens.subkey("idempotency-fingerprint"));
         let hub = Hub::new(config.events.hub_capacity);
+        let webhooks = Webhooks::new(db.clone(), &config.webhooks);
         Self {
             config,
             db,
@@ -83,6 +87,7 @@ impl App {
             accounts,
             idempotency,
             hub,
+            webhooks,
             draining: AtomicBool::new(false),
         }
     }

@@ -29,3 +29,4 @@ mod ratelimit;
 mod round_trips;
 mod support_orders;
 mod support_users;
+mod webhooks;
