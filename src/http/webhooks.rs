@@ -78,7 +78,11 @@ async fn update_endpoint(
 /// Delete a webhook endpoint with its deliveries and their log.
 #[utoipa::path(delete, path = "/webhooks/endpoints/{id}", tag = "webhooks", security(("bearer" = [])),
     responses((status = 204, description = "deleted"), (status = 404, body = Problem)))]
-async fn delete_endpoint(State(state): State<AppState>, principal: Principal, Path(id): Path<Uuid>) -> Result<StatusCode> {
+async fn delete_endpoint(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode> {
     state.webhooks.delete_endpoint(&principal, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -199,7 +199,14 @@ mod tests {
 
     #[test]
     fn ipv6_forms_embedding_a_private_ipv4_address_are_not_public() {
-        for ip in ["::ffff:127.0.0.1", "::ffff:169.254.169.254", "::ffff:10.0.0.1", "64:ff9b::a00:1", "2002:c0a8:101::1", "::127.0.0.1"] {
+        for ip in [
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "::ffff:10.0.0.1",
+            "64:ff9b::a00:1",
+            "2002:c0a8:101::1",
+            "::127.0.0.1",
+        ] {
             assert!(!public(ip), "{ip} passed");
         }
         assert!(public("::ffff:8.8.8.8"));
@@ -218,7 +225,13 @@ mod tests {
 
     #[test]
     fn private_ip_literals_are_refused_unless_allowed() {
-        for url in ["http://127.0.0.1:8080/", "http://169.254.169.254/", "http://10.0.0.1/", "http://[::1]/", "http://[::ffff:7f00:1]/"] {
+        for url in [
+            "http://127.0.0.1:8080/",
+            "http://169.254.169.254/",
+            "http://10.0.0.1/",
+            "http://[::1]/",
+            "http://[::ffff:7f00:1]/",
+        ] {
             assert!(check_url(url, false).is_err(), "{url} passed");
             assert!(check_url(url, true).is_ok(), "{url} refused with private targets allowed");
         }

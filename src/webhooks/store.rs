@@ -152,7 +152,8 @@ pub async fn delete_endpoint(db: &Db, id: Uuid) -> Result<()> {
     .execute(&mut *tx)
     .await?;
     sqlx::query("DELETE FROM webhook_deliveries WHERE endpoint_id = $1").bind(id.to_string()).execute(&mut *tx).await?;
-    let done = sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1").bind(id.to_string()).execute(&mut *tx).await?;
+    let done =
+        sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1").bind(id.to_string()).execute(&mut *tx).await?;
     tx.commit().await?;
     if done.rows_affected() == 0 { Err(Error::NotFound("webhook endpoint")) } else { Ok(()) }
 }

@@ -41,7 +41,12 @@ async fn create_endpoint(app: &TestApp, admin: &str, url: &str, types: &[&str], 
 }
 
 /// The endpoint's deliveries once `done` holds for them, or a failure after 20 s.
-async fn wait_for_deliveries(app: &TestApp, admin: &str, endpoint: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+async fn wait_for_deliveries(
+    app: &TestApp,
+    admin: &str,
+    endpoint: &str,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let (status, page) = app.get(&format!("{DELIVERIES}?endpoint_id={endpoint}&limit=100"), Some(admin)).await;
@@ -87,7 +92,8 @@ async fn a_receiver_verifies_every_delivery_and_sees_retries_after_answering_500
     for order in &orders {
         for kind in ["order.placed", "order.paid"] {
             assert!(
-                got.iter().any(|r| r.answered == 200 && r.event_type == kind && r.body["aggregate_id"] == order.as_str()),
+                got.iter()
+                    .any(|r| r.answered == 200 && r.event_type == kind && r.body["aggregate_id"] == order.as_str()),
                 "{kind} of {order} never arrived: {got:?}"
             );
         }
@@ -171,7 +177,13 @@ async fn an_endpoint_subscribed_to_order_paid_does_not_get_product_created() {
 async fn endpoints_on_loopback_link_local_or_private_addresses_are_refused() {
     let app = TestApp::spawn().await;
     let admin = app.admin().await;
-    for url in ["http://127.0.0.1:9000/hook", "http://169.254.169.254/", "http://10.0.0.1/", "http://[::1]/", "http://localhost/"] {
+    for url in [
+        "http://127.0.0.1:9000/hook",
+        "http://169.254.169.254/",
+        "http://10.0.0.1/",
+        "http://[::1]/",
+        "http://localhost/",
+    ] {
         let (status, body) = app.post(ENDPOINTS, Some(&admin), &json!({ "url": url, "event_types": ["*"] })).await;
         assert_problem(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "validation-error");
         assert_eq!(body["errors"][0]["field"], "url", "{body}");
@@ -249,7 +261,12 @@ async fn the_secret_is_answered_at_creation_and_rotation_and_never_read_back() {
     }
 
     let (status, body) = app
-        .request(Method::PATCH, &format!("{ENDPOINTS}/{id}"), Some(&admin), Some(&json!({ "event_types": ["order.nope"] })))
+        .request(
+            Method::PATCH,
+            &format!("{ENDPOINTS}/{id}"),
+            Some(&admin),
+            Some(&json!({ "event_types": ["order.nope"] })),
+        )
         .await;
     assert_problem(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "validation-error");
     assert_eq!(body["errors"][0]["field"], "event_types");

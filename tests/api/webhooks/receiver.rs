@@ -95,11 +95,11 @@ pub fn verify(header: &str, body: &str, secret: &str, now: i64) -> bool {
     if (now - t).abs() > TOLERANCE_SECS {
         return false;
     }
-    let expected: String = hmac_sha256(secret.as_bytes(), format!("{t}.{body}").as_bytes())
+    let expected: String =
+        hmac_sha256(secret.as_bytes(), format!("{t}.{body}").as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    candidates
         .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    candidates.iter().any(|c| c.len() == expected.len() && c.bytes().zip(expected.bytes()).fold(0, |a, (x, y)| a | (x ^ y)) == 0)
+        .any(|c| c.len() == expected.len() && c.bytes().zip(expected.bytes()).fold(0, |a, (x, y)| a | (x ^ y)) == 0)
 }
 
 /// HMAC (RFC 2104) over SHA-256, block size 64.
