@@ -60,11 +60,18 @@ impl Endpoint {
 }
 
 /// An endpoint with its signing secret, answered once at creation and at rotation.
-#[derive(Debug, Serialize, ToSchema)]
+/// `Debug` redacts the secret, so it cannot reach a log line by accident.
+#[derive(Serialize, ToSchema)]
 pub struct CreatedEndpoint {
     /// `whsec_` and 64 hex digits: the HMAC-SHA256 key of `Orderly-Signature`. Not shown again.
     pub secret: String,
     pub endpoint: Endpoint,
+}
+
+impl std::fmt::Debug for CreatedEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedEndpoint").field("secret", &"[redacted]").field("endpoint", &self.endpoint).finish()
+    }
 }
 
 /// A new endpoint; checked by [`Webhooks::create_endpoint`].

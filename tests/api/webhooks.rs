@@ -275,3 +275,48 @@ async fn the_secret_is_answered_at_creation_and_rotation_and_never_read_back() {
     let (status, _) = app.get(&format!("{ENDPOINTS}/{id}"), Some(&admin)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn shutdown_hands_claimed_deliveries_back_for_the_next_worker() {
+    // Attempts may take 30 s, so a lease lasts 65 s: only a handed-back delivery can be
+    // delivered by the second app within the 20 s the test waits.
+    let config = || {
+        vec![
+            ("webhooks.allow_private_targets", "true".to_string()),
+            ("webhooks.timeout_ms", "30000".to_string()),
+            ("webhooks.poll_interval_ms", "50".to_string()),
+            ("events.relay_interval_ms", "50".to_string()),
+        ]
+    };
+    let first = TestApp::spawn_with(Options { config: config(), ..Default::default() }).await;
+    let (receiver, url) = Receiver::start(0).await;
+    receiver.hang.store(true, Ordering::SeqCst);
+    let admin = first.admin().await;
+    let endpoint = create_endpoint(&first, &admin, &url, &["product.created"], &receiver).await;
+    let staff = first.staff().await;
+    first.create_product(&staff, "WH-LEASE", 100, 1).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while leased(&first).await == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the delivery was never claimed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let db = first.db.clone();
+    first.stop().await;
+    receiver.hang.store(false, Ordering::SeqCst);
+    let second = TestApp::spawn_with(Options { config: config(), db: Some(db), ..Default::default() }).await;
+    // The same database and JWT secret: the admin's token still works.
+    let id = endpoint["id"].as_str().unwrap();
+    let deliveries = wait_for_deliveries(&second, &admin, id, |d| all_have_status(d, 1, "succeeded")).await;
+    assert!(deliveries[0]["attempts"].as_u64().unwrap() >= 1);
+}
+
+/// Deliveries leased to a worker right now.
+async fn leased(app: &TestApp) -> i64 {
+    use sqlx::Row;
+    sqlx::query("SELECT COUNT(*) AS n FROM webhook_deliveries WHERE lease_owner IS NOT NULL")
+        .fetch_one(app.app.db.pool())
+        .await
+        .unwrap()
+        .get::<i64, _>("n")
+}

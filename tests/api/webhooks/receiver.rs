@@ -34,6 +34,8 @@ pub struct Receiver {
     pub secret: Mutex<String>,
     pub fail_first: AtomicUsize,
     pub always_fail: AtomicBool,
+    /// While set, requests get no answer for a minute (a receiver that hangs).
+    pub hang: AtomicBool,
     pub received: Mutex<Vec<Received>>,
     seen: AtomicUsize,
 }
@@ -61,6 +63,9 @@ impl Receiver {
 }
 
 async fn receive(State(r): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    if r.hang.load(Ordering::SeqCst) {
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+    }
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let text = String::from_utf8_lossy(&body).into_owned();
     let secret = r.secret.lock().unwrap().clone();
