@@ -44,6 +44,7 @@ impl Application {
     }
 
     pub async fn build_with(config: Config, overrides: Overrides) -> anyhow::Result<Self> {
+        config.webhooks.check().map_err(anyhow::Error::msg)?;
         let db = Db::connect(&config).await?;
         db.migrate().await.context("applying migrations")?;
         let secret = jwt_secret(&config)?;
@@ -114,6 +115,7 @@ impl Application {
             stop_rx.clone(),
         );
         let _invalidation = AbortOnDrop(tokio::spawn(invalidation));
+        let webhook_worker = tokio::spawn(crate::webhooks::delivery::run(app.webhooks.clone(), stop_rx.clone()));
         let workers = AbortOnDrop(tokio::spawn(crate::orders::recovery::run_workers(app.orders.clone(), stop_rx)));
         let router = crate::http::router(AppState(app.clone()));
         tracing::info!(http.addr = %addr, db.backend = ?app.db.backend(), "orderly is serving");
@@ -132,6 +134,8 @@ impl Application {
         for consumer in consumers {
             let _ = consumer.await;
         }
+        // The webhook worker lets attempts in flight finish briefly, then hands its leases back.
+        let _ = webhook_worker.await;
         app.db.close().await;
         tracing::info!("stopped");
         Ok(())

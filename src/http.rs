@@ -22,6 +22,7 @@ mod request_id;
 pub mod server;
 mod stock_alerts;
 mod users;
+mod webhooks;
 mod ws;
 
 use std::time::Duration;
@@ -154,7 +155,8 @@ pub fn router(state: AppState) -> Router {
             .merge(dead_letters::routes())
             .merge(stock_alerts::routes())
             .merge(events::routes())
-            .merge(ws::routes()),
+            .merge(ws::routes())
+            .merge(webhooks::routes()),
     );
     // Stores and replays answers to POSTs with an `Idempotency-Key`; inside the limits layer,
     // which resolves the principal the keys are scoped to.

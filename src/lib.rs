@@ -31,6 +31,7 @@ pub mod redis_link;
 pub mod services;
 pub mod stock_alerts;
 pub mod telemetry;
+pub mod webhooks;
 
 pub use app::{App, AppState, Application, Overrides};
 pub use config::Config;

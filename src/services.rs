@@ -27,6 +27,7 @@ use crate::payments::PaymentGateway;
 use crate::ratelimit::Limits;
 use crate::realtime::Realtime;
 use crate::stock_alerts::StockAlerts;
+use crate::webhooks::Webhooks;
 use tokio::sync::watch;
 
 /// Everything a transport needs; shared behind one `Arc`.
@@ -58,6 +59,8 @@ pub struct App {
     pub stock_alerts: StockAlerts,
     /// Live streams (SSE, WebSocket): topics, their authorization, replay and delivery.
     pub realtime: Realtime,
+    /// Webhook endpoints and the delivery log (the worker runs from `app.rs`).
+    pub webhooks: Webhooks,
     draining: AtomicBool,
     /// Turns true with `draining`: live streams end (SSE) or close with 1001 (WebSocket).
     drain: watch::Sender<bool>,
@@ -82,8 +85,11 @@ impl App {
         let idempotency = Idempotency::new(db.clone(), &config, tokens.subkey("idempotency-fingerprint"));
         let hub = Hub::new(config.events.hub_capacity);
         let stock_alerts = StockAlerts::new(db.clone());
-        let consumers = Consumers::new(db.clone(), &config.events).with(Arc::new(stock_alerts.clone()));
         let realtime = Realtime::new(db.clone(), hub.clone(), orders.clone());
+        let webhooks = Webhooks::new(db.clone(), &config.webhooks);
+        let consumers = Consumers::new(db.clone(), &config.events)
+            .with(Arc::new(stock_alerts.clone()))
+            .with(Arc::new(crate::webhooks::consumer::Fanout::new(webhooks.clone())));
         Self {
             config,
             db,
@@ -101,6 +107,7 @@ impl App {
             consumers,
             stock_alerts,
             realtime,
+            webhooks,
             draining: AtomicBool::new(false),
             drain: watch::Sender::new(false),
         }

@@ -68,17 +68,67 @@ impl Default for RealtimeConfig {
     }
 }
 
-/// Webhook deliveries (`src/webhooks`).
+/// Webhook deliveries (`src/webhooks`): a delivery is retried after a failed attempt with
+/// exponential backoff and jitter (attempt n waits a random time between half and all of
+/// `min(backoff_base_secs * 2^(n-1), backoff_max_secs)`), and is `dead` after
+/// `max_attempts`. The defaults retry for about two days (Stripe retries for up to three).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhooksConfig {
     /// Allows endpoint URLs on loopback, link-local and private addresses. For development
     /// only: in production it would let an admin point deliveries at internal services (SSRF).
     pub allow_private_targets: bool,
+    /// How long one delivery attempt may take (connect, send, answer), in milliseconds.
+    pub timeout_ms: u64,
+    /// Attempts before a delivery is `dead` (1 or more).
+    pub max_attempts: u32,
+    /// The backoff after the first failed attempt, in seconds (fractions allowed).
+    pub backoff_base_secs: f64,
+    /// The longest backoff between two attempts, in seconds.
+    pub backoff_max_secs: f64,
+    /// Deliveries in flight at once on this replica (1 or more).
+    pub workers: u32,
+    /// How often the delivery worker and the `webhooks` consumer look for work, in
+    /// milliseconds (new events wake the worker at once).
+    pub poll_interval_ms: u64,
 }
 
 impl Default for WebhooksConfig {
     fn default() -> Self {
-        Self { allow_private_targets: false }
+        Self {
+            allow_private_targets: false,
+            timeout_ms: 10_000,
+            max_attempts: 20,
+            backoff_base_secs: 30.0,
+            backoff_max_secs: 6.0 * 3600.0,
+            workers: 8,
+            poll_interval_ms: 1000,
+        }
+    }
+}
+
+impl WebhooksConfig {
+    /// Refuses settings the delivery worker cannot run with, naming the key.
+    pub fn check(&self) -> Result<(), String> {
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        if self.timeout_ms == 0 {
+            return Err("`webhooks.timeout_ms` must be positive".into());
+        }
+        if self.max_attempts == 0 {
+            return Err("`webhooks.max_attempts` must be at least 1".into());
+        }
+        if self.workers == 0 {
+            return Err("`webhooks.workers` must be at least 1".into());
+        }
+        if self.poll_interval_ms == 0 {
+            return Err("`webhooks.poll_interval_ms` must be positive".into());
+        }
+        if !positive(self.backoff_base_secs) {
+            return Err("`webhooks.backoff_base_secs` must be a positive number".into());
+        }
+        if !positive(self.backoff_max_secs) || self.backoff_max_secs < self.backoff_base_secs {
+            return Err("`webhooks.backoff_max_secs` must be at least webhooks.backoff_base_secs".into());
+        }
+        Ok(())
     }
 }

@@ -27,9 +27,16 @@ pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-
 /// `POST` routes whose answers are never stored, and why (docs/API.md): `/auth/*` is called
 /// anonymously (no caller to scope a key to) and answers with tokens; creating or rotating
 /// an API key and issuing a password-reset token answer with a secret shown once, which
-/// must never be kept in plaintext. A trailing `/` marks a prefix.
-pub const EXCLUDED: [&str; 4] =
-    ["/api/v1/auth/", "/api/v1/api-keys", "/api/v1/api-keys/{id}/rotate", "/api/v1/users/{id}/password-reset"];
+/// must never be kept in plaintext; so do creating a webhook endpoint and rotating its
+/// signing secret. A trailing `/` marks a prefix.
+pub const EXCLUDED: [&str; 6] = [
+    "/api/v1/auth/",
+    "/api/v1/api-keys",
+    "/api/v1/api-keys/{id}/rotate",
+    "/api/v1/users/{id}/password-reset",
+    "/api/v1/webhooks/endpoints",
+    "/api/v1/webhooks/endpoints/{id}/rotate-secret",
+];
 
 /// Whether a `POST` to the route template `path` honours `Idempotency-Key`.
 pub fn covers(path: &str) -> bool {
@@ -185,5 +192,8 @@ mod tests {
             assert!(!covers(p), "{p}");
         }
         assert!(!covers("/api/v1/users/{id}/password-reset"));
+        assert!(!covers("/api/v1/webhooks/endpoints"));
+        assert!(!covers("/api/v1/webhooks/endpoints/{id}/rotate-secret"));
+        assert!(covers("/api/v1/webhooks/deliveries/{id}/replay"));
     }
 }

@@ -187,6 +187,8 @@ async fn the_contract_documents_the_key_on_every_covered_post_and_only_there() {
             "/api/v1/auth/refresh",
             "/api/v1/auth/register",
             "/api/v1/users/{id}/password-reset",
+            "/api/v1/webhooks/endpoints",
+            "/api/v1/webhooks/endpoints/{id}/rotate-secret",
         ],
         "a new POST is covered unless excluded in src/http/idempotency.rs (and docs/API.md)"
     );

@@ -31,3 +31,4 @@ mod realtime;
 mod round_trips;
 mod support_orders;
 mod support_users;
+mod webhooks;

@@ -116,7 +116,8 @@ async fn a_checkout_with_a_card_takes_at_most_six_sql_round_trips_on_postgres() 
         // Background workers stay quiet while the test counts.
         ("checkout.expiry_interval_ms", hour.clone()),
         ("checkout.recovery_interval_ms", hour.clone()),
-        ("flags.refresh_interval_ms", hour),
+        ("flags.refresh_interval_ms", hour.clone()),
+        ("webhooks.poll_interval_ms", hour),
     ];
     let overrides = Overrides { payments: Some(Arc::new(sandbox)), ..Default::default() };
     let app = TestApp::spawn_with(Options { config, overrides, db: Some(db) }).await;
