@@ -320,3 +320,37 @@ async fn leased(app: &TestApp) -> i64 {
         .unwrap()
         .get::<i64, _>("n")
 }
+
+#[tokio::test]
+async fn a_delivery_never_connects_to_a_private_address_even_if_the_endpoint_row_points_there() {
+    // As if the endpoint had been created while its name resolved to a public address:
+    // the rows are written directly, past the create-time check.
+    let app = TestApp::spawn_with(Options {
+        config: vec![
+            ("webhooks.poll_interval_ms", "50".to_string()),
+            ("webhooks.max_attempts", "1".to_string()),
+            ("events.relay_interval_ms", "50".to_string()),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let (receiver, url) = Receiver::start(0).await;
+    let by_name = url.replace("127.0.0.1", "localhost");
+    let types = vec!["product.created".to_string()];
+    let mut ids = Vec::new();
+    for target in [url.as_str(), by_name.as_str()] {
+        let e = orderly::webhooks::store::insert_endpoint(&app.app.db, target, "", &types, "whsec_test").await.unwrap();
+        ids.push(e.id.to_string());
+    }
+    let admin = app.admin().await;
+    let staff = app.staff().await;
+    app.create_product(&staff, "WH-SSRF", 100, 1).await;
+
+    for id in &ids {
+        let deliveries = wait_for_deliveries(&app, &admin, id, |d| all_have_status(d, 1, "dead")).await;
+        let error = deliveries[0]["last_error"].as_str().unwrap_or_default();
+        assert!(error.contains("SSRF guard"), "{error}");
+        assert!(deliveries[0]["last_status_code"].is_null());
+    }
+    assert!(receiver.received().is_empty(), "the receiver on loopback was called");
+}
