@@ -13,7 +13,7 @@
 # scratch dir): its own scheduling is part of the figure, so it is an upper bound.
 # Idle: BENCH_IDLE connections opened BENCH_IDLE_BATCH at a time; RSS is VmRSS of the server.
 #
-# Knobs: BENCH_CLIENTS=1000 BENCH_PROCS=4 BENCH_ORDERS=50 BENCH_GAP_MS=100 BENCH_IDLE=10000
+# Knobs: BENCH_PARTS="latency sse ws" BENCH_CLIENTS=1000 BENCH_PROCS=4 BENCH_ORDERS=50 BENCH_GAP_MS=100 BENCH_IDLE=10000
 #   BENCH_IDLE_BATCH=250 BENCH_RELAY_INTERVAL_MS=100 BENCH_OUT=DIR ORDERLY_BIN=PATH (no build)
 #   BENCH_VENV=DIR (a venv that has aiohttp)
 set -euo pipefail
@@ -23,9 +23,11 @@ root=$(cd "$here/.." && pwd)
 die() { echo "bench: $*" >&2; exit 1; }
 for tool in curl python3; do command -v "$tool" >/dev/null || die "$tool is missing"; done
 
-# 10,000 connections on each side, plus the server's own files.
+# 10,000 connections: the server and the client (separate processes) each hold one
+# descriptor per connection, plus their own files.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-[ "$(ulimit -n)" = unlimited ] || [ "$(ulimit -n)" -ge 25000 ] || die "ulimit -n is $(ulimit -n); need 25000 or more"
+need=$(( ${BENCH_IDLE:-10000} + 1000 ))
+[ "$(ulimit -n)" = unlimited ] || [ "$(ulimit -n)" -ge "$need" ] || die "ulimit -n is $(ulimit -n); need $need or more"
 
 if [ -z "${ORDERLY_BIN:-}" ]; then
     (cd "$root" && cargo build --release --bin orderly)
@@ -64,14 +66,23 @@ admin_email=fanout-admin@example.com
 admin_password=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
 (cd "$work" && printf '%s\n' "$admin_password" | "$bin" user create-admin --email "$admin_email" --password-stdin) \
     >"$out/create-admin.log" 2>&1 || { cat "$out/create-admin.log" >&2; die "create-admin failed"; }
-(cd "$work" && exec "$bin" serve) >"$out/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 1 200); do
-    curl -fsS --max-time 1 "$base/readyz" >/dev/null 2>&1 && break
-    kill -0 "$server_pid" 2>/dev/null || { cat "$out/server.log" >&2; die "the server exited"; }
-    sleep 0.05
-done
-curl -fsS --max-time 2 "$base/readyz" >/dev/null || die "the server was not ready within 10 s"
+# A fresh server for each part, so one part's freed memory does not blur the next's RSS.
+start_server() {
+    (cd "$work" && exec "$bin" serve) >>"$out/server.log" 2>&1 &
+    server_pid=$!
+    for _ in $(seq 1 200); do
+        curl -fsS --max-time 1 "$base/readyz" >/dev/null 2>&1 && break
+        kill -0 "$server_pid" 2>/dev/null || { cat "$out/server.log" >&2; die "the server exited"; }
+        sleep 0.05
+    done
+    curl -fsS --max-time 2 "$base/readyz" >/dev/null || die "the server was not ready within 10 s"
+}
+stop_server() {
+    kill -TERM "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=
+}
+start_server
 
 json_field() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 post() { curl -fsS --max-time 15 -X POST "$base$1" -H 'content-type: application/json' ${3:+-H "authorization: Bearer $3"} -d "$2"; }
@@ -81,10 +92,15 @@ post /api/v1/products "{\"sku\":\"$sku\",\"name\":\"Fan-out\",\"price_minor\":10
 customer=$(post /api/v1/auth/register '{"email":"fanout@example.com","password":"fanout-password-123","name":"Fan Out"}' | json_field '["access_token"]')
 
 echo "bench: server pid $server_pid on $base ($(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')), relay every ${ORDERLY_EVENTS_RELAY_INTERVAL_MS} ms"
-"$venv/bin/python" "$here/fanout_client.py" latency --base "$base" --staff-token "$staff" --customer-token "$customer" \
+parts=${BENCH_PARTS:-latency sse ws}
+[[ " $parts " != *" latency "* ]] || "$venv/bin/python" "$here/fanout_client.py" latency --base "$base" --staff-token "$staff" --customer-token "$customer" \
     --sku "$sku" --clients "${BENCH_CLIENTS:-1000}" --procs "${BENCH_PROCS:-4}" --orders "${BENCH_ORDERS:-50}" \
     --gap-ms "${BENCH_GAP_MS:-100}" | tee "$out/latency.json"
 for kind in sse ws; do
+    [[ " $parts " == *" $kind "* ]] || continue
+    stop_server
+    start_server
+    sleep 2
     "$venv/bin/python" "$here/fanout_client.py" idle --base "$base" --staff-token "$staff" --pid "$server_pid" \
         --kind "$kind" --connections "${BENCH_IDLE:-10000}" --batch "${BENCH_IDLE_BATCH:-250}" | tee "$out/idle-$kind.json"
     sleep 2

@@ -104,7 +104,7 @@ impl Topic {
             Reach::Order(id) => event.aggregate_id == id && event.is_order_event(),
             Reach::Feed => true,
         };
-        in_scope && (self.types.is_empty() || self.types.iter().any(|t| *t == event.event_type))
+        in_scope && (self.types.is_empty() || self.types.contains(&event.event_type))
     }
 
     /// The outbox selection of the same events, for replay.

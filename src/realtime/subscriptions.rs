@@ -112,7 +112,10 @@ impl Subscriptions {
                 return Ok(Next::Event(d));
             }
             if let Some(a) = self.active.iter_mut().find(|a| a.replaying) {
-                let page = replay::after(self.realtime.db(), a.topic.selection(), a.after, REPLAY_PAGE).await?;
+                // Boxed: the query's future is large, and without the box every idle
+                // subscriber (waiting on the hub below) would carry its size.
+                let page =
+                    Box::pin(replay::after(self.realtime.db(), a.topic.selection(), a.after, REPLAY_PAGE)).await?;
                 a.replaying = page.len() as i64 >= REPLAY_PAGE;
                 if let Some(last) = page.last() {
                     a.after = last.seq;

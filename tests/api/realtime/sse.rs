@@ -51,11 +51,9 @@ async fn resuming_with_last_event_id_delivers_exactly_the_events_missed_then_liv
     let second = pending_order(&app, &shop.customer, &shop.sku).await;
     let third = pending_order(&app, &shop.customer, &shop.sku).await;
     pay(&app, &shop.customer, &second).await;
-    let paid_id = app.wait_for_status(&shop.customer, &second, "paid").await["id"].clone();
-    assert_eq!(paid_id, second.as_str());
 
     let mut feed = sse(&app, "/api/v1/events", &shop.staff, Some(last_seen)).await;
-    // Wait until the relay has published everything written so far, then compare.
+    // Read up to the last event written while disconnected, then compare with the outbox.
     let mut got = Vec::new();
     let mut types = Vec::new();
     loop {
