@@ -3,10 +3,14 @@
 //! receives, and nothing is kept across restarts, when the cache starts empty anyway).
 //!
 //! The writers' direct invalidation (`CatalogCache::*_changed` right after their commit)
-//! stays: it is synchronous, so a client reads its own write. This subscriber adds what
-//! that cannot cover: a writer that died between its commit and its invalidation, writes
-//! made by another replica (with NATS every hub sees every replica's events), and stores
-//! that do not call the hooks. Which events, and why:
+//! stays: it is synchronous, so a client reads its own write, and it clears the shared
+//! Redis tier and tells the other replicas. This subscriber drops this replica's own
+//! entries only (`CatalogCache::forget`, what a Redis pub/sub message does): the event
+//! arrives after the writer's invalidation, so clearing Redis again would only turn the
+//! next read of every changed product into a second miss. It covers what the hooks cannot:
+//! a writer that died between its commit and its invalidation, writes that bypass the
+//! hooks, and, with NATS feeding every hub, replicas without Redis pub/sub. (The Redis tier
+//! itself is bounded by `cache.ttl_secs` in those cases.) Which events, and why:
 //!
 //! - `product.*` and `inventory.*`: the product named by the event (its aggregate).
 //! - order events that move stock (`order.placed` reserves; `order.cancelled` and
@@ -24,7 +28,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::runner::stopped;
-use crate::cache::CatalogCache;
+use crate::cache::{CatalogCache, Change};
 use crate::db::{self, Db};
 use crate::events::bus::{Envelope, Hub};
 
@@ -82,10 +86,10 @@ pub async fn run(hub: Hub, cache: CatalogCache, db: Db, mut stop: watch::Receive
 async fn apply(cache: &CatalogCache, db: &Db, event: &Envelope) {
     match effect(event) {
         Effect::None => {}
-        Effect::Product(id) => cache.products_changed(&[id]).await,
+        Effect::Product(id) => cache.forget(&Change::Products(vec![id])).await,
         Effect::OrderLines(order) => match line_products(db, order).await {
             Ok(ids) if ids.is_empty() => {}
-            Ok(ids) => cache.products_changed(&ids).await,
+            Ok(ids) => cache.forget(&Change::Products(ids)).await,
             Err(e) => {
                 tracing::warn!(order.id = %order, error = %e, "cannot look up an order's products; dropping the local catalog cache");
                 cache.forget_all();
