@@ -3,12 +3,20 @@
 //! receives, and nothing is kept across restarts, when the cache starts empty anyway).
 //!
 //! The writers' direct invalidation (`CatalogCache::*_changed` right after their commit)
-//! stays: it is synchronous, so a client reads its own write. This subscriber adds what
-//! that cannot cover: a writer that died between its commit and its invalidation, writes
-//! made by another replica (with NATS every hub sees every replica's events), and stores
-//! that do not call the hooks. Which events, and why:
+//! stays: it is synchronous, so a client reads its own write, and it clears the shared
+//! Redis tier and tells the other replicas. This subscriber drops this replica's own
+//! entries only (`CatalogCache::forget`, what a Redis pub/sub message does): the event
+//! arrives after the writer's invalidation, so clearing Redis again would only turn the
+//! next read of every changed product into a second miss. It covers what the hooks cannot:
+//! a writer that died between its commit and its invalidation, writes that bypass the
+//! hooks, and, with NATS feeding every hub, replicas without Redis pub/sub. (The Redis tier
+//! itself is bounded by `cache.ttl_secs` in those cases.) Which events, and why:
 //!
-//! - `product.*` and `inventory.*`: the product named by the event (its aggregate).
+//! - `product.created`: the list pages only (nothing can have cached the new product
+//!   itself; dropping its first cached copy would make the reads racing the event load it
+//!   twice).
+//! - `product.updated` and `inventory.*`: the product named by the event (its aggregate),
+//!   and the list pages.
 //! - order events that move stock (`order.placed` reserves; `order.cancelled` and
 //!   `order.failed` release; `order.shipped` takes on-hand; `order.refunded`, and
 //!   `order.partially_refunded` with `stock_released`, may release): their payloads name
@@ -24,7 +32,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::runner::stopped;
-use crate::cache::CatalogCache;
+use crate::cache::{CatalogCache, Change};
 use crate::db::{self, Db};
 use crate::events::bus::{Envelope, Hub};
 
@@ -33,6 +41,8 @@ use crate::events::bus::{Envelope, Hub};
 pub enum Effect {
     /// Nothing cached changes.
     None,
+    /// Only list pages change (a new product).
+    Lists,
     /// The product with this id changed.
     Product(Uuid),
     /// The products on this order's lines changed stock.
@@ -45,6 +55,7 @@ pub enum Effect {
 pub fn effect(event: &Envelope) -> Effect {
     let t = event.event_type.as_str();
     match t {
+        "product.created" => Effect::Lists,
         _ if t.starts_with("product.") || t.starts_with("inventory.") => Effect::Product(event.aggregate_id),
         "order.placed" | "order.cancelled" | "order.failed" | "order.shipped" | "order.refunded" => {
             Effect::OrderLines(event.aggregate_id)
@@ -82,10 +93,12 @@ pub async fn run(hub: Hub, cache: CatalogCache, db: Db, mut stop: watch::Receive
 async fn apply(cache: &CatalogCache, db: &Db, event: &Envelope) {
     match effect(event) {
         Effect::None => {}
-        Effect::Product(id) => cache.products_changed(&[id]).await,
+        // No key to drop: forgetting no products still moves the list generation on.
+        Effect::Lists => cache.forget(&Change::Products(Vec::new())).await,
+        Effect::Product(id) => cache.forget(&Change::Products(vec![id])).await,
         Effect::OrderLines(order) => match line_products(db, order).await {
             Ok(ids) if ids.is_empty() => {}
-            Ok(ids) => cache.products_changed(&ids).await,
+            Ok(ids) => cache.forget(&Change::Products(ids)).await,
             Err(e) => {
                 tracing::warn!(order.id = %order, error = %e, "cannot look up an order's products; dropping the local catalog cache");
                 cache.forget_all();
@@ -123,9 +136,14 @@ mod tests {
 
     #[test]
     fn product_and_inventory_events_invalidate_their_product() {
-        for t in ["product.created", "product.updated", "inventory.adjusted", "inventory.low"] {
+        for t in ["product.updated", "inventory.adjusted", "inventory.low"] {
             assert_eq!(effect(&event(t, serde_json::json!({}))), Effect::Product(Uuid::from_u128(7)), "{t}");
         }
+    }
+
+    #[test]
+    fn a_new_product_invalidates_only_the_list_pages() {
+        assert_eq!(effect(&event("product.created", serde_json::json!({}))), Effect::Lists);
     }
 
     #[test]

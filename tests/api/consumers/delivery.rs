@@ -149,3 +149,44 @@ async fn two_instances_on_one_postgres_database_handle_each_event_exactly_once()
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test]
+async fn a_shutdown_during_a_retry_wait_hands_the_event_back_to_the_next_start() {
+    // The first retry would wait 5 to 10 s.
+    let mut config = fast();
+    config.retain(|(k, _)| *k != "events.consumer_backoff_ms");
+    config.push(("events.consumer_backoff_ms", "10000".into()));
+    let failing = Arc::new(Recorder { fail_first: 1, ..Recorder::new("test-handback") });
+    let app = TestApp::spawn_with(Options {
+        config: config.clone(),
+        overrides: orderly::Overrides { consumers: vec![failing.clone()], ..Default::default() },
+        ..Default::default()
+    })
+    .await;
+    let staff = app.staff().await;
+    let p = app.create_product(&staff, "HANDBACK-1", 100, 5).await;
+    let event = created_event(&app, p["id"].as_str().unwrap()).await;
+    eventually("the first, failing attempt", || async { failing.calls_for(event) == 1 }).await;
+
+    let db = app.db.clone();
+    let started = tokio::time::Instant::now();
+    app.stop().await;
+    assert!(started.elapsed() < Duration::from_secs(4), "shutdown waited out the retry: {:?}", started.elapsed());
+
+    // Handed back: nothing recorded, so the next start (any replica) handles it.
+    let healthy = Arc::new(Recorder::new("test-handback"));
+    let app = TestApp::spawn_with(Options {
+        config,
+        db: Some(db),
+        overrides: orderly::Overrides { consumers: vec![healthy.clone()], ..Default::default() },
+    })
+    .await;
+    eventually("the handed-back event to be handled", || async { healthy.handled_count(event) == 1 }).await;
+    let (dead,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM dead_letters WHERE consumer = 'test-handback'")
+        .fetch_one(app.app.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(dead, 0);
+    assert_eq!(failing.handled_count(event), 0);
+    app.stop().await;
+}
