@@ -66,7 +66,15 @@ impl Application {
         flags.refresh(&db).await.context("loading feature flags")?;
         let limits = crate::ratelimit::Limits::new(&config)?;
         let cache = crate::cache::CatalogCache::new(&config)?;
-        let app = Arc::new(App::new(config, db, tokens, payments, dashboard, flags, limits, cache));
+        // Connects in the background: start-up never waits for NATS.
+        let nats = if config.nats.url.is_empty() {
+            None
+        } else {
+            Some(crate::events::nats::Nats::connect(&config.nats, &config.events).await?)
+        };
+        let mut app = App::new(config, db, tokens, payments, dashboard, flags, limits, cache);
+        app.nats = nats;
+        let app = Arc::new(app);
         Ok(Self { app, listener, addr, admin, admin_addr })
     }
 
@@ -99,7 +107,13 @@ impl Application {
         let _idempotency = AbortOnDrop(tokio::spawn(pruner));
         let _cache = AbortOnDrop(tokio::spawn(app.catalog.cache.clone().run_subscriber(stop_rx.clone())));
         let relay = crate::events::relay::Relay::new(app.db.clone(), app.hub.clone(), &app.config.events);
-        let relay = tokio::spawn(relay.run(stop_rx.clone()));
+        let relay = tokio::spawn(relay.with_nats(app.nats.clone()).run(stop_rx.clone()));
+        let fanout = app.nats.clone().map(|n| tokio::spawn(n.run_fanout(app.hub.clone(), stop_rx.clone())));
+        let prune = crate::events::prune::run(app.db.clone(), app.config.events.clone(), stop_rx.clone());
+        let event_upkeep = [
+            AbortOnDrop(tokio::spawn(prune)),
+            AbortOnDrop(tokio::spawn(crate::events::relay::run_lag_gauge(app.db.clone(), stop_rx.clone()))),
+        ];
         let workers = AbortOnDrop(tokio::spawn(crate::orders::recovery::run_workers(app.orders.clone(), stop_rx)));
         let router = crate::http::router(AppState(app.clone()));
         tracing::info!(http.addr = %addr, db.backend = ?app.db.backend(), "orderly is serving");
@@ -112,8 +126,13 @@ impl Application {
         })
         .await;
         drop(workers);
-        // The relay flushes what committed before the drain ended, then stops.
+        drop(event_upkeep);
+        // The relay flushes what committed before the drain ended, then stops; the pool
+        // closes only after that.
         let _ = relay.await;
+        if let Some(fanout) = fanout {
+            let _ = fanout.await;
+        }
         app.db.close().await;
         tracing::info!("stopped");
         Ok(())

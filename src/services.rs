@@ -48,6 +48,8 @@ pub struct App {
     pub idempotency: Idempotency,
     /// Published events, for this replica's live readers (SSE, WebSocket, consumers).
     pub hub: Hub,
+    /// NATS JetStream, when `nats.url` is set (the relay's sink and the fan-out's source).
+    pub nats: Option<crate::events::nats::Nats>,
     draining: AtomicBool,
 }
 
@@ -83,6 +85,7 @@ impl App {
             accounts,
             idempotency,
             hub,
+            nats: None,
             draining: AtomicBool::new(false),
         }
     }
