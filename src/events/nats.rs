@@ -34,6 +34,9 @@ use crate::events::bus::Envelope;
 /// plausible gap between a relay's publish and its lost commit being retried.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(20 * 60);
 
+/// How long start-up waits for the first connection before going on without it.
+const INITIAL_CONNECT_WAIT: Duration = Duration::from_millis(500);
+
 /// Why a relay round could not publish to NATS. The round is rolled back; its rows wait.
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
@@ -69,8 +72,8 @@ impl Nats {
     pub async fn connect(config: &NatsConfig, events: &EventsConfig) -> anyhow::Result<Self> {
         let name_ok = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
         anyhow::ensure!(name_ok(&config.stream), "`nats.stream` must be letters, digits, `_` or `-`");
-        let prefix_ok = !config.subject_prefix.is_empty()
-            && config.subject_prefix.split('.').all(|t| !t.is_empty() && name_ok(t));
+        let prefix_ok =
+            !config.subject_prefix.is_empty() && config.subject_prefix.split('.').all(|t| !t.is_empty() && name_ok(t));
         anyhow::ensure!(prefix_ok, "`nats.subject_prefix` must be dot-separated tokens of letters, digits, `_` or `-`");
         let client = async_nats::ConnectOptions::new()
             .name("orderly")
@@ -82,6 +85,13 @@ impl Nats {
             .connect(config.url.expose())
             .await
             .context("`nats.url` is not a valid NATS address")?;
+        // A reachable server answers within milliseconds: wait that long, so the first relay
+        // round does not report an outage that is only the connection being set up. An
+        // unreachable one delays start-up by at most INITIAL_CONNECT_WAIT.
+        let deadline = tokio::time::Instant::now() + INITIAL_CONNECT_WAIT;
+        while client.connection_state() != State::Connected && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let mut js = jetstream::new(client.clone());
         js.set_timeout(Duration::from_millis(config.ack_timeout_ms.max(100)));
         let max_age = Duration::from_secs(events.retention_secs).max(DUPLICATE_WINDOW);

@@ -60,7 +60,13 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness
         let started = Instant::now();
         let up = redis.ping().await.is_ok();
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-        checks.push(Check { name: "redis", status: if up { "ok" } else { "unavailable" }, latency_ms, breaker: None, backend: None });
+        checks.push(Check {
+            name: "redis",
+            status: if up { "ok" } else { "unavailable" },
+            latency_ms,
+            breaker: None,
+            backend: None,
+        });
     }
     if let Some(breaker) = state.payments.breaker_state() {
         // Reported, not a reason to turn unready: every replica shares the provider, so taking
@@ -70,7 +76,13 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness
             BreakerState::HalfOpen => "recovering",
             BreakerState::Open => "unavailable",
         };
-        checks.push(Check { name: "payments", status, latency_ms: 0.0, breaker: Some(breaker.as_str()), backend: None });
+        checks.push(Check {
+            name: "payments",
+            status,
+            latency_ms: 0.0,
+            breaker: Some(breaker.as_str()),
+            backend: None,
+        });
     }
     // Never a reason to turn unready: with Redis down, reads fall back to the database.
     let started = Instant::now();

@@ -105,7 +105,8 @@ async fn placing_an_order_publishes_every_event_once_in_seq_order_onto_the_hub()
         .await
         .unwrap();
     let (count, max): (i64, i64) = {
-        let row = sqlx::query("SELECT COUNT(*) AS n, MAX(seq) AS m FROM outbox").fetch_one(app.app.db.pool()).await.unwrap();
+        let row =
+            sqlx::query("SELECT COUNT(*) AS n, MAX(seq) AS m FROM outbox").fetch_one(app.app.db.pool()).await.unwrap();
         (row.get("n"), row.get("m"))
     };
     assert_eq!(last_seq, max);
@@ -176,7 +177,8 @@ async fn pruning_deletes_only_published_rows_and_processed_events_older_than_the
 
     let mut left: Vec<&str> = Vec::new();
     for (name, id) in &ids {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE id = $1").bind(id).fetch_one(pool).await.unwrap();
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE id = $1").bind(id).fetch_one(pool).await.unwrap();
         if n == 1 {
             left.push(name);
         }

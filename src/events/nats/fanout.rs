@@ -82,7 +82,12 @@ async fn subscribe(nats: &Nats, next: &mut Option<u64>) -> Result<pull::Ordered,
 
 /// Delivers until the consumer fails (returns false: subscribe again) or `stop` turns
 /// true (returns true).
-async fn deliver(mut messages: pull::Ordered, hub: &Hub, next: &mut Option<u64>, stop: &mut watch::Receiver<bool>) -> bool {
+async fn deliver(
+    mut messages: pull::Ordered,
+    hub: &Hub,
+    next: &mut Option<u64>,
+    stop: &mut watch::Receiver<bool>,
+) -> bool {
     loop {
         let item = tokio::select! {
             item = messages.next() => item,
@@ -107,7 +112,9 @@ async fn deliver(mut messages: pull::Ordered, hub: &Hub, next: &mut Option<u64>,
         *next = Some(sequence + 1);
         match serde_json::from_slice::<Envelope>(&message.payload) {
             Ok(event) => hub.publish(Arc::new(event)),
-            Err(e) => tracing::warn!(error = %e, subject = %message.subject, "event fan-out: skipped a message that is not an envelope"),
+            Err(e) => {
+                tracing::warn!(error = %e, subject = %message.subject, "event fan-out: skipped a message that is not an envelope")
+            }
         }
     }
 }

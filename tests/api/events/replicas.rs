@@ -18,7 +18,8 @@ async fn an_event_recorded_on_replica_b_reaches_replica_a_hub_once() {
     let mut on_b = b.app.hub.subscribe();
 
     let order_id = place_one_order(&b, "REPL-1").await;
-    let placed = |e: &orderly::events::bus::Envelope| e.event_type == "order.placed" && e.aggregate_id.to_string() == order_id;
+    let placed =
+        |e: &orderly::events::bus::Envelope| e.event_type == "order.placed" && e.aggregate_id.to_string() == order_id;
     let got_a = receive_until(&mut on_a, Duration::from_secs(10), placed).await;
     assert!(got_a.last().is_some_and(|e| placed(e)), "replica A's hub got order.placed");
     let got_b = receive_until(&mut on_b, Duration::from_secs(10), placed).await;
