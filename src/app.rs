@@ -69,7 +69,14 @@ impl Application {
         flags.refresh(&db).await.context("loading feature flags")?;
         let limits = crate::ratelimit::Limits::new(&config)?;
         let cache = crate::cache::CatalogCache::new(&config)?;
+        // Connects in the background: start-up never waits for NATS.
+        let nats = if config.nats.url.is_empty() {
+            None
+        } else {
+            Some(crate::events::nats::Nats::connect(&config.nats, &config.events).await?)
+        };
         let mut app = App::new(config, db, tokens, payments, dashboard, flags, limits, cache);
+        app.nats = nats;
         for handler in overrides.consumers {
             app.consumers.register(handler);
         }
@@ -106,7 +113,6 @@ impl Application {
         let _idempotency = AbortOnDrop(tokio::spawn(pruner));
         let _cache = AbortOnDrop(tokio::spawn(app.catalog.cache.clone().run_subscriber(stop_rx.clone())));
         let relay = crate::events::relay::Relay::new(app.db.clone(), app.hub.clone(), &app.config.events);
-        let relay = tokio::spawn(relay.run(stop_rx.clone()));
         let consumers = app.consumers.spawn_all(stop_rx.clone());
         let invalidation = crate::events::consumers::invalidation::run(
             app.hub.clone(),
@@ -116,6 +122,13 @@ impl Application {
         );
         let _invalidation = AbortOnDrop(tokio::spawn(invalidation));
         let webhook_worker = tokio::spawn(crate::webhooks::delivery::run(app.webhooks.clone(), stop_rx.clone()));
+        let relay = tokio::spawn(relay.with_nats(app.nats.clone()).run(stop_rx.clone()));
+        let fanout = app.nats.clone().map(|n| tokio::spawn(n.run_fanout(app.hub.clone(), stop_rx.clone())));
+        let prune = crate::events::prune::run(app.db.clone(), app.config.events.clone(), stop_rx.clone());
+        let event_upkeep = [
+            AbortOnDrop(tokio::spawn(prune)),
+            AbortOnDrop(tokio::spawn(crate::events::relay::run_lag_gauge(app.db.clone(), stop_rx.clone()))),
+        ];
         let workers = AbortOnDrop(tokio::spawn(crate::orders::recovery::run_workers(app.orders.clone(), stop_rx)));
         let router = crate::http::router(AppState(app.clone()));
         tracing::info!(http.addr = %addr, db.backend = ?app.db.backend(), "orderly is serving");
@@ -128,7 +141,9 @@ impl Application {
         })
         .await;
         drop(workers);
-        // The relay flushes what committed before the drain ended, then stops.
+        drop(event_upkeep);
+        // The relay flushes what committed before the drain ended, then stops; the pool
+        // closes only after that.
         let _ = relay.await;
         // Consumers finish the handler calls in flight and hand back what they did not start.
         for consumer in consumers {
@@ -136,6 +151,9 @@ impl Application {
         }
         // The webhook worker lets attempts in flight finish briefly, then hands its leases back.
         let _ = webhook_worker.await;
+        if let Some(fanout) = fanout {
+            let _ = fanout.await;
+        }
         app.db.close().await;
         tracing::info!("stopped");
         Ok(())

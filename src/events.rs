@@ -13,6 +13,8 @@
 
 pub mod bus;
 pub mod consumers;
+pub mod nats;
+pub mod prune;
 pub mod relay;
 pub mod replay;
 

@@ -41,6 +41,9 @@ pub const CACHE_HITS: &str = "orderly_cache_hits_total";
 pub const CACHE_MISSES: &str = "orderly_cache_misses_total";
 pub const CACHE_EVICTIONS: &str = "orderly_cache_evictions_total";
 pub const CACHE_REDIS_ERRORS: &str = "orderly_cache_redis_errors_total";
+pub const OUTBOX_LAG: &str = "orderly_outbox_lag_seconds";
+pub const OUTBOX_PUBLISHED: &str = "orderly_outbox_published_total";
+pub const OUTBOX_PUBLISH_ERRORS: &str = "orderly_outbox_publish_errors_total";
 
 /// The `route` label of a request that matched no route.
 pub const UNMATCHED: &str = "unmatched";
@@ -139,6 +142,17 @@ fn describe() {
         Unit::Count,
         "Failed or timed-out Redis calls of the catalog cache, by operation (get, put, invalidate, subscribe)."
     );
+    describe_gauge!(
+        OUTBOX_LAG,
+        Unit::Seconds,
+        "Age of the oldest unpublished outbox row in seconds (0 when none waits), refreshed every second."
+    );
+    describe_counter!(OUTBOX_PUBLISHED, Unit::Count, "Outbox rows the relay of this process published.");
+    describe_counter!(
+        OUTBOX_PUBLISH_ERRORS,
+        Unit::Count,
+        "Relay rounds rolled back because the bus (NATS) or the database failed; their rows wait."
+    );
     describe_gauge!(BUILD_INFO, "Always 1; the labels name the running build (version, profile).");
 }
 
@@ -236,6 +250,21 @@ pub fn cache_eviction(cache: &'static str, cause: &'static str) {
 /// A Redis call of the catalog cache failed or timed out.
 pub fn cache_redis_error(op: &'static str) {
     counter!(CACHE_REDIS_ERRORS, "op" => op).increment(1);
+}
+
+/// The relay published `n` outbox rows.
+pub fn outbox_published(n: usize) {
+    counter!(OUTBOX_PUBLISHED).increment(n as u64);
+}
+
+/// A relay round was rolled back (bus or database failure).
+pub fn outbox_publish_error() {
+    counter!(OUTBOX_PUBLISH_ERRORS).increment(1);
+}
+
+/// The oldest unpublished outbox row is `age` old (zero when none waits).
+pub fn outbox_lag(age: Duration) {
+    gauge!(OUTBOX_LAG).set(age.as_secs_f64());
 }
 
 static INTERNED: OnceLock<RwLock<HashSet<&'static str>>> = OnceLock::new();

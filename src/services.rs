@@ -61,6 +61,8 @@ pub struct App {
     pub realtime: Realtime,
     /// Webhook endpoints and the delivery log (the worker runs from `app.rs`).
     pub webhooks: Webhooks,
+    /// NATS JetStream, when `nats.url` is set (the relay's sink and the fan-out's source).
+    pub nats: Option<crate::events::nats::Nats>,
     draining: AtomicBool,
     /// Turns true with `draining`: live streams end (SSE) or close with 1001 (WebSocket).
     drain: watch::Sender<bool>,
@@ -108,6 +110,7 @@ impl App {
             stock_alerts,
             realtime,
             webhooks,
+            nats: None,
             draining: AtomicBool::new(false),
             drain: watch::Sender::new(false),
         }

@@ -29,6 +29,13 @@ pub struct EventsConfig {
     pub consumer_interval_ms: u64,
     /// Events a consumer claims per round.
     pub consumer_batch: u32,
+    /// How long published outbox rows (and `processed_events` entries) are kept, in seconds
+    /// (default 7 days): the window in which SSE `Last-Event-ID` can resume from the outbox.
+    pub retention_secs: u64,
+    /// Seconds between pruning passes of this replica.
+    pub prune_interval_secs: u64,
+    /// Rows deleted per pruning statement (a pass repeats until less than this is left).
+    pub prune_batch: u32,
 }
 
 impl Default for EventsConfig {
@@ -42,16 +49,39 @@ impl Default for EventsConfig {
             consumer_backoff_ms: 200,
             consumer_interval_ms: 200,
             consumer_batch: 100,
+            retention_secs: 7 * 24 * 3600,
+            prune_interval_secs: 60,
+            prune_batch: 1000,
         }
     }
 }
 
 /// NATS JetStream for domain events and live fan-out (`ORDERLY_NATS_URL`; empty: the
-/// in-process bus).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// in-process bus). See `src/events/nats.rs`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NatsConfig {
+    /// `nats://host:4222` (credentials in the URL are kept secret). Empty: no NATS.
     pub url: Secret,
+    /// The JetStream stream the relay publishes to; created or updated at start.
+    pub stream: String,
+    /// Events go to `<subject_prefix>.<event type>`, e.g. `orderly.events.order.paid`; the
+    /// stream holds `<subject_prefix>.>`.
+    pub subject_prefix: String,
+    /// How long the relay waits for JetStream to acknowledge a round's messages, in
+    /// milliseconds, before it rolls the round back.
+    pub ack_timeout_ms: u64,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        Self {
+            url: Secret::default(),
+            stream: "ORDERLY_EVENTS".into(),
+            subject_prefix: "orderly.events".into(),
+            ack_timeout_ms: 5000,
+        }
+    }
 }
 
 /// Live streams: Server-Sent Events and WebSocket (`src/realtime`).

@@ -1,7 +1,8 @@
 //! `/healthz`: the process is alive. `/readyz`: it can serve (database reachable, not
 //! draining for shutdown), for load balancers and Kubernetes probes. Redis, the catalog
-//! cache (`ok`, `degraded` while Redis is down, `off`) and the payment provider's circuit
-//! breaker are reported but never turn the replica unready.
+//! cache (`ok`, `degraded` while Redis is down, `off`), the payment provider's circuit
+//! breaker and the event bus (`bus`: `ok` for the in-process bus; with NATS, `ok` while
+//! connected, `unavailable` otherwise) are reported but never turn the replica unready.
 
 use std::time::Instant;
 
@@ -38,6 +39,9 @@ pub struct Check {
     /// For `payments`: the circuit breaker's state (`closed`, `open`, `half_open`).
     #[serde(skip_serializing_if = "Option::is_none")]
     breaker: Option<&'static str>,
+    /// For `bus`: which bus carries events (`in-process`, `nats`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backend: Option<&'static str>,
 }
 
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
@@ -48,6 +52,7 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness
         status: if db_ok { "ok" } else { "unavailable" },
         latency_ms: started.elapsed().as_secs_f64() * 1000.0,
         breaker: None,
+        backend: None,
     }];
     if let Some(redis) = state.limits.redis() {
         // Reported, but not a reason to turn unready: without Redis, limits fall back to
@@ -55,7 +60,13 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness
         let started = Instant::now();
         let up = redis.ping().await.is_ok();
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-        checks.push(Check { name: "redis", status: if up { "ok" } else { "unavailable" }, latency_ms, breaker: None });
+        checks.push(Check {
+            name: "redis",
+            status: if up { "ok" } else { "unavailable" },
+            latency_ms,
+            breaker: None,
+            backend: None,
+        });
     }
     if let Some(breaker) = state.payments.breaker_state() {
         // Reported, not a reason to turn unready: every replica shares the provider, so taking
@@ -65,7 +76,13 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness
             BreakerState::HalfOpen => "recovering",
             BreakerState::Open => "unavailable",
         };
-        checks.push(Check { name: "payments", status, latency_ms: 0.0, breaker: Some(breaker.as_str()) });
+        checks.push(Check {
+            name: "payments",
+            status,
+            latency_ms: 0.0,
+            breaker: Some(breaker.as_str()),
+            backend: None,
+        });
     }
     // Never a reason to turn unready: with Redis down, reads fall back to the database.
     let started = Instant::now();
@@ -75,10 +92,18 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness
         status: cache,
         latency_ms: started.elapsed().as_secs_f64() * 1000.0,
         breaker: None,
+        backend: None,
     });
+    // Never a reason to turn unready: with NATS down, checkout still commits and its events
+    // wait in the outbox until the relay can publish them.
+    let (backend, bus) = match &state.nats {
+        None => ("in-process", "ok"),
+        Some(nats) => ("nats", if nats.is_connected() { "ok" } else { "unavailable" }),
+    };
+    checks.push(Check { name: "bus", status: bus, latency_ms: 0.0, breaker: None, backend: Some(backend) });
     let draining = state.is_draining();
     if draining {
-        checks.push(Check { name: "shutdown", status: "draining", latency_ms: 0.0, breaker: None });
+        checks.push(Check { name: "shutdown", status: "draining", latency_ms: 0.0, breaker: None, backend: None });
     }
     let ok = db_ok && !draining;
     let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };

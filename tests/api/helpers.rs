@@ -2,6 +2,10 @@
 //!
 //! Backend: a new SQLite file in a temp dir, or — when `ORDERLY_TEST_DATABASE_URL` points at
 //! a PostgreSQL server — a new database created for the test and dropped after it.
+//!
+//! Bus: the in-process one, or — when `ORDERLY_TEST_NATS_URL` is set — NATS JetStream with a
+//! stream and subject prefix of the test's own (shared by the apps on one `TestDb`, so two
+//! replicas of a test see each other's events and no other test's), deleted after it.
 
 #![allow(dead_code)]
 
@@ -25,13 +29,22 @@ pub const DECLINED_CARD: &str = "4000000000000002";
 /// restart on the same database.
 pub struct TestDb {
     pub url: String,
+    /// This test's JetStream stream name and subject prefix token (`T_<hex>`), used when
+    /// `ORDERLY_TEST_NATS_URL` is set.
+    pub bus: String,
     dir: tempfile::TempDir,
     pg_admin: Option<(String, String)>,
+}
+
+/// The suite's NATS server (`ORDERLY_TEST_NATS_URL`), if set.
+pub fn test_nats_url() -> Option<String> {
+    std::env::var("ORDERLY_TEST_NATS_URL").ok().filter(|u| !u.is_empty())
 }
 
 impl TestDb {
     pub async fn new() -> TestDb {
         let dir = tempfile::tempdir().expect("temp dir");
+        let bus = format!("T_{}", uuid::Uuid::new_v4().simple());
         match std::env::var("ORDERLY_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()) {
             Some(admin_url) => {
                 let name = format!("orderly_t_{}", uuid::Uuid::new_v4().simple());
@@ -44,11 +57,11 @@ impl TestDb {
                     .await
                     .expect("create test database");
                 let url = with_database(&admin_url, &name);
-                TestDb { url, dir, pg_admin: Some((admin_url, name)) }
+                TestDb { url, bus, dir, pg_admin: Some((admin_url, name)) }
             }
             None => {
                 let url = format!("sqlite://{}?mode=rwc", dir.path().join("orderly.db").display());
-                TestDb { url, dir, pg_admin: None }
+                TestDb { url, bus, dir, pg_admin: None }
             }
         }
     }
@@ -77,6 +90,21 @@ fn with_database(url: &str, name: &str) -> String {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
+        if let Some(nats_url) = test_nats_url() {
+            // Best effort: the test's stream goes with the test.
+            let stream = self.bus.clone();
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+                rt.block_on(async {
+                    let connect = async_nats::connect(nats_url);
+                    if let Ok(Ok(client)) = tokio::time::timeout(Duration::from_secs(2), connect).await {
+                        let js = async_nats::jetstream::new(client);
+                        let _ = tokio::time::timeout(Duration::from_secs(2), js.delete_stream(&stream)).await;
+                    }
+                });
+            })
+            .join();
+        }
         if let Some((admin, name)) = self.pg_admin.take() {
             let _ = std::thread::spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
@@ -136,6 +164,11 @@ impl TestApp {
             ("ratelimit.checkout_limit", "1000000".to_string()),
             ("log.filter", "warn".to_string()),
         ];
+        if let Some(nats_url) = test_nats_url() {
+            pairs.push(("nats.url", nats_url));
+            pairs.push(("nats.stream", db.bus.clone()));
+            pairs.push(("nats.subject_prefix", format!("t.{}", db.bus)));
+        }
         pairs.extend(opts.config);
         let config = Config::from_pairs(pairs).expect("test config");
         orderly::telemetry::init(&config.log);

@@ -16,6 +16,7 @@ mod contract;
 mod counting_gateway;
 mod dashboard;
 mod edge;
+mod events;
 mod flags;
 mod helpers;
 mod http;

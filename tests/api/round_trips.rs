@@ -117,7 +117,9 @@ async fn a_checkout_with_a_card_takes_at_most_six_sql_round_trips_on_postgres() 
         ("checkout.expiry_interval_ms", hour.clone()),
         ("checkout.recovery_interval_ms", hour.clone()),
         ("flags.refresh_interval_ms", hour.clone()),
-        ("webhooks.poll_interval_ms", hour),
+        ("webhooks.poll_interval_ms", hour.clone()),
+        ("events.relay_interval_ms", hour.clone()),
+        ("events.consumer_interval_ms", hour),
     ];
     let overrides = Overrides { payments: Some(Arc::new(sandbox)), ..Default::default() };
     let app = TestApp::spawn_with(Options { config, overrides, db: Some(db) }).await;
