@@ -184,8 +184,10 @@ async fn pruning_deletes_only_published_rows_and_processed_events_older_than_the
         }
     }
     assert_eq!(left, ["recent-published", "old-unpublished"]);
-    let processed: Vec<String> =
-        sqlx::query_scalar("SELECT event_id FROM processed_events").fetch_all(pool).await.unwrap();
+    let processed: Vec<String> = sqlx::query_scalar("SELECT event_id FROM processed_events WHERE consumer = 'test'")
+        .fetch_all(pool)
+        .await
+        .unwrap();
     assert_eq!(processed, ["recent"]);
     app.stop().await;
 }
