@@ -95,9 +95,9 @@ pub async fn round(
     stop: &watch::Receiver<bool>,
 ) -> Result<usize, sqlx::Error> {
     let name = handler.name();
-    let Some(claim) = store::claim(db, name).await? else { return Ok(0) };
+    let Some(mut claim) = store::claim(db, name).await? else { return Ok(0) };
     let from = claim.last_seq;
-    match handle_batch(db, handler, settings, stop, from).await {
+    match handle_batch(db, handler, settings, stop, &mut claim).await {
         Ok((to, moved)) => {
             store::advance(db, name, claim, to).await?;
             Ok(moved)
@@ -109,21 +109,23 @@ pub async fn round(
     }
 }
 
-/// Handles the batch after `after`; returns the new offset and how many events it passes.
+/// Handles the batch after the claimed offset; returns the new offset and how many events
+/// it passes.
 async fn handle_batch(
     db: &Db,
     handler: &dyn Handler,
     settings: &Settings,
     stop: &watch::Receiver<bool>,
-    after: i64,
+    claim: &mut store::Claim,
 ) -> Result<(i64, usize), sqlx::Error> {
-    let events = store::events_after(db, after, settings.batch).await?;
+    let after = claim.last_seq;
+    let events = store::events_after(db, claim, settings.batch).await?;
     if events.is_empty() {
         return Ok((after, 0));
     }
     let wanted: Vec<&Envelope> = events.iter().filter(|e| handler.wants(&e.event_type)).collect();
     let ids: Vec<Uuid> = wanted.iter().map(|e| e.id).collect();
-    let seen = store::processed(db, handler.name(), &ids).await?;
+    let seen = store::processed(db, claim, handler.name(), &ids).await?;
 
     // One group per aggregate, each in publish order; groups run concurrently.
     let mut groups: Vec<Vec<&Envelope>> = Vec::new();

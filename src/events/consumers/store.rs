@@ -104,19 +104,28 @@ pub(super) async fn advance(db: &Db, consumer: &str, claim: Claim, to: i64) -> R
     }
 }
 
-/// Up to `limit` published events after `seq`, in publish order.
-pub(super) async fn events_after(db: &Db, seq: i64, limit: i64) -> Result<Vec<Envelope>, sqlx::Error> {
-    let rows =
+/// Up to `limit` published events after the claimed offset, in publish order. On
+/// PostgreSQL read on the claim's connection: a round holds one pooled connection, not two
+/// (with a pool of one, a second would wait for the first forever).
+pub(super) async fn events_after(db: &Db, claim: &mut Claim, limit: i64) -> Result<Vec<Envelope>, sqlx::Error> {
+    let q =
         sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2")))
-            .bind(seq)
-            .bind(limit)
-            .fetch_all(db.pool())
-            .await?;
+            .bind(claim.last_seq)
+            .bind(limit);
+    let rows = match claim.tx.as_mut() {
+        Some(tx) => q.fetch_all(&mut **tx).await?,
+        None => q.fetch_all(db.pool()).await?,
+    };
     rows.iter().map(Envelope::from_row).collect()
 }
 
-/// Which of `ids` `consumer` has handled already.
-pub(super) async fn processed(db: &Db, consumer: &str, ids: &[Uuid]) -> Result<HashSet<Uuid>, sqlx::Error> {
+/// Which of `ids` `consumer` has handled already (on the claim's connection, as above).
+pub(super) async fn processed(
+    db: &Db,
+    claim: &mut Claim,
+    consumer: &str,
+    ids: &[Uuid],
+) -> Result<HashSet<Uuid>, sqlx::Error> {
     if ids.is_empty() {
         return Ok(HashSet::new());
     }
@@ -132,7 +141,10 @@ pub(super) async fn processed(db: &Db, consumer: &str, ids: &[Uuid]) -> Result<H
         b.push(&p);
     }
     b.push(")");
-    let rows = b.build().fetch_all(db.pool()).await?;
+    let rows = match claim.tx.as_mut() {
+        Some(tx) => b.build().fetch_all(&mut **tx).await?,
+        None => b.build().fetch_all(db.pool()).await?,
+    };
     rows.iter().map(|r| db::parse_id(&r.try_get::<String, _>("event_id")?)).collect()
 }
 
