@@ -8,6 +8,8 @@
 
 pub mod pprof;
 
+use std::time::Duration;
+
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -38,6 +40,8 @@ pub async fn serve(listener: TcpListener, state: AppState) {
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 async fn metrics(State(state): State<AppState>) -> Response {
+    // Bounded: a slow database must not hold the scrape past Prometheus' own timeout.
+    let _ = tokio::time::timeout(Duration::from_secs(2), crate::events::relay::refresh_lag_gauge(&state.db)).await;
     match crate::metrics::render(&state.db) {
         Some(body) => ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], body).into_response(),
         None => {

@@ -125,10 +125,7 @@ impl Application {
         let relay = tokio::spawn(relay.with_nats(app.nats.clone()).run(stop_rx.clone()));
         let fanout = app.nats.clone().map(|n| tokio::spawn(n.run_fanout(app.hub.clone(), stop_rx.clone())));
         let prune = crate::events::prune::run(app.db.clone(), app.config.events.clone(), stop_rx.clone());
-        let event_upkeep = [
-            AbortOnDrop(tokio::spawn(prune)),
-            AbortOnDrop(tokio::spawn(crate::events::relay::run_lag_gauge(app.db.clone(), stop_rx.clone()))),
-        ];
+        let prune = AbortOnDrop(tokio::spawn(prune));
         let workers = AbortOnDrop(tokio::spawn(crate::orders::recovery::run_workers(app.orders.clone(), stop_rx)));
         let router = crate::http::router(AppState(app.clone()));
         tracing::info!(http.addr = %addr, db.backend = ?app.db.backend(), "orderly is serving");
@@ -141,7 +138,7 @@ impl Application {
         })
         .await;
         drop(workers);
-        drop(event_upkeep);
+        drop(prune);
         // The relay flushes what committed before the drain ended, then stops; the pool
         // closes only after that.
         let _ = relay.await;

@@ -163,18 +163,14 @@ impl Relay {
     }
 }
 
-/// Keeps `orderly_outbox_lag_seconds` (the age of the oldest unpublished outbox row, 0 when
-/// none waits) up to date, refreshed once a second rather than per scrape, until `stop`.
-pub async fn run_lag_gauge(db: Db, mut stop: watch::Receiver<bool>) {
-    loop {
-        match oldest_unpublished_age(&db).await {
-            Ok(age) => crate::metrics::outbox_lag(age),
-            Err(e) => tracing::debug!(error = %e, "outbox lag: query failed"),
-        }
-        tokio::select! {
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = stop.changed() => return,
-        }
+/// Sets `orderly_outbox_lag_seconds` (the age of the oldest unpublished outbox row, 0 when
+/// none waits), measured now. Called when `/metrics` is scraped, so an idle replica runs no
+/// query for it and the figure is as fresh as the scrape; one indexed query
+/// (`outbox_unpublished`). A failed query leaves the last value.
+pub async fn refresh_lag_gauge(db: &Db) {
+    match oldest_unpublished_age(db).await {
+        Ok(age) => crate::metrics::outbox_lag(age),
+        Err(e) => tracing::debug!(error = %e, "outbox lag: query failed"),
     }
 }
 
