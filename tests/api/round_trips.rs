@@ -116,6 +116,7 @@ async fn a_checkout_with_a_card_takes_at_most_six_sql_round_trips_on_postgres() 
         // Background workers stay quiet while the test counts.
         ("checkout.expiry_interval_ms", hour.clone()),
         ("checkout.recovery_interval_ms", hour.clone()),
+        ("events.relay_interval_ms", hour.clone()),
         ("flags.refresh_interval_ms", hour),
     ];
     let overrides = Overrides { payments: Some(Arc::new(sandbox)), ..Default::default() };
