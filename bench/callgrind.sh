@@ -14,6 +14,9 @@
 #   healthz, product_get                full stack
 #   product_get_traceparent             full stack, the request continues a caller's trace
 #   healthz_bare, product_get_bare      http.middleware = off
+#   checkout                            POST /api/v1/orders (one line, sandbox card), full
+#                                       stack, SQLite: CALLGRIND_ORDERS (default 300) orders
+#                                       from 2 customers in turn, each answered 201
 # Knobs: CALLGRIND_SCENARIOS, CALLGRIND_REQUESTS, CALLGRIND_OUT (dir; callgrind.out.* kept
 # there for callgrind_annotate). Needs valgrind, curl, python3.
 set -euo pipefail
@@ -46,7 +49,8 @@ base=http://127.0.0.1:$port
 export ORDERLY_DATA_DIR=$work/data ORDERLY_HTTP_ADDR=127.0.0.1:$port ORDERLY_LOG_FORMAT=json ORDERLY_LOG_FILTER=info
 export ORDERLY_ADMIN_ADDR=127.0.0.1:$(python3 "$here/probe.py" port)
 export ORDERLY_AUTH_JWT_SECRET=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
-export ORDERLY_RATELIMIT_API_LIMIT=1000000000
+export ORDERLY_RATELIMIT_API_LIMIT=1000000000 ORDERLY_RATELIMIT_CHECKOUT_LIMIT=1000000000
+export ORDERLY_AUTH_ACCESS_TOKEN_TTL_SECS=7200
 password=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
 (cd "$work" && printf '%s\n' "$password" | "$bin" user create-admin --email cg@example.com --password-stdin) >"$out/setup.log" 2>&1
 
@@ -87,6 +91,42 @@ for _ in range(count):
 EOF
 }
 
+# POST an order `count` times over one keep-alive connection, customers in turn; each must be 201.
+orders_client() { # count
+    python3 - "$port" "$1" "$out/tokens.txt" "$out/skus.txt" <<'EOF'
+import http.client, json, sys
+port, count = sys.argv[1], int(sys.argv[2])
+tokens = [t for t in open(sys.argv[3]).read().split() if t]
+skus = [s for s in open(sys.argv[4]).read().split() if s]
+c = http.client.HTTPConnection("127.0.0.1", int(port))
+for i in range(count):
+    body = json.dumps({"line_items": [{"sku": skus[i % len(skus)], "quantity": 1}],
+                       "payment": {"card_number": "4242424242424242"}})
+    c.request("POST", "/api/v1/orders", body=body,
+              headers={"Authorization": "Bearer " + tokens[i % len(tokens)], "Content-Type": "application/json"})
+    r = c.getresponse()
+    r.read()
+    if r.status != 201:
+        sys.exit(f"order {i}: {r.status}")
+EOF
+}
+
+measure_checkout() {
+    local name=checkout orders=${CALLGRIND_ORDERS:-300}
+    (cd "$work" && ORDERLY_HTTP_MIDDLEWARE=full exec valgrind --tool=callgrind --instr-atstart=no \
+        --callgrind-out-file="$out/callgrind.out.$name" "$bin" serve) >"$out/server-$name.log" 2>&1 &
+    pid=$!
+    wait_ready
+    orders_client 30
+    callgrind_control -i on "$pid" >/dev/null
+    orders_client "$orders"
+    callgrind_control -i off "$pid" >/dev/null
+    stop
+    local total
+    total=$(grep '^totals:' "$out/callgrind.out.$name" | tail -1 | awk '{print $2}')
+    printf '%-26s %10d instructions/order\n' "$name" $((total / orders))
+}
+
 measure() { # name middleware path [header]
     local name=$1 middleware=$2 path=$3 header=${4:-}
     (cd "$work" && ORDERLY_HTTP_MIDDLEWARE=$middleware exec valgrind --tool=callgrind --instr-atstart=no \
@@ -111,6 +151,7 @@ for s in $scenarios; do
         product_get_traceparent) measure product_get_traceparent full "/api/v1/products/$product" "traceparent:$tp" ;;
         healthz_bare) measure healthz_bare off /healthz ;;
         product_get_bare) measure product_get_bare off "/api/v1/products/$product" ;;
+        checkout) measure_checkout ;;
         *) echo "callgrind: unknown scenario $s" >&2; exit 1 ;;
     esac
 done

@@ -163,7 +163,7 @@ pub fn router(state: AppState) -> Router {
     let api = api.route_layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::enforce));
     let (api, openapi) = if full {
         // Checks credentials once and applies the route's rate limit (src/ratelimit.rs).
-        api.route_layer(axum::middleware::from_fn_with_state(state.clone(), limits::enforce)).split_for_parts()
+        api.route_layer(limits::EnforceLayer(state.clone())).split_for_parts()
     } else {
         api.split_for_parts()
     };

@@ -111,30 +111,62 @@ pub struct Decision {
 
 impl Decision {
     /// Sets `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers-10 §3, §4).
-    /// Formatted on the stack: this runs on every limited response.
+    /// Written into a stack buffer with `itoa` (no `fmt` machinery, no `String`): this runs on
+    /// every limited response.
     pub fn apply(&self, headers: &mut HeaderMap) {
         let name = self.policy.class.name();
-        let mut buf = [0u8; 96];
-        let policy = format_into(
-            &mut buf,
-            format_args!("\"{name}\";q={};w={}", self.policy.limit, self.policy.window.as_secs()),
-        );
-        if let Some(v) = policy {
+        let mut buf = Field::new();
+        if let Some(v) = buf
+            .quoted(name)
+            .param(";q=", u64::from(self.policy.limit))
+            .param(";w=", self.policy.window.as_secs())
+            .value()
+        {
             headers.insert(RATELIMIT_POLICY, v);
         }
-        let limit = format_into(&mut buf, format_args!("\"{name}\";r={};t={}", self.remaining, self.reset_secs));
-        if let Some(v) = limit {
+        let mut buf = Field::new();
+        if let Some(v) = buf.quoted(name).param(";r=", u64::from(self.remaining)).param(";t=", self.reset_secs).value()
+        {
             headers.insert(RATELIMIT, v);
         }
     }
 }
 
-/// A header value formatted into `buf` (no `String`); `None` if it does not fit.
-fn format_into(buf: &mut [u8], args: fmt::Arguments<'_>) -> Option<HeaderValue> {
-    let mut cursor = std::io::Cursor::new(&mut *buf);
-    std::io::Write::write_fmt(&mut cursor, args).ok()?;
-    let len = usize::try_from(cursor.position()).ok()?;
-    HeaderValue::from_bytes(&buf[..len]).ok()
+/// A structured-field header value built on the stack: `"name";a=1;b=2`.
+struct Field {
+    buf: [u8; 96],
+    len: usize,
+    overflow: bool,
+}
+
+impl Field {
+    fn new() -> Self {
+        Self { buf: [0; 96], len: 0, overflow: false }
+    }
+
+    fn push(&mut self, bytes: &[u8]) -> &mut Self {
+        match self.buf.get_mut(self.len..self.len + bytes.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(bytes);
+                self.len += bytes.len();
+            }
+            None => self.overflow = true,
+        }
+        self
+    }
+
+    fn quoted(&mut self, name: &str) -> &mut Self {
+        self.push(b"\"").push(name.as_bytes()).push(b"\"")
+    }
+
+    fn param(&mut self, key: &str, n: u64) -> &mut Self {
+        self.push(key.as_bytes()).push(itoa::Buffer::new().format(n).as_bytes())
+    }
+
+    /// The value; `None` if it did not fit (names are short, so it always fits).
+    fn value(&self) -> Option<HeaderValue> {
+        if self.overflow { None } else { HeaderValue::from_bytes(&self.buf[..self.len]).ok() }
+    }
 }
 
 /// Whole seconds, rounded up: a client told "0" would retry too early.

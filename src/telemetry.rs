@@ -5,12 +5,14 @@
 //!   headers, injects them into outbound calls, and exports spans over OTLP when
 //!   `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
 //!
-//! Log lines go through [`log_writer`]: formatted on the request's thread, written to stderr
+//! JSON lines are formatted by [`json`] (the keys of tracing-subscriber's JSON format at a
+//! fraction of its cost). Log lines go through [`log_writer`]: formatted on the request's thread, written to stderr
 //! in batches by a background thread (bounded, lossy with a counter, flushed by [`shutdown`]).
 //!
 //! Metrics live in `crate::metrics`. Span fields use dotted names with units
 //! (`order.id`, `duration_ms`); secrets (tokens, passwords, card numbers) are never fields.
 
+pub mod json;
 pub mod log_writer;
 pub mod otel;
 
@@ -56,7 +58,8 @@ pub fn init(config: &LogConfig) {
     let sink = SINK.get_or_init(LogSink::start).clone();
     let fmt = tracing_subscriber::fmt::layer().with_writer(sink).with_span_events(FmtSpan::NONE);
     let fmt: Box<dyn Layer<Registry> + Send + Sync> = if json {
-        fmt.json().flatten_event(true).with_current_span(true).with_span_list(false).with_filter(filter).boxed()
+        // The library's JSON line with the same keys, written without re-parsing span fields.
+        fmt.fmt_fields(json::JsonFields).event_format(json::JsonLine).with_filter(filter).boxed()
     } else {
         fmt.compact().with_filter(filter).boxed()
     };

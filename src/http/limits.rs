@@ -2,11 +2,14 @@
 //! principal (each service operation then draws from its own class: src/ratelimit.rs), and
 //! sends the `RateLimit` headers of the decision.
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-
+use std::convert::Infallible;
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
+use futures_util::future::BoxFuture;
+use tower::{Layer, Service};
 
 use super::principal::{self, Resolved};
 use super::problem::DatabaseUnreachable;
@@ -14,6 +17,49 @@ use crate::db::breaker::OPEN_FOR;
 use crate::error::Error;
 use crate::ratelimit::{Class, Identity};
 use crate::services::AppState;
+
+/// [`enforce`] as a tower layer for `route_layer`: a plain service around the route (one
+/// boxed future per request), where axum's `from_fn` also boxed and cloned the route into a
+/// `Next` and ran the `State` extractor per request.
+#[derive(Clone)]
+pub struct EnforceLayer(pub AppState);
+
+impl<S> Layer<S> for EnforceLayer {
+    type Service = Enforce<S>;
+
+    fn layer(&self, inner: S) -> Enforce<S> {
+        Enforce { inner, state: self.0.clone() }
+    }
+}
+
+/// The service of [`EnforceLayer`].
+#[derive(Clone)]
+pub struct Enforce<S> {
+    inner: S,
+    state: AppState,
+}
+
+impl<S> Service<Request> for Enforce<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        // The service that was polled ready handles this request; a clone stays for the next.
+        let ready = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, ready);
+        let state = self.state.clone();
+        Box::pin(async move { Ok(enforce(&state, req, inner).await) })
+    }
+}
 
 /// For every `/api/v1` route: resolves the principal (kept in the request extensions for the
 /// `Principal` extractor, so a token is verified and a key looked up once per request) with
@@ -25,12 +71,15 @@ use crate::services::AppState;
 ///
 /// While the database is unreachable (`db::breaker`), requests are answered 503
 /// `unavailable` with `Retry-After` at once instead of each waiting for the pool's timeout.
-pub async fn enforce(State(state): State<AppState>, req: Request, next: Next) -> Response {
+async fn enforce<S>(state: &AppState, req: Request, inner: S) -> Response
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
     let probe_for = Duration::from_millis(state.config.database.acquire_timeout_ms).saturating_add(OPEN_FOR);
     if !state.db.breaker.admit(probe_for) {
         return Error::Unavailable("the database is unavailable; try again shortly").into_response();
     }
-    let res = limited(&state, req, next).await;
+    let res = limited(state, req, inner).await;
     if res.extensions().get::<DatabaseUnreachable>().is_some() {
         state.db.breaker.record_unreachable();
     } else {
@@ -39,7 +88,10 @@ pub async fn enforce(State(state): State<AppState>, req: Request, next: Next) ->
     res
 }
 
-async fn limited(state: &AppState, req: Request, next: Next) -> Response {
+async fn limited<S>(state: &AppState, req: Request, mut inner: S) -> Response
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
     let limited = state.limits.enabled();
     let (mut parts, body) = req.into_parts();
     let (resolved, ip) = match principal::resolve(&parts, state, limited).await {
@@ -51,7 +103,10 @@ async fn limited(state: &AppState, req: Request, next: Next) -> Response {
         _ => None,
     };
     parts.extensions.insert(resolved);
-    let mut res = next.run(Request::from_parts(parts, body)).await;
+    let mut res = match inner.call(Request::from_parts(parts, body)).await {
+        Ok(res) => res,
+        Err(never) => match never {},
+    };
     if !limited {
         return res;
     }

@@ -65,6 +65,11 @@ pub fn luhn_valid(number: &str) -> bool {
     !number.is_empty() && sum.is_multiple_of(10)
 }
 
+/// A `sandbox_payments` row's (id, status, decline code, amount).
+fn ledger_row(r: &sqlx::any::AnyRow) -> Result<(String, String, Option<String>, i64), sqlx::Error> {
+    Ok((r.try_get("id")?, r.try_get("status")?, r.try_get("decline_code")?, r.try_get("amount_minor")?))
+}
+
 fn unavailable(e: sqlx::Error) -> GatewayError {
     GatewayError::Unavailable(e.to_string())
 }
@@ -78,11 +83,7 @@ impl SandboxGateway {
         .fetch_optional(self.db.pool())
         .await
         .map_err(unavailable)?;
-        row.map(|r| -> Result<_, sqlx::Error> {
-            Ok((r.try_get("id")?, r.try_get("status")?, r.try_get("decline_code")?, r.try_get("amount_minor")?))
-        })
-        .transpose()
-        .map_err(unavailable)
+        row.as_ref().map(ledger_row).transpose().map_err(unavailable)
     }
 
     /// Moves a charge `from → to` (a repeat finds it in `to` and succeeds); a refund also
@@ -176,10 +177,14 @@ impl PaymentGateway for SandboxGateway {
             let now = db::now();
             // SQLite's writers queue in the process, not in SQLite's sleeping busy handler.
             let permit = self.db.write_permit().await.map_err(unavailable)?;
-            sqlx::query(
+            // One statement records the charge and returns whatever was stored first under
+            // this key, as with Stripe: on a conflict the no-op update makes `RETURNING`
+            // give the existing row (one round trip and one pool acquisition, not two).
+            let row = sqlx::query(
                 "INSERT INTO sandbox_payments (id, idempotency_key, amount_minor, currency, status, decline_code, \
                  last4, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
-                 ON CONFLICT (idempotency_key) DO NOTHING",
+                 ON CONFLICT (idempotency_key) DO UPDATE SET idempotency_key = excluded.idempotency_key \
+                 RETURNING id, status, decline_code, amount_minor",
             )
             .bind(format!("pay_{}", db::new_id().simple()))
             .bind(&req.idempotency_key)
@@ -189,14 +194,11 @@ impl PaymentGateway for SandboxGateway {
             .bind(decline)
             .bind(req.card.last4())
             .bind(&now)
-            .execute(self.db.pool())
+            .fetch_one(self.db.pool())
             .await
             .map_err(unavailable)?;
             drop(permit);
-            // Whatever was stored first under this key is the answer, as with Stripe.
-            let Some((id, status, code, amount)) = self.find(&req.idempotency_key).await? else {
-                return Err(GatewayError::Unavailable("charge not recorded".into()));
-            };
+            let (id, status, code, amount) = ledger_row(&row).map_err(unavailable)?;
             if amount != req.amount_minor {
                 return Err(GatewayError::Rejected("idempotency key reused with another amount".into()));
             }
