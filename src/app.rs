@@ -80,6 +80,7 @@ impl Application {
         for handler in overrides.consumers {
             app.consumers.register(handler);
         }
+        app.consumers.create_offsets().await.context("creating the event consumers' offsets")?;
         let app = Arc::new(app);
         Ok(Self { app, listener, addr, admin, admin_addr })
     }

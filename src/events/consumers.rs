@@ -124,6 +124,16 @@ impl Consumers {
         self.handlers.iter().map(|h| h.name()).collect()
     }
 
+    /// Gives every registered consumer seen for the first time its offset (the newest
+    /// published event), before the process serves: a new consumer then sees every event
+    /// recorded after its first start, whatever its runner's first round races with.
+    pub async fn create_offsets(&self) -> Result<(), sqlx::Error> {
+        for h in &self.handlers {
+            store::create_offset(&self.db, h.name()).await?;
+        }
+        Ok(())
+    }
+
     /// Starts one runner task per consumer; each returns once `stop` turns true and its
     /// round in flight has finished or handed its events back. Await the handles before
     /// closing the database.

@@ -31,7 +31,13 @@ pub(super) async fn claim(db: &Db, consumer: &str) -> Result<Option<Claim>, sqlx
     if exists {
         return Ok(None);
     }
-    let permit = db.write_permit().await?;
+    create_offset(db, consumer).await?;
+    try_claim(db, consumer).await
+}
+
+/// Creates `consumer`'s offset at the newest published event, unless it has one.
+pub(super) async fn create_offset(db: &Db, consumer: &str) -> Result<(), sqlx::Error> {
+    let _permit = db.write_permit().await?;
     sqlx::query(
         "INSERT INTO consumer_offsets (consumer, last_seq, updated_at) \
          SELECT $1, last_seq, $2 FROM relay_cursor WHERE id = 1 ON CONFLICT (consumer) DO NOTHING",
@@ -40,8 +46,7 @@ pub(super) async fn claim(db: &Db, consumer: &str) -> Result<Option<Claim>, sqlx
     .bind(db::now())
     .execute(db.pool())
     .await?;
-    drop(permit);
-    try_claim(db, consumer).await
+    Ok(())
 }
 
 async fn try_claim(db: &Db, consumer: &str) -> Result<Option<Claim>, sqlx::Error> {
