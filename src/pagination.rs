@@ -136,15 +136,24 @@ pub async fn fetch_newest_first(
     table: &'static str,
     page: &PageRequest,
 ) -> Result<Vec<sqlx::any::AnyRow>, Error> {
-    let mut b = crate::db::SqlBuilder::new(&format!("SELECT {columns} FROM {table}"));
+    let mut b = crate::db::SqlBuilder::new(&format!("SELECT {columns} FROM {table} WHERE 1 = 1"));
+    push_newest_first(&mut b, page)?;
+    Ok(b.build().fetch_all(db.pool()).await?)
+}
+
+/// Ends a query whose `WHERE` clause is open with the page's keyset condition (after
+/// `page.cursor`), `ORDER BY created_at DESC, id DESC` and the fetch limit, for
+/// [`PageRequest::finish`] with a `created_at` text cursor. Errors: a cursor of another
+/// list (422).
+pub fn push_newest_first(b: &mut crate::db::SqlBuilder, page: &PageRequest) -> Result<(), Error> {
     if let Some(c) = &page.cursor {
         let k = b.arg(crate::db::Arg::Text(c.key_text()?.to_owned()));
         let id = b.arg(crate::db::Arg::Text(c.id.clone()));
-        b.push(&format!(" WHERE (created_at < {k} OR (created_at = {k} AND id < {id}))"));
+        b.push(&format!(" AND (created_at < {k} OR (created_at = {k} AND id < {id}))"));
     }
     let lim = b.arg(crate::db::Arg::Int(page.fetch_limit()));
     b.push(&format!(" ORDER BY created_at DESC, id DESC LIMIT {lim}"));
-    Ok(b.build().fetch_all(db.pool()).await?)
+    Ok(())
 }
 
 /// One page of a list. Pass `next_cursor` as `cursor` to get the next page; it is `null` on

@@ -219,13 +219,7 @@ pub async fn search(db: &Db, term: &str, page: &PageRequest) -> Result<Page<User
     let escaped = term.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
     let q = b.arg(Arg::Text(format!("%{escaped}%")));
     b.push(&format!("(email LIKE {q} ESCAPE '\\' OR LOWER(name) LIKE {q} ESCAPE '\\')"));
-    if let Some(c) = &page.cursor {
-        let k = b.arg(Arg::Text(c.key_text()?.to_owned()));
-        let id = b.arg(Arg::Text(c.id.clone()));
-        b.push(&format!(" AND (created_at < {k} OR (created_at = {k} AND id < {id}))"));
-    }
-    let lim = b.arg(Arg::Int(page.fetch_limit()));
-    b.push(&format!(" ORDER BY created_at DESC, id DESC LIMIT {lim}"));
+    crate::pagination::push_newest_first(&mut b, page)?;
     let rows = b.build().fetch_all(db.pool()).await?;
     finish(page, &rows)
 }

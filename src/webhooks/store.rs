@@ -209,13 +209,7 @@ pub async fn list_deliveries(db: &Db, filter: &DeliveryFilter, page: &PageReques
         let p = b.arg(Arg::Text(status.as_str().to_owned()));
         b.push(&format!(" AND status = {p}"));
     }
-    if let Some(c) = &page.cursor {
-        let k = b.arg(Arg::Text(c.key_text()?.to_owned()));
-        let id = b.arg(Arg::Text(c.id.clone()));
-        b.push(&format!(" AND (created_at < {k} OR (created_at = {k} AND id < {id}))"));
-    }
-    let lim = b.arg(Arg::Int(page.fetch_limit()));
-    b.push(&format!(" ORDER BY created_at DESC, id DESC LIMIT {lim}"));
+    crate::pagination::push_newest_first(&mut b, page)?;
     let rows = b.build().fetch_all(db.pool()).await?;
     let items = rows.iter().map(delivery_from_row).collect::<Result<Vec<_>, _>>()?;
     Ok(page.finish(items, |d| Cursor::text(db::ts(d.created_at), d.id.to_string())))
