@@ -40,7 +40,6 @@ mod store;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -154,22 +153,4 @@ impl Consumers {
         let (_tx, stop) = watch::channel(false);
         runner::round(&self.db, h.as_ref(), &self.settings, &stop).await
     }
-}
-
-/// Runs `handler` over the published outbox until `stop` turns true, with the default
-/// settings except the poll `interval`. A consumer seen for the first time starts after
-/// the newest published event.
-pub async fn run(db: Db, handler: Arc<dyn Handler>, interval: Duration, stop: watch::Receiver<bool>) {
-    let mut settings = Settings::from_config(&EventsConfig::default());
-    settings.interval = interval;
-    Runner::new(db, handler, Arc::new(settings)).run(stop).await;
-}
-
-/// Handles up to `limit` events after the consumer's offset (one round, default retry
-/// settings); returns how many it moved past.
-pub async fn consume_once(db: &Db, handler: &dyn Handler, limit: i64) -> Result<usize, sqlx::Error> {
-    let mut settings = Settings::from_config(&EventsConfig::default());
-    settings.batch = limit.max(1);
-    let (_tx, stop) = watch::channel(false);
-    runner::round(db, handler, &settings, &stop).await
 }
