@@ -75,7 +75,8 @@ impl Application {
         } else {
             Some(crate::events::nats::Nats::connect(&config.nats, &config.events).await?)
         };
-        let mut app = App::new(config, db, tokens, payments, dashboard, flags, limits, cache);
+        let storage = crate::files::storage::Storage::from_config(&config)?;
+        let mut app = App::new(config, db, tokens, payments, dashboard, flags, limits, cache, storage);
         app.nats = nats;
         for handler in overrides.consumers {
             app.consumers.register(handler);

@@ -6,6 +6,7 @@ pub mod api_keys;
 pub mod credentials;
 pub mod password;
 pub mod principal;
+pub mod resolve;
 pub mod scopes;
 pub mod sessions;
 pub mod tokens;

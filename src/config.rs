@@ -198,12 +198,7 @@ impl Config {
         {
             return Err(ConfigError(format!("`RUST_LOG` is not a valid log filter: {e}")));
         }
-        let mut warnings: Vec<String> = env::unknown_warning(std::env::vars().map(|(k, _)| k)).into_iter().collect();
-        for (key, unused) in [("storage.url", &config.storage.url)] {
-            if !unused.is_empty() {
-                warnings.push(format!("`{key}` is set but this build does not use it yet; it is ignored"));
-            }
-        }
+        let warnings: Vec<String> = env::unknown_warning(std::env::vars().map(|(k, _)| k)).into_iter().collect();
         Ok((config, warnings))
     }
 

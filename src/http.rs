@@ -141,23 +141,34 @@ impl Modify for BearerAuth {
 
 /// The whole HTTP application, ready to serve or to `oneshot` in tests.
 pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The REST router plus `extra` routes (GraphQL, from the composition root: transports do
+/// not import each other) under the same production middleware. `extra` routes get no body
+/// limit from here: each sets its own.
+pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     let full = state.config.http.middleware == crate::config::Middleware::Full;
-    let api = OpenApiRouter::with_openapi(ApiDoc::openapi()).nest(
-        "/api/v1",
-        OpenApiRouter::new()
-            .merge(auth::routes())
-            .merge(users::routes())
-            .merge(catalog::routes())
-            .merge(orders::routes())
-            .merge(dashboard::routes())
-            .merge(flags::routes())
-            .merge(api_keys::routes())
-            .merge(dead_letters::routes())
-            .merge(stock_alerts::routes())
-            .merge(events::routes())
-            .merge(ws::routes())
-            .merge(webhooks::routes()),
-    );
+    let body_limit = usize::try_from(state.config.http.max_body_bytes).unwrap_or(usize::MAX);
+    // JSON bodies: capped at `http.max_body_bytes` before a handler runs.
+    let bounded = OpenApiRouter::new()
+        .merge(auth::routes())
+        .merge(users::routes())
+        .merge(catalog::routes())
+        .merge(orders::routes())
+        .merge(dashboard::routes())
+        .merge(flags::routes())
+        .merge(api_keys::routes())
+        .merge(dead_letters::routes())
+        .merge(stock_alerts::routes())
+        .merge(events::routes())
+        .merge(ws::routes())
+        .merge(webhooks::routes())
+        .route_layer(RequestBodyLimitLayer::new(body_limit));
+    // Streamed uploads (files, import jobs): each handler enforces its own limit while it
+    // streams the body to storage, so none is set here.
+    let streamed = OpenApiRouter::new();
+    let api = OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", bounded.merge(streamed));
     // Stores and replays answers to POSTs with an `Idempotency-Key`; inside the limits layer,
     // which resolves the principal the keys are scoped to.
     let api = api.route_layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::enforce));
@@ -170,7 +181,6 @@ pub fn router(state: AppState) -> Router {
     let openapi = complete_contract(openapi);
 
     let config = &state.config.http;
-    let body_limit = usize::try_from(config.max_body_bytes).unwrap_or(usize::MAX);
     let middleware = ServiceBuilder::new()
         // Security headers go on every response, errors and early rejections included.
         .layer(SetResponseHeaderLayer::if_not_present(
@@ -220,11 +230,11 @@ pub fn router(state: AppState) -> Router {
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_millis(config.request_timeout_ms),
-        ))
-        .layer(RequestBodyLimitLayer::new(body_limit));
+        ));
 
     let routes = Router::new()
         .merge(api)
+        .merge(extra)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready));

@@ -81,7 +81,7 @@ impl Fingerprint {
             h.update((part.len() as u64).to_be_bytes());
             h.update(part);
         }
-        Self(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+        Self(hex::encode(h.finalize()))
     }
 }
 

@@ -20,6 +20,7 @@ use crate::dashboard::DashboardSources;
 use crate::db::Db;
 use crate::events::bus::Hub;
 use crate::events::consumers::Consumers;
+use crate::files::storage::Storage;
 use crate::flags::Flags;
 use crate::idempotency::Idempotency;
 use crate::orders::Orders;
@@ -63,6 +64,8 @@ pub struct App {
     pub webhooks: Webhooks,
     /// NATS JetStream, when `nats.url` is set (the relay's sink and the fan-out's source).
     pub nats: Option<crate::events::nats::Nats>,
+    /// File storage: a local directory, or S3-compatible (`storage.url`).
+    pub storage: Storage,
     draining: AtomicBool,
     /// Turns true with `draining`: live streams end (SSE) or close with 1001 (WebSocket).
     drain: watch::Sender<bool>,
@@ -79,6 +82,7 @@ impl App {
         flags: Arc<Flags>,
         limits: Limits,
         cache: CatalogCache,
+        storage: Storage,
     ) -> Self {
         let auth = Authenticator::new(db.clone(), tokens.clone());
         let orders = Orders::new(db.clone(), payments.clone(), flags.clone(), cache.clone(), &config);
@@ -111,6 +115,7 @@ impl App {
             realtime,
             webhooks,
             nats: None,
+            storage,
             draining: AtomicBool::new(false),
             drain: watch::Sender::new(false),
         }

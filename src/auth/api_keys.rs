@@ -101,7 +101,7 @@ fn key_from_row(row: &AnyRow) -> Result<ApiKey, sqlx::Error> {
 fn random_hex(bytes: usize) -> Result<String> {
     let mut buf = vec![0u8; bytes];
     getrandom::fill(&mut buf).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex::encode(buf))
 }
 
 /// A fresh `(prefix, key)`.

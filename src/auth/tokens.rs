@@ -124,7 +124,7 @@ pub fn new_opaque_token() -> anyhow::Result<String> {
 /// How an opaque token is stored: its SHA-256, hex. The token itself is never stored.
 pub fn hash_token(token: &str) -> String {
     let digest = Sha256::digest(token.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(digest)
 }
 
 #[cfg(test)]

@@ -227,7 +227,7 @@ impl Checkout {
             "address:{}",
             self.shipping_address.as_ref().map(|a| a.as_json().to_string()).unwrap_or_default()
         ));
-        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+        hex::encode(h.finalize())
     }
 }
 

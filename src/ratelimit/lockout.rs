@@ -141,7 +141,7 @@ struct Counter {
 fn account_key(email: &str) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(email.trim().to_lowercase().as_bytes());
-    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+    hex::encode(&digest[..16])
 }
 
 /// Every pair key of an account starts with this.
