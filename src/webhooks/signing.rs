@@ -23,12 +23,12 @@ pub const SECRET_PREFIX: &str = "whsec_";
 pub fn new_secret() -> Result<String> {
     let mut buf = [0u8; 32];
     getrandom::fill(&mut buf).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-    Ok(format!("{SECRET_PREFIX}{}", hex::encode(&buf)))
+    Ok(format!("{SECRET_PREFIX}{}", hex::encode(buf)))
 }
 
 /// The `Orderly-Signature` value for `body` sent at `t` (unix seconds) with `secret`.
 pub fn signature_header(secret: &str, t: i64, body: &str) -> String {
-    format!("t={t},v1={}", hex::encode(&mac(secret, t, body)))
+    format!("t={t},v1={}", hex::encode(mac(secret, t, body)))
 }
 
 fn mac(secret: &str, t: i64, body: &str) -> Vec<u8> {
