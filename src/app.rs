@@ -129,7 +129,7 @@ impl Application {
         let prune = crate::events::prune::run(app.db.clone(), app.config.events.clone(), stop_rx.clone());
         let prune = AbortOnDrop(tokio::spawn(prune));
         let workers = AbortOnDrop(tokio::spawn(crate::orders::recovery::run_workers(app.orders.clone(), stop_rx)));
-        let router = crate::http::router(AppState(app.clone()));
+        let router = crate::http::router_with(AppState(app.clone()), crate::graphql::router(AppState(app.clone())));
         tracing::info!(http.addr = %addr, db.backend = ?app.db.backend(), "orderly is serving");
         let draining = app.clone();
         crate::http::server::serve(listener, router, &app.config.http, async move {

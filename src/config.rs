@@ -18,6 +18,7 @@ mod cache;
 mod cidr;
 mod env;
 mod events;
+mod graphql;
 mod http;
 mod limits;
 mod sections;
@@ -25,6 +26,7 @@ mod upcoming;
 pub use self::cache::{CacheConfig, CatalogConfig};
 pub use self::cidr::{Cidr, canonical};
 pub use self::events::{EventsConfig, NatsConfig, RealtimeConfig, WebhooksConfig};
+pub use self::graphql::GraphqlConfig;
 use self::http::string_or_list;
 pub use self::http::{HttpConfig, Middleware};
 pub use self::limits::{RateLimitConfig, RedisConfig};
@@ -112,6 +114,7 @@ pub struct Config {
     pub realtime: RealtimeConfig,
     pub webhooks: WebhooksConfig,
     pub storage: StorageConfig,
+    pub graphql: GraphqlConfig,
 }
 
 impl Default for Config {
@@ -166,6 +169,7 @@ impl Default for Config {
             realtime: RealtimeConfig::default(),
             webhooks: WebhooksConfig::default(),
             storage: StorageConfig::default(),
+            graphql: GraphqlConfig::default(),
         }
     }
 }
@@ -302,6 +306,7 @@ impl Config {
         self.ratelimit.check()?;
         self.redis.check()?;
         self.cache.check()?;
+        self.graphql.check()?;
         Ok(())
     }
 

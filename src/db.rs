@@ -17,6 +17,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::config::Config;
 
 pub mod breaker;
+pub mod counter;
 pub use self::breaker::Breaker;
 
 /// A write transaction, as [`Db::begin_write`] opens it.
@@ -150,11 +151,13 @@ impl Db {
     }
 
     pub fn pool(&self) -> &AnyPool {
+        counter::note();
         &self.pool
     }
 
     /// One connection for a step of several queries (one pool acquisition, one release).
     pub async fn acquire(&self) -> Result<sqlx::pool::PoolConnection<Any>, sqlx::Error> {
+        counter::note();
         self.pool.acquire().await
     }
 
@@ -164,6 +167,7 @@ impl Db {
     /// permit and starve the permit's holder of connections.
     pub async fn acquire_for_write(&self) -> Result<WriteConn, sqlx::Error> {
         let permit = self.write_permit().await?;
+        counter::note();
         Ok(WriteConn { conn: self.pool.acquire().await?, _permit: permit })
     }
 
@@ -183,6 +187,7 @@ impl Db {
     /// lock.
     pub async fn begin_write(&self) -> Result<WriteTx, sqlx::Error> {
         let permit = self.write_permit().await?;
+        counter::note();
         let tx = match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,

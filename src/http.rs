@@ -14,7 +14,7 @@ pub mod extract;
 mod flags;
 mod health;
 mod idempotency;
-mod limits;
+pub mod limits;
 mod orders;
 pub mod principal;
 pub mod problem;

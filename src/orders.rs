@@ -197,6 +197,12 @@ pub struct OrderFilter {
     pub cursor: Option<String>,
 }
 
+/// The opaque cursor of `o` in [`list`]'s order: what `next_cursor` is when `o` ends a
+/// page. For transports that give every item its own cursor (GraphQL edges).
+pub fn cursor_after(o: &Order) -> String {
+    Cursor { sort: "-placed_at".to_owned(), ..Cursor::text(db::ts(o.placed_at), o.id.to_string()) }.encode()
+}
+
 /// Orders newest first, keyset-paged (scope `orders:read`; `api` rate-limit class),
 /// filtered by `f`. Customers see their own: 403 `forbidden` on another's `customer_id`;
 /// 422 on `limit`/`cursor`, `customer_email` or `number` if invalid.

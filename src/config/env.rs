@@ -35,6 +35,7 @@ pub(super) const SECTIONS: &[&str] = &[
     "realtime",
     "webhooks",
     "storage",
+    "graphql",
 ];
 
 /// `ORDERLY_*` variables that are not configuration keys but belong to orderly: the CLI's
