@@ -40,14 +40,14 @@ async def main():
 
     # Mutation (staff): a product, validated against the schema gql fetched by introspection.
     async with http(admin) as s:
-        p = (await s.execute(gql("mutation($sku: String!) { createProduct(input: {sku: $sku, name: \"Client\", "
+        p = (await s.execute(gql("mutation($sku: String!) { createProduct(input: {sku: $sku, name: $sku, "
                                  "priceMinor: 1999, currency: \"USD\", initialStock: 5}) { id sku priceMinor available } }"),
                              variable_values={"sku": sku}))["createProduct"]
         assert p["sku"] == sku and p["priceMinor"] == 1999 and p["available"] == 5, p
     print("mutation createProduct:", p)
 
     async with http(customer) as s:
-        # Query: the connection with a filter.
+        # Query: the connection with a filter (`q` matches the name, which is the SKU here).
         page = (await s.execute(gql("query($q: String) { products(first: 5, q: $q) { edges { cursor node { sku } } "
                                     "pageInfo { hasNextPage endCursor } } }"), variable_values={"q": sku}))["products"]
         assert [e["node"]["sku"] for e in page["edges"]] == [sku], page

@@ -1,5 +1,5 @@
 //! The schema: the root types merged from one file per resource, the limits from
-//! `graphql.*` (depth, complexity, aliases: [`AliasLimit`]; introspection), the `Long`
+//! `graphql.*` (depth and aliases: [`ShapeLimits`]; complexity; introspection), the `Long`
 //! scalar, and what every resolver takes from its context ([`app`], [`principal`]).
 
 use std::sync::Arc;
@@ -33,12 +33,14 @@ pub type OrderlySchema = Schema<Query, Mutation, subscriptions::Subscription>;
 /// The schema with the limits of `config` (introspection as `mode` implies), without data:
 /// the router adds the application ([`AppState`]).
 pub fn builder(config: &GraphqlConfig, mode: Mode) -> SchemaBuilder<Query, Mutation, subscriptions::Subscription> {
+    // Depth is ours (`ShapeLimits`): async-graphql's `limit_depth` counts introspection too,
+    // and every standard client's introspection query is deeper than any sane limit.
+    let limits = ShapeLimits { max_aliases: config.max_aliases, max_depth: config.max_depth };
     let b = Schema::build(Query::default(), Mutation::default(), subscriptions::Subscription)
-        .limit_depth(config.max_depth)
         .limit_complexity(config.max_complexity)
-        .limit_recursive_depth(32)
+        .limit_recursive_depth(64)
         .limit_directives(10)
-        .extension(AliasLimit(config.max_aliases));
+        .extension(limits);
     if config.introspection_in(mode) { b } else { b.disable_introspection() }
 }
 
@@ -92,22 +94,25 @@ pub fn int(v: i64) -> i32 {
     i32::try_from(v).unwrap_or(if v < 0 { i32::MIN } else { i32::MAX })
 }
 
-/// Refuses a document with more than `.0` aliased fields (fragment spreads counted where
-/// they are used) right after parsing: before validation, before any resolver. Aliases let
-/// one shallow query ask for the same expensive field many times. Also gives every error
-/// without a code one (`GRAPHQL_VALIDATION_FAILED`).
-pub struct AliasLimit(pub usize);
+/// Refuses a document right after parsing (before validation, before any resolver) with
+/// more than `max_aliases` aliased fields (fragment spreads counted where used: aliases let
+/// one shallow query ask for the same expensive field many times; async-graphql has no
+/// such limit) or nested deeper than `max_depth` outside introspection ([`Shape`]). Also
+/// gives every error without a code one (`GRAPHQL_VALIDATION_FAILED`).
+#[derive(Debug, Clone, Copy)]
+pub struct ShapeLimits {
+    pub max_aliases: usize,
+    pub max_depth: usize,
+}
 
-impl ExtensionFactory for AliasLimit {
+impl ExtensionFactory for ShapeLimits {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(AliasLimitExtension(self.0))
+        Arc::new(*self)
     }
 }
 
-struct AliasLimitExtension(usize);
-
 #[async_graphql::async_trait::async_trait]
-impl Extension for AliasLimitExtension {
+impl Extension for ShapeLimits {
     /// Errors that carry no code come from parsing and validation (the depth and complexity
     /// limits among them): `GRAPHQL_VALIDATION_FAILED`, as Apollo names them.
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
@@ -129,62 +134,102 @@ impl Extension for AliasLimitExtension {
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
         let doc = next.run(ctx, query, variables).await?;
-        let found = count_aliases(&doc, self.0);
-        if found > self.0 {
-            let mut err = ServerError::new(format!("the query has more than {} aliases", self.0), None);
+        let shape = measure(&doc);
+        let refuse = |message: String, code: &str, reason: &str, limit: (&str, usize)| {
+            let mut err = ServerError::new(message, None);
             let mut ext = async_graphql::ErrorExtensionValues::default();
-            ext.set("code", "BAD_USER_INPUT");
-            ext.set("reason", "too-many-aliases");
-            ext.set("maxAliases", self.0 as u64);
+            ext.set("code", code);
+            ext.set("reason", reason);
+            ext.set(limit.0, limit.1 as u64);
             err.extensions = Some(ext);
-            return Err(err);
+            Err(err)
+        };
+        if shape.aliases > self.max_aliases {
+            let message = format!("the query has more than {} aliases", self.max_aliases);
+            return refuse(message, "BAD_USER_INPUT", "too-many-aliases", ("maxAliases", self.max_aliases));
+        }
+        if shape.depth > self.max_depth {
+            let message = format!("the query is nested too deep: at most {} levels", self.max_depth);
+            return refuse(message, "GRAPHQL_VALIDATION_FAILED", "too-deep", ("maxDepth", self.max_depth));
         }
         Ok(doc)
     }
 }
 
-/// Aliases in `doc`'s operations, fragments expanded where spread; stops counting once
-/// past `limit`.
-pub fn count_aliases(doc: &ExecutableDocument, limit: usize) -> usize {
-    let mut n = 0;
-    let mut stack = Vec::new();
+/// What [`measure`] found in a document.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Shape {
+    /// Aliased fields, fragments counted where spread (saturating).
+    pub aliases: usize,
+    /// The deepest field nesting outside introspection (`__schema`, `__type`: bounded by
+    /// the schema itself and switched off with `graphql.introspection`). Standard clients'
+    /// introspection queries nest about 13 deep, which a depth limit must not refuse.
+    pub depth: usize,
+}
+
+/// The [`Shape`] of `doc`. Each fragment is measured once (memoized, so nested spreads
+/// cannot make this exponential); a fragment cycle (refused by validation later) counts
+/// as empty.
+pub fn measure(doc: &ExecutableDocument) -> Shape {
+    let mut memo = std::collections::HashMap::new();
+    let mut total = Shape::default();
     let sets: Vec<&SelectionSet> = match &doc.operations {
         DocumentOperations::Single(op) => vec![&op.node.selection_set.node],
         DocumentOperations::Multiple(ops) => ops.values().map(|op| &op.node.selection_set.node).collect(),
     };
     for set in sets {
-        walk(doc, set, limit, &mut n, &mut stack);
+        let s = walk(doc, set, &mut memo);
+        total.aliases = total.aliases.saturating_add(s.aliases);
+        total.depth = total.depth.max(s.depth);
     }
-    n
+    total
 }
 
-fn walk<'d>(doc: &'d ExecutableDocument, set: &'d SelectionSet, limit: usize, n: &mut usize, stack: &mut Vec<&'d str>) {
+fn walk<'d>(
+    doc: &'d ExecutableDocument,
+    set: &'d SelectionSet,
+    memo: &mut std::collections::HashMap<&'d str, Option<Shape>>,
+) -> Shape {
+    let mut shape = Shape::default();
     for item in &set.items {
-        if *n > limit {
-            return;
-        }
-        match &item.node {
+        let inner = match &item.node {
             Selection::Field(f) => {
+                let name = f.node.name.node.as_str();
+                let mut s = if name == "__schema" || name == "__type" {
+                    Shape::default()
+                } else {
+                    let mut s = walk(doc, &f.node.selection_set.node, memo);
+                    s.depth += 1;
+                    s
+                };
                 if f.node.alias.is_some() {
-                    *n += 1;
+                    s.aliases = s.aliases.saturating_add(1);
                 }
-                walk(doc, &f.node.selection_set.node, limit, n, stack);
+                s
             }
-            Selection::InlineFragment(f) => walk(doc, &f.node.selection_set.node, limit, n, stack),
-            Selection::FragmentSpread(s) => {
-                let name = s.node.fragment_name.node.as_str();
-                // A cycle is refused by validation later; here it only must not loop.
-                if stack.contains(&name) {
-                    continue;
-                }
-                if let Some(frag) = doc.fragments.get(&s.node.fragment_name.node) {
-                    stack.push(name);
-                    walk(doc, &frag.node.selection_set.node, limit, n, stack);
-                    stack.pop();
+            Selection::InlineFragment(f) => walk(doc, &f.node.selection_set.node, memo),
+            Selection::FragmentSpread(spread) => {
+                let name = spread.node.fragment_name.node.as_str();
+                match memo.get(name) {
+                    Some(Some(s)) => *s,
+                    // In progress: a cycle.
+                    Some(None) => Shape::default(),
+                    None => match doc.fragments.get(&spread.node.fragment_name.node) {
+                        Some(frag) => {
+                            memo.insert(name, None);
+                            let s = walk(doc, &frag.node.selection_set.node, memo);
+                            memo.insert(name, Some(s));
+                            s
+                        }
+                        None => Shape::default(),
+                    },
                 }
             }
-        }
+        };
+        shape.aliases = shape.aliases.saturating_add(inner.aliases);
+        shape.depth = shape.depth.max(inner.depth);
     }
+    shape
 }
 
 #[cfg(test)]
@@ -192,7 +237,26 @@ mod tests {
     use super::*;
 
     fn aliases(q: &str) -> usize {
-        count_aliases(&async_graphql::parser::parse_query(q).unwrap(), 1000)
+        measure(&async_graphql::parser::parse_query(q).unwrap()).aliases
+    }
+
+    fn depth(q: &str) -> usize {
+        measure(&async_graphql::parser::parse_query(q).unwrap()).depth
+    }
+
+    #[test]
+    fn depth_counts_fields_through_fragments_but_not_introspection() {
+        assert_eq!(depth("{ me { id } }"), 2);
+        assert_eq!(depth("{ orders { edges { ...E } } } fragment E on OrderEdge { node { id } }"), 4);
+        assert_eq!(depth("{ __schema { types { fields { type { ofType { ofType { name } } } } } } }"), 0);
+        // Nested spreads are measured once each, not once per path.
+        let mut q = String::from("{ ...F0 }");
+        for i in 0..40 {
+            q.push_str(&format!(" fragment F{i} on Query {{ ...F{} ...F{} }}", i + 1, i + 1));
+        }
+        q.push_str(" fragment F40 on Query { a: me { id } }");
+        assert_eq!(depth(&q), 2);
+        assert_eq!(aliases(&q), usize::MAX.min(1 << 40), "saturating, computed without 2^40 walks");
     }
 
     #[test]
