@@ -51,16 +51,13 @@ id=$(curl -fsS "$base/api/v1/products" -H "authorization: Bearer $token" -H 'con
   -d '{"sku":"BENCH-1","name":"Bench product","description":"A product for the benchmark","price_minor":1999,"currency":"USD","initial_stock":100}' \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 
-query="{ product(id: \\\"$id\\\") { id sku name description priceMinor currency status categoryId available version createdAt updatedAt } }"
-cat >"$scratch/graphql.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = "{\"query\": \"$query\"}"
-LUA
+# The GraphQL request: the product by variable, every field REST's body has.
+body=$(python3 -c 'import json,sys; print(json.dumps({"query": "query($id: ID!) { product(id: $id) { id sku name description priceMinor currency status categoryId available version createdAt updatedAt } }", "variables": {"id": sys.argv[1]}}))' "$id")
+printf 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [[%s]]\n' "$body" >"$scratch/graphql.lua"
 # Both answer 200 with the product before measuring.
 curl -fsS "$base/api/v1/products/$id" >/dev/null
-gql_answer=$(curl -fsS "$base/graphql" -H 'content-type: application/json' -d "{\"query\": \"$query\"}")
-echo "$gql_answer" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert "errors" not in d and d["data"]["product"]["sku"]=="BENCH-1", d'
+curl -fsS "$base/graphql" -H 'content-type: application/json' -d "$body" \
+  | python3 -c 'import json,sys; d=json.load(sys.stdin); assert "errors" not in d and d["data"]["product"]["sku"]=="BENCH-1", d'
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
 hz=$(getconf CLK_TCK)
@@ -84,4 +81,4 @@ PY
 }
 run rest "$base/api/v1/products/$id"
 run graphql -s "$scratch/graphql.lua" "$base/graphql"
-echo "($profile build, ${duration}s, $conns connections; server CPU per request from /proc)"
+echo "($bin, ${duration}s, $conns connections; server CPU per request from /proc)"
