@@ -18,6 +18,7 @@ mod dashboard;
 mod edge;
 mod events;
 mod flags;
+mod grpc;
 mod helpers;
 mod http;
 mod idempotency;
