@@ -7,7 +7,8 @@
 #    StreamOrderEvents through grpcio: an event arrives after an order is placed and after
 #    it is cancelled (scripts/grpc_stream_check.py).
 # Tools come from PyPI (pinned) into a venv under the scratch dir unless GRPC_CHECK_VENV names
-# one that has them. Every wait has a deadline.
+# one that has them; ORDERLY_BIN names a binary to test instead of building the debug one.
+# Every wait has a deadline.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,9 +36,13 @@ fi
 grpcurl="$venv/bin/grpcurl"
 log "grpcurl $("$grpcurl" -version 2>&1 | awk '{print $2}'), grpcio $("$venv/bin/python" -c 'import grpc; print(grpc.__version__)')"
 
-cargo build --locked -q
-target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-orderly="$target_dir/debug/orderly"
+if [ -n "${ORDERLY_BIN:-}" ]; then # a binary built already (e.g. while cargo is busy elsewhere)
+  orderly=$ORDERLY_BIN
+else
+  cargo build --locked -q
+  target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+  orderly="$target_dir/debug/orderly"
+fi
 
 # --- server ------------------------------------------------------------------------------
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
