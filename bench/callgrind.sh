@@ -48,6 +48,7 @@ port=$(python3 "$here/probe.py" port)
 base=http://127.0.0.1:$port
 export ORDERLY_DATA_DIR=$work/data ORDERLY_HTTP_ADDR=127.0.0.1:$port ORDERLY_LOG_FORMAT=json ORDERLY_LOG_FILTER=info
 export ORDERLY_ADMIN_ADDR=127.0.0.1:$(python3 "$here/probe.py" port)
+export ORDERLY_GRPC_ADDR=127.0.0.1:0
 export ORDERLY_AUTH_JWT_SECRET=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
 export ORDERLY_RATELIMIT_API_LIMIT=1000000000 ORDERLY_RATELIMIT_CHECKOUT_LIMIT=1000000000
 export ORDERLY_AUTH_ACCESS_TOKEN_TTL_SECS=7200

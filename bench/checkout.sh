@@ -96,6 +96,7 @@ while IFS= read -r name; do unset "$name"; done < <(compgen -e | grep '^ORDERLY_
 port=$(python3 "$here/probe.py" port)
 export ORDERLY_DATA_DIR=$work/data ORDERLY_HTTP_ADDR=127.0.0.1:$port ORDERLY_LOG_FILTER=warn
 export ORDERLY_ADMIN_ADDR=127.0.0.1:$(python3 "$here/probe.py" port) ORDERLY_DATABASE_URL=$proxied
+export ORDERLY_GRPC_ADDR=127.0.0.1:0
 export ORDERLY_AUTH_JWT_SECRET=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
 export ORDERLY_RATELIMIT_API_LIMIT=1000000000 ORDERLY_RATELIMIT_CHECKOUT_LIMIT=1000000000
 admin_password=$(python3 -c 'import secrets; print(secrets.token_hex(16))')

@@ -55,6 +55,7 @@ base=http://127.0.0.1:$port
 export ORDERLY_DATA_DIR=$work/data
 export ORDERLY_HTTP_ADDR=127.0.0.1:$port
 export ORDERLY_ADMIN_ADDR=127.0.0.1:$(python3 "$here/probe.py" port)
+export ORDERLY_GRPC_ADDR=127.0.0.1:0
 export ORDERLY_LOG_FILTER=warn
 export ORDERLY_AUTH_JWT_SECRET=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
 export ORDERLY_AUTH_ACCESS_TOKEN_TTL_SECS=7200

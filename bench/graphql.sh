@@ -40,7 +40,7 @@ echo 'bench-admin-passphrase' | "$bin" user create-admin --email bench@example.c
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
 # Limits far above the load (one client address).
-ORDERLY_HTTP_ADDR="127.0.0.1:$port" ORDERLY_ADMIN_ADDR="127.0.0.1:0" ORDERLY_RATELIMIT_API_LIMIT=100000000 \
+ORDERLY_HTTP_ADDR="127.0.0.1:$port" ORDERLY_ADMIN_ADDR="127.0.0.1:0" ORDERLY_GRPC_ADDR="127.0.0.1:0" ORDERLY_RATELIMIT_API_LIMIT=100000000 \
   "$bin" serve >"$scratch/server.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 150); do curl -fsS "$base/readyz" >/dev/null 2>&1 && break; sleep 0.2; done

@@ -67,6 +67,7 @@ unset RUST_LOG OTEL_EXPORTER_OTLP_ENDPOINT OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
 export ORDERLY_DATA_DIR=$work/data ORDERLY_DATABASE_URL=$db_url ORDERLY_LOG_FILTER=warn
 export ORDERLY_HTTP_ADDR=127.0.0.1:$(python3 "$here/probe.py" port)
 export ORDERLY_ADMIN_ADDR=127.0.0.1:$(python3 "$here/probe.py" port)
+export ORDERLY_GRPC_ADDR=127.0.0.1:0
 export ORDERLY_AUTH_JWT_SECRET=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
 
 psql -q "$pg" -c "CREATE DATABASE $dbname" >/dev/null

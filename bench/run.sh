@@ -109,6 +109,7 @@ settings=$(cd "$work" && "$bin" config check 2>/dev/null || true)
 has_section() { printf '%s\n' "$settings" | grep -q "^\[$1\]"; }
 if has_section admin; then # the /metrics listener: a free port, not the default 9464
     export ORDERLY_ADMIN_ADDR=127.0.0.1:$(python3 "$here/probe.py" port)
+    export ORDERLY_GRPC_ADDR=127.0.0.1:0
 fi
 if has_section ratelimit; then # the limiter stays in the stack, with limits no run reaches
     export ORDERLY_RATELIMIT_API_LIMIT=1000000000 ORDERLY_RATELIMIT_CHECKOUT_LIMIT=1000000000

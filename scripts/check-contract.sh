@@ -43,7 +43,7 @@ base="http://127.0.0.1:$http_port"
 # Rate limits stay on (429 is part of the contract), raised so that thousands of generated
 # requests from one address test the operations rather than the limiter; the login lockout
 # is raised for the same reason (it is tested in tests/api/ratelimit*).
-ORDERLY_DATA_DIR="$scratch/data" ORDERLY_HTTP_ADDR="127.0.0.1:$http_port" ORDERLY_ADMIN_ADDR="127.0.0.1:0" \
+ORDERLY_DATA_DIR="$scratch/data" ORDERLY_HTTP_ADDR="127.0.0.1:$http_port" ORDERLY_ADMIN_ADDR="127.0.0.1:0" ORDERLY_GRPC_ADDR="127.0.0.1:0" \
   ORDERLY_RATELIMIT_API_LIMIT=1000000 ORDERLY_RATELIMIT_LOGIN_LIMIT=1000000 \
   ORDERLY_RATELIMIT_CHECKOUT_LIMIT=1000000 ORDERLY_RATELIMIT_LOCKOUT_ACCOUNT_FAILURES=1000000 \
   ORDERLY_RATELIMIT_LOCKOUT_IP_FAILURES=1000000 \

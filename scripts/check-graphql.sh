@@ -42,7 +42,7 @@ echo "$admin_password" | "$orderly" user create-admin --email "$admin_email" --p
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 http_port=$(free_port)
 base="http://127.0.0.1:$http_port"
-ORDERLY_HTTP_ADDR="127.0.0.1:$http_port" ORDERLY_ADMIN_ADDR="127.0.0.1:0" "$orderly" serve >"$scratch/orderly.log" 2>&1 &
+ORDERLY_HTTP_ADDR="127.0.0.1:$http_port" ORDERLY_ADMIN_ADDR="127.0.0.1:0" ORDERLY_GRPC_ADDR="127.0.0.1:0" "$orderly" serve >"$scratch/orderly.log" 2>&1 &
 orderly_pid=$!
 pids+=($orderly_pid)
 for _ in $(seq 1 150); do

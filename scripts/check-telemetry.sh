@@ -75,7 +75,7 @@ esac
 log "rotel $("$rotel_agent" version 2>/dev/null || true) receiving OTLP ($protocol) at $otlp_endpoint"
 
 export ORDERLY_DATA_DIR="$scratch/data" ORDERLY_HTTP_ADDR="127.0.0.1:$http_port" \
-  ORDERLY_ADMIN_ADDR="127.0.0.1:$admin_port" ORDERLY_PAYMENTS_URL="http://127.0.0.1:$gateway_port" \
+  ORDERLY_ADMIN_ADDR="127.0.0.1:$admin_port" ORDERLY_GRPC_ADDR="127.0.0.1:0" ORDERLY_PAYMENTS_URL="http://127.0.0.1:$gateway_port" \
   ORDERLY_LOG_FORMAT=json ORDERLY_LOG_FILTER=info
 password='telemetry-check-passphrase'
 echo "$password" | "$orderly" user create-admin --email ops@example.com --password-stdin >"$scratch/admin.log" 2>&1 \

@@ -36,6 +36,8 @@ pub struct Application {
     addr: SocketAddr,
     admin: TcpListener,
     admin_addr: SocketAddr,
+    grpc: TcpListener,
+    grpc_addr: SocketAddr,
 }
 
 impl Application {
@@ -65,6 +67,10 @@ impl Application {
             .await
             .with_context(|| format!("binding admin.addr {}", config.admin.addr))?;
         let admin_addr = admin.local_addr()?;
+        let grpc = TcpListener::bind(config.grpc.addr)
+            .await
+            .with_context(|| format!("binding grpc.addr {}", config.grpc.addr))?;
+        let grpc_addr = grpc.local_addr()?;
         let flags = Arc::new(crate::flags::Flags::default());
         flags.refresh(&db).await.context("loading feature flags")?;
         let limits = crate::ratelimit::Limits::new(&config)?;
@@ -83,7 +89,7 @@ impl Application {
         }
         app.consumers.create_offsets().await.context("creating the event consumers' offsets")?;
         let app = Arc::new(app);
-        Ok(Self { app, listener, addr, admin, admin_addr })
+        Ok(Self { app, listener, addr, admin, admin_addr, grpc, grpc_addr })
     }
 
     /// The address the HTTP listener is bound to (its real port when configured with 0).
@@ -96,15 +102,20 @@ impl Application {
         self.admin_addr
     }
 
+    /// The address the gRPC listener (`orderly.v1`, health, reflection) is bound to.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
     pub fn app(&self) -> Arc<App> {
         self.app.clone()
     }
 
-    /// Serves HTTP and runs the background workers until `shutdown` completes; then stops
+    /// Serves HTTP and gRPC and runs the background workers until `shutdown` completes; then stops
     /// accepting, lets in-flight requests finish for up to `http.shutdown_grace_ms`, stops
     /// the workers and closes the pool.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Self { app, listener, addr, admin, admin_addr } = self;
+        let Self { app, listener, addr, admin, admin_addr, grpc, grpc_addr } = self;
         let _admin = AbortOnDrop(tokio::spawn(crate::admin::serve(admin, AppState(app.clone()))));
         tracing::info!(admin.addr = %admin_addr, "admin listener: /metrics, /debug/pprof/profile");
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -129,6 +140,9 @@ impl Application {
         let prune = crate::events::prune::run(app.db.clone(), app.config.events.clone(), stop_rx.clone());
         let prune = AbortOnDrop(tokio::spawn(prune));
         let workers = AbortOnDrop(tokio::spawn(crate::orders::recovery::run_workers(app.orders.clone(), stop_rx)));
+        // Stops by itself once draining begins (`App::drain_signal`), alongside HTTP.
+        let grpc = tokio::spawn(crate::grpc::serve(grpc, app.clone()));
+        tracing::info!(grpc.addr = %grpc_addr, "gRPC listener: orderly.v1, health, reflection");
         let router = crate::http::router_with(AppState(app.clone()), crate::graphql::router(AppState(app.clone())));
         tracing::info!(http.addr = %addr, db.backend = ?app.db.backend(), "orderly is serving");
         let draining = app.clone();
@@ -139,6 +153,11 @@ impl Application {
             let _ = stop_tx.send(true);
         })
         .await;
+        match grpc.await {
+            Ok(Err(e)) => tracing::error!(error = format!("{e:#}"), "the gRPC server failed"),
+            Err(e) => tracing::error!(error = %e, "the gRPC server task failed"),
+            Ok(Ok(())) => {}
+        }
         drop(workers);
         drop(prune);
         // The relay flushes what committed before the drain ended, then stops; the pool

@@ -18,7 +18,7 @@ pub mod limits;
 mod orders;
 pub mod principal;
 pub mod problem;
-mod request_id;
+pub(crate) mod request_id;
 pub mod server;
 mod stock_alerts;
 mod users;

@@ -25,6 +25,8 @@ pub use self::http::{TagRouteLayer, TrackHttpLayer};
 pub const HTTP_REQUESTS: &str = "http_requests_total";
 pub const HTTP_DURATION: &str = "http_request_duration_seconds";
 pub const HTTP_IN_FLIGHT: &str = "http_requests_in_flight";
+pub const GRPC_REQUESTS: &str = "orderly_grpc_requests_total";
+pub const GRPC_DURATION: &str = "orderly_grpc_request_duration_seconds";
 pub const DB_POOL_CONNECTIONS: &str = "db_pool_connections";
 pub const DB_POOL_MAX: &str = "db_pool_max_connections";
 pub const ORDERS_PLACED: &str = "orderly_orders_placed_total";
@@ -90,6 +92,16 @@ fn describe() {
         "Time from receiving an HTTP request to its response headers, in seconds, by method, route template and status."
     );
     describe_gauge!(HTTP_IN_FLIGHT, Unit::Count, "HTTP requests being handled right now.");
+    describe_counter!(
+        GRPC_REQUESTS,
+        Unit::Count,
+        "gRPC calls finished, by method (`/orderly.v1.CatalogService/GetProduct`, or `unknown`) and status code name."
+    );
+    describe_histogram!(
+        GRPC_DURATION,
+        Unit::Seconds,
+        "Time from receiving a gRPC call to its status (the end of a stream), in seconds, by method and status code name."
+    );
     describe_gauge!(
         DB_POOL_CONNECTIONS,
         Unit::Count,
@@ -265,6 +277,13 @@ pub fn outbox_publish_error() {
 /// The oldest unpublished outbox row is `age` old (zero when none waits).
 pub fn outbox_lag(age: Duration) {
     gauge!(OUTBOX_LAG).set(age.as_secs_f64());
+}
+
+/// One finished gRPC call: `method` from a closed set (the served methods, or `unknown`),
+/// `code` the status code's name (`OK`, `NOT_FOUND`, …), `elapsed` until its status.
+pub fn grpc_call(method: &'static str, code: &'static str, elapsed: Duration) {
+    counter!(GRPC_REQUESTS, "method" => method, "code" => code).increment(1);
+    histogram!(GRPC_DURATION, "method" => method, "code" => code).record(elapsed);
 }
 
 static INTERNED: OnceLock<RwLock<HashSet<&'static str>>> = OnceLock::new();

@@ -158,7 +158,7 @@ pub fn push_newest_first(b: &mut crate::db::SqlBuilder, page: &PageRequest) -> R
 
 /// One page of a list. Pass `next_cursor` as `cursor` to get the next page; it is `null` on
 /// the last page.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,

@@ -163,6 +163,7 @@ impl Server {
             .envs(env.iter().copied())
             .env("ORDERLY_HTTP_ADDR", "127.0.0.1:0")
             .env("ORDERLY_ADMIN_ADDR", "127.0.0.1:0")
+            .env("ORDERLY_GRPC_ADDR", "127.0.0.1:0")
             .env("ORDERLY_LOG_FORMAT", "json")
             .env("ORDERLY_LOG_FILTER", "debug")
             .stderr(Stdio::piped())

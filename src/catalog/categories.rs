@@ -15,7 +15,7 @@ use crate::error::{Error, FieldError, Result};
 use crate::ratelimit::Class;
 
 /// A node of the category tree. `slug` is unique and includes the parent's slug.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
 pub struct Category {
     pub id: Uuid,
     pub parent_id: Option<Uuid>,

@@ -22,7 +22,8 @@ use crate::ratelimit::Class;
 use crate::validate;
 
 /// A product with its current availability.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+// Deserialize: the gRPC transport reads the cached JSON back (src/grpc/catalog.rs).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Product {
     pub id: Uuid,
     pub sku: String,

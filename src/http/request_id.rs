@@ -15,7 +15,7 @@ use tower::{Layer, Service};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-fn well_formed(v: &HeaderValue) -> bool {
+pub(crate) fn well_formed(v: &HeaderValue) -> bool {
     let b = v.as_bytes();
     (1..=128).contains(&b.len())
         && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'))
@@ -23,7 +23,7 @@ fn well_formed(v: &HeaderValue) -> bool {
 
 /// A random UUID v4 from the thread's fast generator (request ids need to be unique, not
 /// unguessable: they are echoed to the client and written to logs).
-fn generate() -> HeaderValue {
+pub(crate) fn generate() -> HeaderValue {
     let bytes = fastrand::u128(..).to_le_bytes();
     let id = uuid::Builder::from_random_bytes(bytes).into_uuid();
     let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];

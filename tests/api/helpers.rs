@@ -126,6 +126,8 @@ pub struct TestApp {
     pub base: String,
     /// The admin listener (`/metrics`, `/debug/pprof`), also on a free port.
     pub admin_base: String,
+    /// The gRPC listener (`orderly.v1`, health, reflection), e.g. `http://127.0.0.1:41234`.
+    pub grpc_base: String,
     pub client: reqwest::Client,
     pub app: Arc<App>,
     pub db: Arc<TestDb>,
@@ -154,6 +156,7 @@ impl TestApp {
         let mut pairs = vec![
             ("http.addr", "127.0.0.1:0".to_string()),
             ("admin.addr", "127.0.0.1:0".to_string()),
+            ("grpc.addr", "127.0.0.1:0".to_string()),
             ("database.url", db.url.clone()),
             ("data_dir", db.data_dir().display().to_string()),
             ("auth.jwt_secret", JWT_SECRET.to_string()),
@@ -175,6 +178,7 @@ impl TestApp {
         let application = Application::build_with(config, opts.overrides).await.expect("build app");
         let base = format!("http://{}", application.http_addr());
         let admin_base = format!("http://{}", application.admin_addr());
+        let grpc_base = format!("http://{}", application.grpc_addr());
         let app = application.app();
         let (tx, rx) = oneshot::channel();
         let handle = tokio::spawn(application.run_until(async move {
@@ -183,6 +187,7 @@ impl TestApp {
         TestApp {
             base,
             admin_base,
+            grpc_base,
             client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client"),
             app,
             db,

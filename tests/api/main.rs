@@ -19,6 +19,7 @@ mod edge;
 mod events;
 mod flags;
 mod graphql;
+mod grpc;
 mod helpers;
 mod http;
 mod idempotency;
