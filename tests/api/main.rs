@@ -22,6 +22,7 @@ mod helpers;
 mod http;
 mod idempotency;
 mod idempotent_posts;
+mod images;
 mod imports;
 mod observability;
 mod orders;
