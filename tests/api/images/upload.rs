@@ -81,7 +81,8 @@ async fn file_names_are_sanitised() {
         ("attachment; filename=\"../../x\"", "x.png"),
         ("attachment; filename=\"..\\\\..\\\\evil.png\"", "evil.png"),
         ("attachment; filename*=UTF-8''..%2F..%2Fetc%2Fpasswd", "passwd.png"),
-        ("attachment; filename=\"a\u{7f}b.png\"", "ab.png"),
+        ("attachment; filename=\"a\tb.png\"", "ab.png"),
+        ("attachment; filename*=UTF-8''a%7F%1Bb%E2%80%AEgnp.exe", "abgnp.exe.png"),
         ("attachment; filename*=UTF-8''%C3%A9t%C3%A9%0D%0A.png", "été.png"),
     ];
     for (disposition, want) in cases {
