@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-
 /// The gRPC listener (`ORDERLY_GRPC_ADDR`, default `127.0.0.1:50051`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

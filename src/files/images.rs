@@ -87,12 +87,7 @@ pub struct Upload<S> {
 
 impl Images {
     pub fn new(db: Db, storage: Storage, config: &StorageConfig) -> Self {
-        Self {
-            db,
-            storage,
-            max_upload_bytes: config.max_upload_bytes,
-            allowed_types: config.allowed_types.clone(),
-        }
+        Self { db, storage, max_upload_bytes: config.max_upload_bytes, allowed_types: config.allowed_types.clone() }
     }
 
     /// `storage.max_upload_bytes`.
@@ -138,8 +133,7 @@ where
 
     let id = db::new_id();
     let key = format!("images/{}/{id}", upload.product_id);
-    let rest = stream::once(async move { Ok::<Bytes, String>(head) })
-        .chain(body.map(|c| c.map_err(|e| e.to_string())));
+    let rest = stream::once(async move { Ok::<Bytes, String>(head) }).chain(body.map(|c| c.map_err(|e| e.to_string())));
     let stored = images.storage.put_stream(&key, rest, images.max_upload_bytes).await?;
     let file_name = names::with_extension(&names::sanitise(upload.file_name.as_deref().unwrap_or("")), sniffed);
     let inserted = insert(&images.db, id, upload.product_id, &key, sniffed, &stored, &file_name, actor.id).await;

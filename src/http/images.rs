@@ -43,8 +43,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
         ("image/png"), ("image/jpeg"), ("image/webp"), ("image/gif"),
         ("application/octet-stream"))),
     responses((status = 201, body = Image, headers(("Location" = String, description = "the download URL"))),
-        (status = 400, body = Problem), (status = 404, body = Problem), (status = 413, body = Problem),
-        (status = 415, body = Problem)))]
+        (status = 400, description = "the body broke off", body = Problem),
+        (status = 404, description = "no such product", body = Problem),
+        (status = 413, description = "larger than `storage.max_upload_bytes`; nothing was kept", body = Problem),
+        (status = 415, description = "not an allowed image type (sniffed from the content), or not the declared `Content-Type`", body = Problem)))]
 async fn upload_image(
     State(state): State<AppState>,
     principal: Principal,
@@ -70,7 +72,11 @@ async fn upload_image(
     security((), ("bearer" = []), ("api_key" = ["catalog:read"])),
     params(("id" = Uuid, Path, description = "the product")),
     responses((status = 200, body = Vec<Image>), (status = 404, body = Problem)))]
-async fn list_images(State(state): State<AppState>, principal: Principal, Path(id): Path<Uuid>) -> Result<Json<Vec<Image>>> {
+async fn list_images(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Vec<Image>>> {
     Ok(Json(images::list(&state.images, &principal, id).await?))
 }
 
@@ -101,7 +107,8 @@ async fn download_image(
     let image = images::get(&state.images, &principal, id).await?;
     let etag = format!("\"{}\"", image.sha256);
     let len = image.size_bytes;
-    let not_modified = headers.get(header::IF_NONE_MATCH).is_some_and(|v| conditional::none_match(v.as_bytes(), etag.as_bytes()));
+    let not_modified =
+        headers.get(header::IF_NONE_MATCH).is_some_and(|v| conditional::none_match(v.as_bytes(), etag.as_bytes()));
     let mut res = if not_modified {
         StatusCode::NOT_MODIFIED.into_response()
     } else {

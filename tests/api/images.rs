@@ -72,3 +72,14 @@ pub async fn product(app: &TestApp) -> (String, String) {
     let p = app.create_product(&staff, "IMG-1", 1000, 1).await;
     (staff, p["id"].as_str().unwrap().to_owned())
 }
+
+#[tokio::test]
+async fn readyz_reports_the_storage_backend_in_use() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app.get("/readyz", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let storage = body["checks"].as_array().unwrap().iter().find(|c| c["name"] == "storage").cloned().unwrap();
+    let want = if crate::helpers::test_s3_url().is_some() { "s3" } else { "local" };
+    assert_eq!(storage["backend"], want, "{storage}");
+    assert_eq!(storage["status"], "ok", "{storage}");
+}

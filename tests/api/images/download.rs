@@ -43,7 +43,10 @@ async fn a_download_streams_the_bytes_with_safe_headers_and_no_compression() {
     assert_eq!(body, bytes);
     assert_eq!(header(&h, "content-type"), "image/png");
     assert_eq!(header(&h, "x-content-type-options"), "nosniff");
-    assert_eq!(header(&h, "content-disposition"), "inline; filename=\"caf_ photo.png\"; filename*=UTF-8''caf%C3%A9%20photo.png");
+    assert_eq!(
+        header(&h, "content-disposition"),
+        "inline; filename=\"caf_ photo.png\"; filename*=UTF-8''caf%C3%A9%20photo.png"
+    );
     assert_eq!(header(&h, "etag"), etag);
     assert_eq!(header(&h, "accept-ranges"), "bytes");
     assert_eq!(header(&h, "content-length"), LEN.to_string());
@@ -87,7 +90,9 @@ async fn a_single_range_answers_206_with_exactly_those_bytes() {
 #[tokio::test]
 async fn unsatisfiable_ranges_answer_416_with_the_length() {
     let (app, path, _, _) = one_image().await;
-    for range in ["bytes=10000-", "bytes=20000-30000", "bytes=-0", "bytes=10000-10001, 20000-", "bytes=99999999999999999999999-"] {
+    for range in
+        ["bytes=10000-", "bytes=20000-30000", "bytes=-0", "bytes=10000-10001, 20000-", "bytes=99999999999999999999999-"]
+    {
         let (status, h, body) = get(&app, &path, &[("range", range)]).await;
         assert_eq!(status, StatusCode::RANGE_NOT_SATISFIABLE, "{range}");
         assert_eq!(header(&h, "content-range"), format!("bytes */{LEN}"), "{range}");

@@ -136,11 +136,8 @@ async fn an_upload_to_a_missing_product_is_404_and_keeps_nothing() {
 const LIMIT: u64 = 64 * 1024;
 
 async fn limited_app() -> TestApp {
-    TestApp::spawn_with(Options {
-        config: vec![("storage.max_upload_bytes", LIMIT.to_string())],
-        ..Default::default()
-    })
-    .await
+    TestApp::spawn_with(Options { config: vec![("storage.max_upload_bytes", LIMIT.to_string())], ..Default::default() })
+        .await
 }
 
 #[tokio::test]
