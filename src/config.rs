@@ -22,6 +22,7 @@ mod graphql;
 mod http;
 mod limits;
 mod sections;
+mod storage;
 mod upcoming;
 pub use self::cache::{CacheConfig, CatalogConfig};
 pub use self::cidr::{Cidr, canonical};
@@ -34,7 +35,8 @@ pub use self::sections::{
     AdminConfig, AuthConfig, CheckoutConfig, DashboardConfig, DatabaseConfig, FlagsConfig, IdempotencyConfig,
     LogConfig, PaymentsConfig,
 };
-pub use self::upcoming::{GrpcConfig, StorageConfig};
+pub use self::storage::{SNIFFABLE_IMAGE_TYPES, StorageConfig};
+pub use self::upcoming::GrpcConfig;
 
 /// A value that must never be printed: `Debug` and `Serialize` show `"[redacted]"`.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -276,6 +278,7 @@ impl Config {
         if self.idempotency.retention_secs == 0 {
             return bad("idempotency.retention_secs", "must be positive");
         }
+        self.storage.validate()?;
         if self.payments.timeout_ms == 0 {
             return bad("payments.timeout_ms", "must be positive");
         }

@@ -75,6 +75,10 @@ pub enum Error {
     BadRequest(String),
     #[error("the request body must be application/json")]
     UnsupportedMediaType,
+    /// An uploaded file whose sniffed content is not an allowed type, or not what its
+    /// `Content-Type` claimed (REST 415, code `unsupported-media-type`); the text says which.
+    #[error("{0}")]
+    UnsupportedContent(String),
     #[error("the request body is too large")]
     PayloadTooLarge,
     #[error("authentication is required")]
@@ -140,7 +144,7 @@ impl Error {
         match self {
             Error::Validation(_) => ErrorKind::InvalidInput,
             Error::BadRequest(_) => ErrorKind::Malformed,
-            Error::UnsupportedMediaType => ErrorKind::UnsupportedMediaType,
+            Error::UnsupportedMediaType | Error::UnsupportedContent(_) => ErrorKind::UnsupportedMediaType,
             Error::PayloadTooLarge => ErrorKind::TooLarge,
             Error::Unauthenticated | Error::InvalidCredentials | Error::InvalidToken | Error::RefreshTokenReused => {
                 ErrorKind::Unauthenticated
@@ -192,7 +196,7 @@ impl Error {
         match self {
             Error::Validation(_) => "validation-error",
             Error::BadRequest(_) => "bad-request",
-            Error::UnsupportedMediaType => "unsupported-media-type",
+            Error::UnsupportedMediaType | Error::UnsupportedContent(_) => "unsupported-media-type",
             Error::PayloadTooLarge => "payload-too-large",
             Error::Unauthenticated => "unauthenticated",
             Error::InvalidCredentials => "invalid-credentials",

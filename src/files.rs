@@ -2,4 +2,6 @@
 //! exports), kept in one [`Storage`]: a local directory under `data_dir` by default, or an
 //! S3-compatible object store when `storage.url` (`ORDERLY_STORAGE_URL`) is set.
 
+pub mod images;
+pub mod names;
 pub mod storage;

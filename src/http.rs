@@ -14,10 +14,12 @@ pub mod extract;
 mod flags;
 mod health;
 mod idempotency;
+mod images;
 pub mod limits;
 mod orders;
 pub mod principal;
 pub mod problem;
+mod range;
 pub(crate) mod request_id;
 pub mod server;
 mod stock_alerts;
@@ -167,7 +169,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route_layer(RequestBodyLimitLayer::new(body_limit));
     // Streamed uploads (files, import jobs): each handler enforces its own limit while it
     // streams the body to storage, so none is set here.
-    let streamed = OpenApiRouter::new();
+    let streamed = OpenApiRouter::new().merge(images::routes());
     let api = OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", bounded.merge(streamed));
     // Stores and replays answers to POSTs with an `Idempotency-Key`; inside the limits layer,
     // which resolves the principal the keys are scoped to.

@@ -66,6 +66,8 @@ pub struct App {
     pub nats: Option<crate::events::nats::Nats>,
     /// File storage: a local directory, or S3-compatible (`storage.url`).
     pub storage: Storage,
+    /// Product images over `storage` (src/files/images.rs).
+    pub images: crate::files::images::Images,
     draining: AtomicBool,
     /// Turns true with `draining`: live streams end (SSE) or close with 1001 (WebSocket).
     drain: watch::Sender<bool>,
@@ -93,6 +95,7 @@ impl App {
         let stock_alerts = StockAlerts::new(db.clone());
         let realtime = Realtime::new(db.clone(), hub.clone(), orders.clone());
         let webhooks = Webhooks::new(db.clone(), &config.webhooks);
+        let images = crate::files::images::Images::new(db.clone(), storage.clone(), &config.storage);
         let consumers = Consumers::new(db.clone(), &config.events)
             .with(Arc::new(stock_alerts.clone()))
             .with(Arc::new(crate::webhooks::consumer::Fanout::new(webhooks.clone())));
@@ -116,6 +119,7 @@ impl App {
             webhooks,
             nats: None,
             storage,
+            images,
             draining: AtomicBool::new(false),
             drain: watch::Sender::new(false),
         }

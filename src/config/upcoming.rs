@@ -6,8 +6,6 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::Secret;
-
 /// The gRPC listener (`ORDERLY_GRPC_ADDR`, default `127.0.0.1:50051`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -19,12 +17,4 @@ impl Default for GrpcConfig {
     fn default() -> Self {
         Self { addr: SocketAddr::from(([127, 0, 0, 1], 50051)) }
     }
-}
-
-/// S3-compatible object storage for files (`ORDERLY_STORAGE_URL`; empty: a local directory
-/// under `data_dir`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StorageConfig {
-    pub url: Secret,
 }

@@ -2,7 +2,8 @@
 //! draining for shutdown), for load balancers and Kubernetes probes. Redis, the catalog
 //! cache (`ok`, `degraded` while Redis is down, `off`), the payment provider's circuit
 //! breaker and the event bus (`bus`: `ok` for the in-process bus; with NATS, `ok` while
-//! connected, `unavailable` otherwise) are reported but never turn the replica unready.
+//! connected, `unavailable` otherwise) and file storage (`storage`: `backend` `local` or
+//! `s3`) are reported but never turn the replica unready.
 
 use std::time::Instant;
 
@@ -10,6 +11,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
+
+use object_store::ObjectStoreExt;
 
 use crate::outbound::BreakerState;
 use crate::services::AppState;
@@ -39,7 +42,8 @@ pub struct Check {
     /// For `payments`: the circuit breaker's state (`closed`, `open`, `half_open`).
     #[serde(skip_serializing_if = "Option::is_none")]
     breaker: Option<&'static str>,
-    /// For `bus`: which bus carries events (`in-process`, `nats`).
+    /// For `bus`: which bus carries events (`in-process`, `nats`); for `storage`: which store
+    /// holds files (`local`, `s3`).
     #[serde(skip_serializing_if = "Option::is_none")]
     backend: Option<&'static str>,
 }
@@ -101,6 +105,22 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness
         Some(nats) => ("nats", if nats.is_connected() { "ok" } else { "unavailable" }),
     };
     checks.push(Check { name: "bus", status: bus, latency_ms: 0.0, breaker: None, backend: Some(backend) });
+    // Never a reason to turn unready: without file storage only image uploads and downloads
+    // fail. A `head` of a key that never exists is the cheapest round trip (S3: one request).
+    let started = Instant::now();
+    let probe = object_store::path::Path::from("readyz-probe");
+    let reachable = tokio::time::timeout(std::time::Duration::from_secs(2), state.storage.store().head(&probe)).await;
+    let storage = match reachable {
+        Ok(Ok(_)) | Ok(Err(object_store::Error::NotFound { .. })) => "ok",
+        _ => "unavailable",
+    };
+    checks.push(Check {
+        name: "storage",
+        status: storage,
+        latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+        breaker: None,
+        backend: Some(state.storage.backend()),
+    });
     let draining = state.is_draining();
     if draining {
         checks.push(Check { name: "shutdown", status: "draining", latency_ms: 0.0, breaker: None, backend: None });

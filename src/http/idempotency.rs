@@ -28,14 +28,16 @@ pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-
 /// anonymously (no caller to scope a key to) and answers with tokens; creating or rotating
 /// an API key and issuing a password-reset token answer with a secret shown once, which
 /// must never be kept in plaintext; so do creating a webhook endpoint and rotating its
-/// signing secret. A trailing `/` marks a prefix.
-pub const EXCLUDED: [&str; 6] = [
+/// signing secret. A product-image upload streams its body to storage, which a stored
+/// answer would have to buffer first. A trailing `/` marks a prefix.
+pub const EXCLUDED: [&str; 7] = [
     "/api/v1/auth/",
     "/api/v1/api-keys",
     "/api/v1/api-keys/{id}/rotate",
     "/api/v1/users/{id}/password-reset",
     "/api/v1/webhooks/endpoints",
     "/api/v1/webhooks/endpoints/{id}/rotate-secret",
+    "/api/v1/products/{id}/images",
 ];
 
 /// Whether a `POST` to the route template `path` honours `Idempotency-Key`.

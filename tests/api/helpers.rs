@@ -3,6 +3,9 @@
 //! Backend: a new SQLite file in a temp dir, or — when `ORDERLY_TEST_DATABASE_URL` points at
 //! a PostgreSQL server — a new database created for the test and dropped after it.
 //!
+//! Files: `<data_dir>/files`, or — when `ORDERLY_TEST_S3_URL` is set — that S3-compatible
+//! store under a prefix of the test's own (`t_<hex>`), left to the bucket's lifetime.
+//!
 //! Bus: the in-process one, or — when `ORDERLY_TEST_NATS_URL` is set — NATS JetStream with a
 //! stream and subject prefix of the test's own (shared by the apps on one `TestDb`, so two
 //! replicas of a test see each other's events and no other test's), deleted after it.
@@ -34,6 +37,23 @@ pub struct TestDb {
     pub bus: String,
     dir: tempfile::TempDir,
     pg_admin: Option<(String, String)>,
+}
+
+/// The suite's S3-compatible server (`ORDERLY_TEST_S3_URL`: `s3://bucket[/prefix]?endpoint=…`),
+/// if set.
+pub fn test_s3_url() -> Option<String> {
+    std::env::var("ORDERLY_TEST_S3_URL").ok().filter(|u| !u.is_empty())
+}
+
+/// `s3://bucket/prefix?query` with `/<child>` appended to the prefix.
+fn with_s3_prefix(url: &str, child: &str) -> String {
+    let (base, query) = url.split_once('?').map(|(b, q)| (b, Some(q))).unwrap_or((url, None));
+    let mut out = format!("{}/{child}", base.trim_end_matches('/'));
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
 }
 
 /// The suite's NATS server (`ORDERLY_TEST_NATS_URL`), if set.
@@ -171,6 +191,10 @@ impl TestApp {
             pairs.push(("nats.url", nats_url));
             pairs.push(("nats.stream", db.bus.clone()));
             pairs.push(("nats.subject_prefix", format!("t.{}", db.bus)));
+        }
+        if let Some(s3_url) = test_s3_url() {
+            // Files under a prefix of the test's own (shared by the apps on one `TestDb`).
+            pairs.push(("storage.url", with_s3_prefix(&s3_url, &db.bus.to_ascii_lowercase())));
         }
         pairs.extend(opts.config);
         let config = Config::from_pairs(pairs).expect("test config");

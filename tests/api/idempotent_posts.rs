@@ -186,6 +186,7 @@ async fn the_contract_documents_the_key_on_every_covered_post_and_only_there() {
             "/api/v1/auth/password-reset",
             "/api/v1/auth/refresh",
             "/api/v1/auth/register",
+            "/api/v1/products/{id}/images",
             "/api/v1/users/{id}/password-reset",
             "/api/v1/webhooks/endpoints",
             "/api/v1/webhooks/endpoints/{id}/rotate-secret",

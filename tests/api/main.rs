@@ -24,6 +24,7 @@ mod helpers;
 mod http;
 mod idempotency;
 mod idempotent_posts;
+mod images;
 mod imports;
 mod observability;
 mod orders;
