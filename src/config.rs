@@ -19,6 +19,7 @@ mod cidr;
 mod env;
 mod events;
 mod http;
+mod jobs;
 mod limits;
 mod sections;
 mod upcoming;
@@ -27,6 +28,7 @@ pub use self::cidr::{Cidr, canonical};
 pub use self::events::{EventsConfig, NatsConfig, RealtimeConfig, WebhooksConfig};
 use self::http::string_or_list;
 pub use self::http::{HttpConfig, Middleware};
+pub use self::jobs::{ImportsConfig, JobsConfig};
 pub use self::limits::{RateLimitConfig, RedisConfig};
 pub use self::sections::{
     AdminConfig, AuthConfig, CheckoutConfig, DashboardConfig, DatabaseConfig, FlagsConfig, IdempotencyConfig,
@@ -112,6 +114,8 @@ pub struct Config {
     pub realtime: RealtimeConfig,
     pub webhooks: WebhooksConfig,
     pub storage: StorageConfig,
+    pub jobs: JobsConfig,
+    pub imports: ImportsConfig,
 }
 
 impl Default for Config {
@@ -166,6 +170,8 @@ impl Default for Config {
             realtime: RealtimeConfig::default(),
             webhooks: WebhooksConfig::default(),
             storage: StorageConfig::default(),
+            jobs: JobsConfig::default(),
+            imports: ImportsConfig::default(),
         }
     }
 }
@@ -231,6 +237,10 @@ impl Config {
             || url.starts_with("postgresql://"))
         {
             return bad("database.url", "must start with postgres://, postgresql:// or sqlite:");
+        }
+        self.jobs.check().map_err(ConfigError)?;
+        if !(1..=10_000).contains(&self.imports.batch_rows) {
+            return bad("imports.batch_rows", "must be between 1 and 10000");
         }
         if self.database.max_connections == 0 {
             return bad("database.max_connections", "must be at least 1");

@@ -35,6 +35,8 @@ pub(super) const SECTIONS: &[&str] = &[
     "realtime",
     "webhooks",
     "storage",
+    "jobs",
+    "imports",
 ];
 
 /// `ORDERLY_*` variables that are not configuration keys but belong to orderly: the CLI's

@@ -28,9 +28,11 @@ pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-
 /// anonymously (no caller to scope a key to) and answers with tokens; creating or rotating
 /// an API key and issuing a password-reset token answer with a secret shown once, which
 /// must never be kept in plaintext; so do creating a webhook endpoint and rotating its
-/// signing secret. A trailing `/` marks a prefix.
-pub const EXCLUDED: [&str; 6] = [
+/// signing secret. Imports stream their bodies and keep their own key (one job per key,
+/// src/imports/upload.rs). A trailing `/` marks a prefix.
+pub const EXCLUDED: [&str; 7] = [
     "/api/v1/auth/",
+    "/api/v1/imports/",
     "/api/v1/api-keys",
     "/api/v1/api-keys/{id}/rotate",
     "/api/v1/users/{id}/password-reset",

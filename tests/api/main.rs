@@ -23,6 +23,7 @@ mod http;
 mod idempotency;
 mod idempotent_posts;
 mod imports;
+mod jobs;
 mod observability;
 mod orders;
 mod outage;
