@@ -28,6 +28,8 @@ pub struct Overrides {
     pub dashboard: Option<Arc<dyn DashboardSources>>,
     /// More durable consumers (`events::consumers`); one named like a built-in replaces it.
     pub consumers: Vec<Arc<dyn crate::events::consumers::Handler>>,
+    /// More background job handlers (`jobs`); one of a built-in kind replaces it.
+    pub jobs: Vec<Arc<dyn crate::jobs::JobHandler>>,
 }
 
 pub struct Application {
@@ -87,6 +89,9 @@ impl Application {
         for handler in overrides.consumers {
             app.consumers.register(handler);
         }
+        for handler in overrides.jobs {
+            app.jobs.register(handler);
+        }
         app.consumers.create_offsets().await.context("creating the event consumers' offsets")?;
         let app = Arc::new(app);
         Ok(Self { app, listener, addr, admin, admin_addr, grpc, grpc_addr })
@@ -139,6 +144,9 @@ impl Application {
         let fanout = app.nats.clone().map(|n| tokio::spawn(n.run_fanout(app.hub.clone(), stop_rx.clone())));
         let prune = crate::events::prune::run(app.db.clone(), app.config.events.clone(), stop_rx.clone());
         let prune = AbortOnDrop(tokio::spawn(prune));
+        // Background jobs: aborted with the application if it is dropped (a crash leaves the
+        // leases to expire); on shutdown they are handed back before the pool closes.
+        let mut jobs = AbortOnDrop(app.jobs.spawn(stop_rx.clone()));
         let workers = AbortOnDrop(tokio::spawn(crate::orders::recovery::run_workers(app.orders.clone(), stop_rx)));
         // Stops by itself once draining begins (`App::drain_signal`), alongside HTTP.
         let grpc = tokio::spawn(crate::grpc::serve(grpc, app.clone()));
@@ -172,6 +180,9 @@ impl Application {
         if let Some(fanout) = fanout {
             let _ = fanout.await;
         }
+        // Running jobs stop at their next progress report and are handed back (queued,
+        // checkpoint kept) for any replica to resume.
+        let _ = (&mut jobs.0).await;
         app.db.close().await;
         tracing::info!("stopped");
         Ok(())

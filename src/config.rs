@@ -20,6 +20,7 @@ mod env;
 mod events;
 mod graphql;
 mod http;
+mod jobs;
 mod limits;
 mod sections;
 mod storage;
@@ -30,6 +31,7 @@ pub use self::events::{EventsConfig, NatsConfig, RealtimeConfig, WebhooksConfig}
 pub use self::graphql::GraphqlConfig;
 use self::http::string_or_list;
 pub use self::http::{HttpConfig, Middleware};
+pub use self::jobs::{ImportsConfig, JobsConfig};
 pub use self::limits::{RateLimitConfig, RedisConfig};
 pub use self::sections::{
     AdminConfig, AuthConfig, CheckoutConfig, DashboardConfig, DatabaseConfig, FlagsConfig, IdempotencyConfig,
@@ -117,6 +119,8 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     pub storage: StorageConfig,
     pub graphql: GraphqlConfig,
+    pub jobs: JobsConfig,
+    pub imports: ImportsConfig,
 }
 
 impl Default for Config {
@@ -172,6 +176,8 @@ impl Default for Config {
             webhooks: WebhooksConfig::default(),
             storage: StorageConfig::default(),
             graphql: GraphqlConfig::default(),
+            jobs: JobsConfig::default(),
+            imports: ImportsConfig::default(),
         }
     }
 }
@@ -237,6 +243,10 @@ impl Config {
             || url.starts_with("postgresql://"))
         {
             return bad("database.url", "must start with postgres://, postgresql:// or sqlite:");
+        }
+        self.jobs.check().map_err(ConfigError)?;
+        if !(1..=10_000).contains(&self.imports.batch_rows) {
+            return bad("imports.batch_rows", "must be between 1 and 10000");
         }
         if self.database.max_connections == 0 {
             return bad("database.max_connections", "must be at least 1");

@@ -143,6 +143,30 @@ pub struct ImportCompleted {
     pub counts: std::collections::BTreeMap<String, u64>,
 }
 
+/// A background job's progress (`job.progress`, at most about once a second per job).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct JobProgress {
+    pub job_id: Uuid,
+    /// `import.products`, `export.orders`, …
+    pub kind: String,
+    /// Units done (rows for imports).
+    pub done: u64,
+    /// Units in all, when known.
+    pub total: Option<u64>,
+}
+
+/// A background job finished (`job.succeeded`, `job.failed`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct JobFinished {
+    pub job_id: Uuid,
+    pub kind: String,
+    /// The job's result summary (succeeded) or null.
+    #[schema(value_type = Object)]
+    pub result: Option<serde_json::Value>,
+    /// Why it failed (failed) or null.
+    pub error: Option<String>,
+}
+
 /// Every domain event orderly records. The serialized payload is the variant's struct.
 #[derive(Debug, Clone)]
 pub enum Event {
@@ -159,6 +183,9 @@ pub enum Event {
     ProductCreated(ProductCreated),
     ProductUpdated(ProductUpdated),
     ImportCompleted(ImportCompleted),
+    JobProgress(JobProgress),
+    JobSucceeded(JobFinished),
+    JobFailed(JobFinished),
 }
 
 /// Name and payload version of each event type; a payload change that is not backwards
@@ -177,6 +204,9 @@ pub const CATALOG: &[(&str, u32)] = &[
     ("product.created", 1),
     ("product.updated", 1),
     ("import.completed", 1),
+    ("job.progress", 1),
+    ("job.succeeded", 1),
+    ("job.failed", 1),
 ];
 
 impl Event {
@@ -196,6 +226,9 @@ impl Event {
             Event::ProductCreated(_) => "product.created",
             Event::ProductUpdated(_) => "product.updated",
             Event::ImportCompleted(_) => "import.completed",
+            Event::JobProgress(_) => "job.progress",
+            Event::JobSucceeded(_) => "job.succeeded",
+            Event::JobFailed(_) => "job.failed",
         }
     }
 
@@ -219,6 +252,8 @@ impl Event {
             Event::ProductCreated(e) => e.product_id,
             Event::ProductUpdated(e) => e.product_id,
             Event::ImportCompleted(_) => Uuid::nil(),
+            Event::JobProgress(e) => e.job_id,
+            Event::JobSucceeded(e) | Event::JobFailed(e) => e.job_id,
         }
     }
 
@@ -236,6 +271,8 @@ impl Event {
             Event::ProductCreated(e) => serde_json::to_string(e),
             Event::ProductUpdated(e) => serde_json::to_string(e),
             Event::ImportCompleted(e) => serde_json::to_string(e),
+            Event::JobProgress(e) => serde_json::to_string(e),
+            Event::JobSucceeded(e) | Event::JobFailed(e) => serde_json::to_string(e),
         }
     }
 }
@@ -280,6 +317,8 @@ pub fn schemas() -> Vec<(&'static str, u32, serde_json::Value)> {
             "inventory.low" => schema::<StockLow>(),
             "product.created" => schema::<ProductCreated>(),
             "product.updated" => schema::<ProductUpdated>(),
+            "job.progress" => schema::<JobProgress>(),
+            "job.succeeded" | "job.failed" => schema::<JobFinished>(),
             _ => schema::<ImportCompleted>(),
         }
     };

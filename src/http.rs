@@ -15,6 +15,8 @@ mod flags;
 mod health;
 mod idempotency;
 mod images;
+mod imports;
+mod jobs;
 pub mod limits;
 mod orders;
 pub mod principal;
@@ -166,10 +168,11 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .merge(events::routes())
         .merge(ws::routes())
         .merge(webhooks::routes())
+        .merge(jobs::routes())
         .route_layer(RequestBodyLimitLayer::new(body_limit));
     // Streamed uploads (files, import jobs): each handler enforces its own limit while it
     // streams the body to storage, so none is set here.
-    let streamed = OpenApiRouter::new().merge(images::routes());
+    let streamed = OpenApiRouter::new().merge(images::routes()).merge(imports::routes());
     let api = OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", bounded.merge(streamed));
     // Stores and replays answers to POSTs with an `Idempotency-Key`; inside the limits layer,
     // which resolves the principal the keys are scoped to.

@@ -8,7 +8,10 @@
 
 pub mod cli;
 pub mod generic;
+pub mod job;
 pub mod load;
 pub mod records;
 pub mod report;
+pub mod stream;
 pub mod superstore;
+pub mod upload;

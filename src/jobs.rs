@@ -8,6 +8,10 @@
 //! checkpoint ([`JobContext::checkpoint`]), so work done before it must not be repeated
 //! or must be idempotent.
 
+pub mod runner;
+mod service;
+pub mod store;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -15,6 +19,8 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::files::storage::Storage;
+
+pub use self::service::Jobs;
 
 /// One claimed job, as a handler sees it.
 #[derive(Debug, Clone)]
@@ -100,4 +106,85 @@ impl JobContext {
     pub async fn checkpoint(&self, checkpoint: serde_json::Value, done: u64) -> Result<(), JobError> {
         self.reporter.checkpoint(self.job, checkpoint, done).await
     }
+}
+
+/// A job's lifecycle: `queued → running → succeeded | failed | cancelled`; a retry, a
+/// takeover or a shutdown puts a running job back to `queued`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [JobState::Queued, JobState::Running, JobState::Succeeded, JobState::Failed, JobState::Cancelled]
+            .into_iter()
+            .find(|state| state.as_str() == s)
+    }
+
+    /// Whether the job will never run again.
+    pub fn is_final(self) -> bool {
+        matches!(self, JobState::Succeeded | JobState::Failed | JobState::Cancelled)
+    }
+}
+
+/// A job as its owner and staff see it (`GET /api/v1/jobs/{id}`).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct JobView {
+    pub id: Uuid,
+    /// `import.products`, `export.orders`, …
+    pub kind: String,
+    pub state: JobState,
+    /// The parameters it was created with.
+    #[schema(value_type = Object)]
+    pub params: serde_json::Value,
+    /// Units done (rows for imports).
+    pub done: u64,
+    /// Units in all, when known.
+    pub total: Option<u64>,
+    /// Runs so far (first run, retries, takeovers).
+    pub attempts: u64,
+    pub max_attempts: u64,
+    /// A queued job is not started before this time (retry backoff).
+    pub run_after: chrono::DateTime<chrono::Utc>,
+    /// A cancel was asked; a running job stops at its next progress report.
+    pub cancel_requested: bool,
+    /// The summary of a succeeded job (`{"created": 9994, "rejected": 2, …}`).
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<serde_json::Value>,
+    /// A file is downloadable at `GET /api/v1/jobs/{id}/result`.
+    pub has_result_file: bool,
+    /// Why the last run failed (a retried or failed job).
+    pub error: Option<String>,
+    pub created_by: Option<Uuid>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A job to create ([`Jobs::enqueue`]).
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// A registered handler's [`JobHandler::kind`].
+    pub kind: String,
+    pub params: serde_json::Value,
+    pub created_by: Option<Uuid>,
+    /// A client-supplied key: the same creator and key give the same job.
+    pub idempotency_key: Option<String>,
 }

@@ -23,6 +23,8 @@ use crate::events::consumers::Consumers;
 use crate::files::storage::Storage;
 use crate::flags::Flags;
 use crate::idempotency::Idempotency;
+use crate::imports::upload::Imports;
+use crate::jobs::Jobs;
 use crate::orders::Orders;
 use crate::payments::PaymentGateway;
 use crate::ratelimit::Limits;
@@ -68,6 +70,10 @@ pub struct App {
     pub storage: Storage,
     /// Product images over `storage` (src/files/images.rs).
     pub images: crate::files::images::Images,
+    /// Background jobs: the handlers this process runs, and `/api/v1/jobs`.
+    pub jobs: Jobs,
+    /// Imports over the API (uploads that become import jobs).
+    pub imports: Imports,
     draining: AtomicBool,
     /// Turns true with `draining`: live streams end (SSE) or close with 1001 (WebSocket).
     drain: watch::Sender<bool>,
@@ -99,6 +105,11 @@ impl App {
         let consumers = Consumers::new(db.clone(), &config.events)
             .with(Arc::new(stock_alerts.clone()))
             .with(Arc::new(crate::webhooks::consumer::Fanout::new(webhooks.clone())));
+        let mut jobs = Jobs::new(db.clone(), storage.clone(), &config.jobs);
+        for handler in crate::imports::job::handlers(&db, config.imports.batch_rows) {
+            jobs.register(handler);
+        }
+        let imports = Imports::new(jobs.clone(), storage.clone(), &config.imports);
         Self {
             config,
             db,
@@ -120,6 +131,8 @@ impl App {
             nats: None,
             storage,
             images,
+            jobs,
+            imports,
             draining: AtomicBool::new(false),
             drain: watch::Sender::new(false),
         }

@@ -36,6 +36,8 @@ pub(super) const SECTIONS: &[&str] = &[
     "webhooks",
     "storage",
     "graphql",
+    "jobs",
+    "imports",
 ];
 
 /// `ORDERLY_*` variables that are not configuration keys but belong to orderly: the CLI's

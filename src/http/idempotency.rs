@@ -29,9 +29,11 @@ pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-
 /// an API key and issuing a password-reset token answer with a secret shown once, which
 /// must never be kept in plaintext; so do creating a webhook endpoint and rotating its
 /// signing secret. A product-image upload streams its body to storage, which a stored
-/// answer would have to buffer first. A trailing `/` marks a prefix.
-pub const EXCLUDED: [&str; 7] = [
+/// answer would have to buffer first. Imports stream their bodies too and keep their own
+/// key (one job per key, src/imports/upload.rs). A trailing `/` marks a prefix.
+pub const EXCLUDED: [&str; 8] = [
     "/api/v1/auth/",
+    "/api/v1/imports/",
     "/api/v1/api-keys",
     "/api/v1/api-keys/{id}/rotate",
     "/api/v1/users/{id}/password-reset",

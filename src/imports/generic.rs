@@ -45,6 +45,33 @@ impl Table {
     pub(crate) fn read(input: impl Read, required: &[&str], optional: &[&str]) -> anyhow::Result<Table> {
         let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(input);
         let headers = reader.headers().context("cannot read the header row")?.clone();
+        let columns = Self::columns(&headers, required, optional)?;
+        let (mut rows, mut errors) = (Vec::new(), Vec::new());
+        for record in reader.records() {
+            match record {
+                Ok(r) => rows.push((r.position().map_or(0, |p| p.line()), r)),
+                Err(e) if e.is_io_error() => return Err(e.into()),
+                Err(e) => errors.push(RowError::at(e.position().map(|p| p.line()), csv_reason(&e))),
+            }
+        }
+        Ok(Table { columns, rows, errors })
+    }
+
+    /// A part of a file read elsewhere (a batch of a streamed upload).
+    pub(crate) fn from_parts(
+        columns: HashMap<String, usize>,
+        rows: Vec<(u64, csv::StringRecord)>,
+        errors: Vec<RowError>,
+    ) -> Table {
+        Table { columns, rows, errors }
+    }
+
+    /// Column name → index for a header row; errors as [`Table::read`] describes.
+    pub(crate) fn columns(
+        headers: &csv::StringRecord,
+        required: &[&str],
+        optional: &[&str],
+    ) -> anyhow::Result<HashMap<String, usize>> {
         let mut columns = HashMap::new();
         for (i, h) in headers.iter().enumerate() {
             let name = h.to_ascii_lowercase();
@@ -59,15 +86,7 @@ impl Table {
         if let Some(missing) = required.iter().find(|c| !columns.contains_key(**c)) {
             anyhow::bail!("no column {missing:?}; required columns are {}", required.join(","));
         }
-        let (mut rows, mut errors) = (Vec::new(), Vec::new());
-        for record in reader.records() {
-            match record {
-                Ok(r) => rows.push((r.position().map_or(0, |p| p.line()), r)),
-                Err(e) if e.is_io_error() => return Err(e.into()),
-                Err(e) => errors.push(RowError::at(e.position().map(|p| p.line()), csv_reason(&e))),
-            }
-        }
-        Ok(Table { columns, rows, errors })
+        Ok(columns)
     }
 
     /// The value of `column` in `row`, or `""` when the file has no such column.
@@ -81,7 +100,28 @@ impl Table {
     }
 }
 
-fn csv_reason(e: &csv::Error) -> String {
+/// A generic format: its columns and its parser of a table (or a batch of one).
+#[derive(Clone, Copy)]
+pub(crate) struct Format {
+    pub(crate) required: &'static [&'static str],
+    pub(crate) optional: &'static [&'static str],
+    pub(crate) parse: fn(&Table) -> (super::records::Batch, Vec<RowError>),
+    /// Rows sharing this column's value belong together (an order's lines): a batch never
+    /// splits them.
+    pub(crate) group_by: Option<&'static str>,
+}
+
+/// The generic format of `entity` (`products`, `customers`, `orders`).
+pub(crate) fn format(entity: &str) -> Option<Format> {
+    match entity {
+        "products" => Some(products::FORMAT),
+        "customers" => Some(customers::FORMAT),
+        "orders" => Some(orders::FORMAT),
+        _ => None,
+    }
+}
+
+pub(crate) fn csv_reason(e: &csv::Error) -> String {
     match e.kind() {
         csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
             format!("has {len} fields, the header has {expected_len}")
@@ -95,20 +135,20 @@ fn csv_reason(e: &csv::Error) -> String {
 /// invalid; `finish` turns the row into one [`RowError`] naming every bad field.
 #[derive(Default)]
 pub(crate) struct Fields {
-    problems: Vec<String>,
+    problems: Vec<(String, String)>,
 }
 
 impl Fields {
     pub(crate) fn take<T>(&mut self, column: &str, parsed: Result<T, String>) -> Option<T> {
-        parsed.map_err(|e| self.problems.push(format!("{column}: {e}"))).ok()
+        parsed.map_err(|e| self.problems.push((column.to_owned(), e))).ok()
     }
 
     pub(crate) fn invalid(&mut self, column: &str, problem: impl Into<String>) {
-        self.problems.push(format!("{column}: {}", problem.into()));
+        self.problems.push((column.to_owned(), problem.into()));
     }
 
     pub(crate) fn error(self, line: u64) -> RowError {
-        RowError::at(Some(line), self.problems.join("; "))
+        RowError::fields(Some(line), self.problems)
     }
 }
 

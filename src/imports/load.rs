@@ -70,29 +70,41 @@ fn rows_per_statement(rows: &[Vec<Value>]) -> usize {
 /// A run that created anything records one `import.completed` event with the counts, in
 /// the same transaction (docs/EVENTS.md: one summary, not one event per row).
 pub async fn load(db: &Db, kind: &str, batch: Batch) -> Result<LoadReport, sqlx::Error> {
-    let mut report = LoadReport::default();
-    let now = db::now();
     let mut tx = db.begin_write().await?;
-    let product_slugs = batch.products.iter().filter_map(|p| p.category_slug.clone());
-    let categories = load_categories(&mut tx, &batch.categories, product_slugs, &now, &mut report).await?;
-    load_products(&mut tx, batch.products, &categories, &now, &mut report).await?;
-    load_customers(&mut tx, batch.customers, &mut report).await?;
-    orders::load_orders(&mut tx, batch.orders, &mut report).await?;
-    if report.created() > 0 {
-        let counts = [
-            ("categories", report.categories.created),
-            ("products", report.products.created),
-            ("customers", report.customers.created),
-            ("orders", report.orders.created),
-            ("order_lines", report.order_lines_created),
-        ];
-        let counts = counts.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
-        let summary = ImportCompleted { kind: kind.to_owned(), counts };
-        events::record(&mut tx, Event::ImportCompleted(summary)).await?;
-    }
+    let report = load_in(&mut tx, kind, batch, true).await?;
     tx.commit().await?;
     tracing::info!(import.created = report.created(), import.rejected = report.rejected.len(), "import loaded");
     Ok(report)
+}
+
+/// [`load`] inside the caller's transaction (a batch of an import job, committed with the
+/// job's row problems). With `summary`, records the `import.completed` event too.
+pub async fn load_in(tx: &mut Tx, kind: &str, batch: Batch, summary: bool) -> Result<LoadReport, sqlx::Error> {
+    let mut report = LoadReport::default();
+    let now = db::now();
+    let product_slugs = batch.products.iter().filter_map(|p| p.category_slug.clone());
+    let categories = load_categories(tx, &batch.categories, product_slugs, &now, &mut report).await?;
+    load_products(tx, batch.products, &categories, &now, &mut report).await?;
+    load_customers(tx, batch.customers, &mut report).await?;
+    orders::load_orders(tx, batch.orders, &mut report).await?;
+    if summary && report.created() > 0 {
+        record_summary(tx, kind, &report).await?;
+    }
+    Ok(report)
+}
+
+/// Records one `import.completed` event with `report`'s counts.
+pub async fn record_summary(tx: &mut Tx, kind: &str, report: &LoadReport) -> Result<(), sqlx::Error> {
+    let counts = [
+        ("categories", report.categories.created),
+        ("products", report.products.created),
+        ("customers", report.customers.created),
+        ("orders", report.orders.created),
+        ("order_lines", report.order_lines_created),
+    ];
+    let counts = counts.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    let summary = ImportCompleted { kind: kind.to_owned(), counts };
+    events::record(tx, Event::ImportCompleted(summary)).await
 }
 
 /// A value in a row for [`insert_rows`].

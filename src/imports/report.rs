@@ -23,11 +23,20 @@ pub struct RowError {
     /// 1-based line in the source file (the header is line 1), when known.
     pub line: Option<u64>,
     pub reason: String,
+    /// The same reason per field, `(column, problem)`, when the row had bad fields (empty
+    /// for a problem of the whole row): the rows of the downloadable error report.
+    pub fields: Vec<(String, String)>,
 }
 
 impl RowError {
     pub fn at(line: Option<u64>, reason: impl Into<String>) -> Self {
-        Self { line, reason: reason.into() }
+        Self { line, reason: reason.into(), fields: Vec::new() }
+    }
+
+    /// A row with bad fields: `(column, problem)` each; the reason lists them all.
+    pub fn fields(line: Option<u64>, fields: Vec<(String, String)>) -> Self {
+        let reason = fields.iter().map(|(c, p)| format!("{c}: {p}")).collect::<Vec<_>>().join("; ");
+        Self { line, reason, fields }
     }
 }
 

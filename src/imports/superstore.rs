@@ -18,7 +18,7 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 
 pub use report::SuperstoreReport;
-use rows::Line;
+pub use rows::Line;
 
 use super::load;
 use super::records::{Batch, CategoryRecord, CustomerKey, CustomerRecord, LineRecord, OrderRecord, ProductRecord};
@@ -41,19 +41,33 @@ const ERRORS_SHOWN: usize = 10;
 /// (it is a fixed dataset, so an invalid row means a wrong or damaged file). Errors also
 /// when the file cannot be read or the database fails (nothing is written then).
 pub async fn import_file(db: &Db, path: &Path) -> anyhow::Result<SuperstoreReport> {
-    let (rows_read, lines, errors) = rows::read(path)?;
+    let read = rows::read(path)?;
+    import_rows(db, &path.display().to_string(), read).await
+}
+
+/// Imports the rows [`read_from`] read from `name` (a path, an upload); as [`import_file`].
+pub async fn import_rows(db: &Db, name: &str, read: Rows) -> anyhow::Result<SuperstoreReport> {
+    let (rows_read, lines, errors) = read;
     if !errors.is_empty() {
         let shown: Vec<String> = errors.iter().take(ERRORS_SHOWN).map(ToString::to_string).collect();
         anyhow::bail!(
-            "{} is not a valid Superstore file: {} invalid rows, e.g.\n  {}",
-            path.display(),
+            "{name} is not a valid Superstore file: {} invalid rows, e.g.\n  {}",
             errors.len(),
             shown.join("\n  ")
         );
     }
     let (batch, facts) = map(lines)?;
     let loaded = load::load(db, "superstore", batch).await?;
-    Ok(SuperstoreReport { file: path.display().to_string(), rows_read, loaded, ..facts })
+    Ok(SuperstoreReport { file: name.to_owned(), rows_read, loaded, ..facts })
+}
+
+/// What [`read_from`] returns: data rows read, the valid lines, the invalid rows.
+pub type Rows = (u64, Vec<Line>, Vec<super::report::RowError>);
+
+/// Reads a whole Superstore CSV from `input` (blocking: run it off the async workers).
+/// Errors when the input cannot be read or its header lacks a Superstore column.
+pub fn read_from(input: impl std::io::Read) -> anyhow::Result<Rows> {
+    rows::read_from(input)
 }
 
 /// Per product, while reading its lines.

@@ -26,6 +26,7 @@ mod idempotency;
 mod idempotent_posts;
 mod images;
 mod imports;
+mod jobs;
 mod observability;
 mod orders;
 mod outage;

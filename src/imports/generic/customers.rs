@@ -15,6 +15,9 @@ use crate::imports::report::{ImportReport, RowError};
 
 const REQUIRED: &[&str] = &["email", "name"];
 const OPTIONAL: &[&str] = &["external_ref"];
+/// The format as a streamed import reads it.
+pub(crate) const FORMAT: super::Format =
+    super::Format { required: REQUIRED, optional: OPTIONAL, parse, group_by: None };
 
 /// Imports `path`; a customer whose email or external_ref exists already is left as it is.
 /// Errors only if the file cannot be read, its header is wrong, or the database fails.
@@ -25,7 +28,7 @@ pub async fn import_customers(db: &Db, path: &Path) -> anyhow::Result<ImportRepo
     Ok(ImportReport::new(format!("customers from {}", path.display()), table.rows_read(), loaded, errors))
 }
 
-fn parse(table: &Table) -> (Batch, Vec<RowError>) {
+pub(crate) fn parse(table: &Table) -> (Batch, Vec<RowError>) {
     let mut batch = Batch::default();
     let mut errors = table.errors.clone();
     let now = Utc::now();

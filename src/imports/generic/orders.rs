@@ -26,6 +26,9 @@ use crate::orders::OrderStatus;
 const REQUIRED: &[&str] =
     &["order_number", "customer_email", "placed_at", "status", "currency", "sku", "name", "unit_price", "quantity"];
 const OPTIONAL: &[&str] = &["discount"];
+/// The format as a streamed import reads it.
+pub(crate) const FORMAT: super::Format =
+    super::Format { required: REQUIRED, optional: OPTIONAL, parse, group_by: Some("order_number") };
 
 /// Imports `path`; an order whose number exists already is left as it is (lines included).
 /// Errors only if the file cannot be read, its header is wrong, or the database fails.
@@ -51,7 +54,7 @@ struct Group {
     first_line: u64,
 }
 
-fn parse(table: &Table) -> (Batch, Vec<RowError>) {
+pub(crate) fn parse(table: &Table) -> (Batch, Vec<RowError>) {
     let mut errors = table.errors.clone();
     let mut groups: Vec<(String, Group)> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();

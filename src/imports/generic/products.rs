@@ -16,6 +16,9 @@ use crate::money::Currency;
 
 const REQUIRED: &[&str] = &["sku", "name", "price", "currency"];
 const OPTIONAL: &[&str] = &["description", "category", "on_hand"];
+/// The format as a streamed import reads it.
+pub(crate) const FORMAT: super::Format =
+    super::Format { required: REQUIRED, optional: OPTIONAL, parse, group_by: None };
 /// `inventory.low` threshold for imported products, as for products created by the API.
 const LOW_STOCK_THRESHOLD: i64 = 10;
 
@@ -28,7 +31,7 @@ pub async fn import_products(db: &Db, path: &Path) -> anyhow::Result<ImportRepor
     Ok(ImportReport::new(format!("products from {}", path.display()), table.rows_read(), loaded, errors))
 }
 
-fn parse(table: &Table) -> (Batch, Vec<RowError>) {
+pub(crate) fn parse(table: &Table) -> (Batch, Vec<RowError>) {
     let mut batch = Batch::default();
     let mut errors = table.errors.clone();
     for (line, row) in &table.rows {

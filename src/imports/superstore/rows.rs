@@ -116,21 +116,24 @@ pub struct Line {
 /// Every row of the file: `(rows read, valid lines, invalid rows)`. Errors (not row errors)
 /// if the file cannot be read or lacks a column.
 pub fn read(path: &Path) -> anyhow::Result<(u64, Vec<Line>, Vec<RowError>)> {
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_path(path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    let headers = reader.headers().with_context(|| format!("cannot read the header of {}", path.display()))?.clone();
+    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    read_from(file).with_context(|| format!("reading {}", path.display()))
+}
+
+/// [`read`] over any reader (a file, an uploaded object being streamed).
+pub fn read_from(input: impl std::io::Read) -> anyhow::Result<(u64, Vec<Line>, Vec<RowError>)> {
+    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(input);
+    let headers = reader.headers().context("cannot read the header row")?.clone();
     let missing: Vec<&str> = COLUMNS.into_iter().filter(|c| !headers.iter().any(|h| h == *c)).collect();
     if !missing.is_empty() {
-        anyhow::bail!("{} is not a Superstore file: no column {}", path.display(), missing.join(", "));
+        anyhow::bail!("not a Superstore file: no column {}", missing.join(", "));
     }
     let (mut rows, mut lines, mut errors) = (0u64, Vec::new(), Vec::new());
     for record in reader.records() {
         rows += 1;
         let record = match record {
             Ok(r) => r,
-            Err(e) if e.is_io_error() => return Err(e).context(format!("reading {}", path.display())),
+            Err(e) if e.is_io_error() => return Err(e.into()),
             Err(e) => {
                 errors.push(RowError::at(e.position().map(|p| p.line()), e.to_string()));
                 continue;
