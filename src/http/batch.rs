@@ -24,13 +24,31 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(batch_cancel_orders))
 }
 
-/// A batch: its mode and 1 to 1,000 items.
+/// Price and/or status updates: the mode and 1 to 1,000 items.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct BatchRequest<T> {
+pub struct ProductBatch {
     pub mode: Mode,
     #[schema(min_items = 1, max_items = 1000)]
-    pub items: Vec<T>,
+    pub items: Vec<ProductItem>,
+}
+
+/// Stock adjustments: the mode and 1 to 1,000 items.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StockBatch {
+    pub mode: Mode,
+    #[schema(min_items = 1, max_items = 1000)]
+    pub items: Vec<StockItem>,
+}
+
+/// Orders to cancel: the mode and 1 to 1,000 items.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelBatch {
+    pub mode: Mode,
+    #[schema(min_items = 1, max_items = 1000)]
+    pub items: Vec<OrderRef>,
 }
 
 /// One order to cancel.
@@ -82,12 +100,12 @@ fn respond(mode: Mode, keys: Vec<(Option<Uuid>, Option<String>)>, outcomes: Vec<
 /// failure rolls back every item; `per_item`: each item stands alone. 422 for an empty
 /// batch or over 1,000 items; 428 when `catalog.require_if_match` is on.
 #[utoipa::path(post, path = "/products/batch", tag = "batch", security(("bearer" = []), ("api_key" = ["catalog:write"])),
-    request_body = BatchRequest<ProductItem>,
+    request_body = ProductBatch,
     responses((status = 200, body = BatchResponse), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem), (status = 428, body = Problem)))]
 async fn batch_products(
     State(state): State<AppState>,
     principal: Principal,
-    Json(body): Json<BatchRequest<ProductItem>>,
+    Json(body): Json<ProductBatch>,
 ) -> Result<Json<BatchResponse>> {
     let keys = body.items.iter().map(|i| (i.id, i.sku.clone())).collect();
     let outcomes = catalog::update_products(&state.catalog, &principal, body.mode, body.items).await?;
@@ -97,12 +115,12 @@ async fn batch_products(
 /// Adjust the stock of up to 1,000 products by SKU or id (staff), with the single
 /// adjustment's rules (available never negative). 422 for an empty batch or over 1,000.
 #[utoipa::path(post, path = "/inventory/batch", tag = "batch", security(("bearer" = []), ("api_key" = ["catalog:write"])),
-    request_body = BatchRequest<StockItem>,
+    request_body = StockBatch,
     responses((status = 200, body = BatchResponse), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)))]
 async fn batch_inventory(
     State(state): State<AppState>,
     principal: Principal,
-    Json(body): Json<BatchRequest<StockItem>>,
+    Json(body): Json<StockBatch>,
 ) -> Result<Json<BatchResponse>> {
     let keys = body.items.iter().map(|i| (i.id, i.sku.clone())).collect();
     let outcomes = catalog::adjust_stock(&state.catalog, &principal, body.mode, body.items).await?;
@@ -112,12 +130,12 @@ async fn batch_inventory(
 /// Cancel up to 1,000 unpaid orders: staff any order, a customer their own (another
 /// customer's order is that item's 404). 422 for an empty batch or over 1,000.
 #[utoipa::path(post, path = "/orders/batch/cancel", tag = "batch", security(("bearer" = []), ("api_key" = ["orders:write"])),
-    request_body = BatchRequest<OrderRef>,
+    request_body = CancelBatch,
     responses((status = 200, body = BatchResponse), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)))]
 async fn batch_cancel_orders(
     State(state): State<AppState>,
     principal: Principal,
-    Json(body): Json<BatchRequest<OrderRef>>,
+    Json(body): Json<CancelBatch>,
 ) -> Result<Json<BatchResponse>> {
     let ids: Vec<Uuid> = body.items.iter().map(|i| i.id).collect();
     let keys = ids.iter().map(|id| (Some(*id), None)).collect();

@@ -178,7 +178,8 @@ async fn customers_may_not_batch_catalog_changes_but_may_batch_cancel_their_own_
     let batch = json!({ "mode": "per_item", "items": [{ "sku": "CX-1", "delta": 1, "reason": "x" }] });
     let (status, body) = app.post("/api/v1/inventory/batch", Some(&ann), &batch).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    let (status, _) = app.post("/api/v1/orders/batch/cancel", None, &batch).await;
+    let anonymous = json!({ "mode": "per_item", "items": [{ "id": uuid::Uuid::new_v4() }] });
+    let (status, _) = app.post("/api/v1/orders/batch/cancel", None, &anonymous).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
     let (_, mine) = app.place_order(&ann, "CX-1", 2, None).await;
