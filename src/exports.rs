@@ -176,11 +176,11 @@ pub fn start(db: Db, export: Export) -> ExportStream {
         format!("{}-{}.{}", export.kind.as_str(), Utc::now().format("%Y%m%dT%H%M%SZ"), export.format.extension());
     let content_type = export.format.content_type();
     tokio::spawn(async move {
-        if let Err(e) = produce(&db, &export, &tx).await {
-            if !matches!(e, Produce::Gone) {
-                tracing::error!(error = %e, export.kind = export.kind.as_str(), "export failed");
-                let _ = tx.send(Err(ExportFailed)).await;
-            }
+        if let Err(e) = produce(&db, &export, &tx).await
+            && !matches!(e, Produce::Gone)
+        {
+            tracing::error!(error = %e, export.kind = export.kind.as_str(), "export failed");
+            let _ = tx.send(Err(ExportFailed)).await;
         }
     });
     ExportStream { filename, content_type, body: ReceiverStream::new(rx) }
