@@ -4,12 +4,14 @@
 
 mod api_keys;
 mod auth;
+mod batch;
 mod caching;
 mod catalog;
 mod contract;
 mod dashboard;
 mod dead_letters;
 mod events;
+mod exports;
 pub mod extract;
 mod flags;
 mod health;
@@ -159,6 +161,8 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .merge(auth::routes())
         .merge(users::routes())
         .merge(catalog::routes())
+        .merge(batch::routes())
+        .merge(exports::routes())
         .merge(orders::routes())
         .merge(dashboard::routes())
         .merge(flags::routes())

@@ -119,16 +119,17 @@ pub struct Inventory {
 pub async fn get(db: &Db, principal: &Principal, product_id: Uuid) -> Result<Inventory> {
     principal.admit(Class::Api).await?;
     principal.require_staff(Scope::CatalogRead)?;
-    load(db, product_id).await
+    load(&mut *db.acquire().await?, product_id).await
 }
 
-async fn load(db: &Db, product_id: Uuid) -> Result<Inventory> {
+/// One product's stock, read on `conn` (inside a transaction: as that transaction sees it).
+pub(crate) async fn load(conn: &mut AnyConnection, product_id: Uuid) -> Result<Inventory> {
     let row = sqlx::query(
         "SELECT i.product_id, p.sku, i.on_hand, i.reserved, i.low_stock_threshold \
          FROM inventory i JOIN products p ON p.id = i.product_id WHERE i.product_id = $1",
     )
     .bind(product_id.to_string())
-    .fetch_optional(db.pool())
+    .fetch_optional(&mut *conn)
     .await?
     .ok_or(Error::NotFound("product"))?;
     let on_hand: i64 = row.try_get("on_hand")?;
@@ -168,9 +169,25 @@ pub async fn apply_adjustment(
     reason: String,
     guard: Option<StockGuard>,
 ) -> Result<Inventory> {
+    let mut tx = db.begin_write().await?;
+    adjust_in(&mut tx, product_id, delta, reason, guard).await?;
+    tx.commit().await?;
+    load(&mut *db.acquire().await?, product_id).await
+}
+
+/// The adjustment of [`apply_adjustment`] inside the caller's transaction: the conditional
+/// UPDATE, `inventory.adjusted` and `inventory.low`. Used by it and by the batch operations
+/// (`crate::batch`). Same errors, read in `tx`; after an error the caller rolls back (to a
+/// savepoint) as nothing was written.
+pub(crate) async fn adjust_in(
+    tx: &mut Tx,
+    product_id: Uuid,
+    delta: StockDelta,
+    reason: String,
+    guard: Option<StockGuard>,
+) -> Result<()> {
     let d = delta.units();
     let (version, available) = guard.map_or((-1, 0), |g| (g.product_version, g.available));
-    let mut tx = db.begin_write().await?;
     // No arithmetic on unbounded values: `-d` and `MAX_STOCK - d` are computed here from a
     // bounded delta, `on_hand - reserved` lies in [0, on_hand], and the SET's sum is only
     // evaluated for a row whose on_hand ≤ MAX_STOCK - d, so it is at most MAX_STOCK.
@@ -186,16 +203,15 @@ pub async fn apply_adjustment(
     .bind(MAX_STOCK - d)
     .bind(version)
     .bind(available)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?
     .rows_affected();
     if n == 0 {
-        drop(tx);
-        let inv = load(db, product_id).await?;
+        let inv = load(tx, product_id).await?;
         if let Some(g) = guard {
             let now: Option<i64> = sqlx::query_scalar("SELECT version FROM products WHERE id = $1")
                 .bind(product_id.to_string())
-                .fetch_optional(db.pool())
+                .fetch_optional(&mut **tx)
                 .await?;
             if now != Some(g.product_version) || inv.available != g.available {
                 return Err(Error::PreconditionFailed);
@@ -210,10 +226,9 @@ pub async fn apply_adjustment(
         return Err(Error::InsufficientStock { sku: inv.sku, requested: -d, available: inv.available });
     }
     let adjusted = StockAdjusted { product_id, delta: d, reason };
-    events::record(&mut tx, Event::StockAdjusted(adjusted)).await?;
-    record_if_low(&mut tx, &[product_id]).await?;
-    tx.commit().await?;
-    load(db, product_id).await
+    events::record(tx, Event::StockAdjusted(adjusted)).await?;
+    record_if_low(tx, &[product_id]).await?;
+    Ok(())
 }
 
 /// Writes the inventory row of a product created in `tx`.

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod app;
 pub mod auth;
+pub mod batch;
 pub mod cache;
 pub mod catalog;
 pub mod cli;
@@ -14,6 +15,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod events;
+pub mod exports;
 pub mod files;
 pub mod flags;
 pub mod graphql;

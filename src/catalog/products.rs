@@ -14,12 +14,15 @@ use crate::auth::scopes::Scope;
 use crate::conditional::{IfMatch, Representation};
 use crate::db::{self, Arg, Db, SqlBuilder};
 use crate::error::{Error, FieldError, Result};
-use crate::events::{self, Event, ProductCreated, ProductUpdated};
+use crate::events::{self, Event, ProductCreated};
 use crate::inventory::{self, InitialStock};
 use crate::money::{Currency, Price};
 use crate::pagination::{Cursor, Page, PageRequest};
 use crate::ratelimit::Class;
 use crate::validate;
+
+mod write;
+pub(crate) use write::{UpdateFields, apply_update};
 
 /// A product with its current availability.
 // Deserialize: the gRPC transport reads the cached JSON back (src/grpc/catalog.rs).
@@ -399,36 +402,16 @@ pub async fn update(
             (current.version, current.available)
         }
     };
+    let fields = UpdateFields {
+        name: name.as_ref().map(Name::as_str),
+        description: description.as_ref().map(Description::as_str),
+        price_minor: price.map(Price::minor),
+        currency: currency.as_ref().map(Currency::as_str),
+        status: patch.status,
+        category_id: patch.category_id,
+    };
     let mut tx = db.begin_write().await?;
-    let n = sqlx::query(
-        "UPDATE products SET name = COALESCE($1, name), description = COALESCE($2, description), \
-         price_minor = COALESCE($3, price_minor), currency = COALESCE($4, currency), \
-         status = COALESCE($5, status), category_id = COALESCE($6, category_id), \
-         version = version + 1, updated_at = $7 WHERE id = $8 AND ($9 < 0 OR (version = $9 AND \
-         COALESCE((SELECT on_hand - reserved FROM inventory WHERE product_id = $8), 0) = $10))",
-    )
-    .bind(name.as_ref().map(Name::as_str))
-    .bind(description.as_ref().map(Description::as_str))
-    .bind(price.map(Price::minor))
-    .bind(currency.as_ref().map(Currency::as_str))
-    .bind(patch.status.map(ProductStatus::as_str))
-    .bind(patch.category_id.map(|c| c.to_string()))
-    .bind(db::now())
-    .bind(id.to_string())
-    .bind(if_version)
-    .bind(if_available)
-    .execute(&mut *tx)
-    .await
-    .map_err(|e| map_write_error(e, ""))?
-    .rows_affected();
-    if n == 0 {
-        let exists: Option<i64> = sqlx::query_scalar("SELECT version FROM products WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(&mut *tx)
-            .await?;
-        return Err(if exists.is_some() { Error::PreconditionFailed } else { Error::NotFound("product") });
-    }
-    events::record(&mut tx, Event::ProductUpdated(ProductUpdated { product_id: id })).await?;
+    apply_update(&mut tx, id, &fields, if_version, if_available).await?;
     tx.commit().await?;
     cat.cache.products_changed(&[id]).await;
     fetch(db, id, true).await

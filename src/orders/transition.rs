@@ -8,9 +8,10 @@ use super::shipping::{Carrier, TrackingNumber};
 use super::state::{OrderStatus, SagaState};
 use super::store::{self, Guard, SagaWrite, StatusWrite};
 use super::{Order, Orders};
+use crate::db::Tx;
 use crate::error::{Error, Result};
 use crate::events::{self, Event, OrderFailed, OrderPaid, OrderShipped, OrderTransitioned};
-use crate::inventory;
+use crate::inventory::{self, StockLine};
 
 /// A status change, with what it carries.
 #[derive(Debug, Clone, Copy)]
@@ -144,9 +145,25 @@ impl From<Refused> for Error {
 /// otherwise.
 #[tracing::instrument(name = "orders.transition", skip_all, fields(order.id = %id, order.to = step.target().as_str()))]
 pub async fn apply(svc: &Orders, id: Uuid, step: Step<'_>) -> Result<Result<(), Refused>> {
-    let to = step.target();
     let mut tx = svc.db.begin_write().await?;
-    let (from, saga) = store::state_of(&mut tx, id).await?;
+    let stock_moved = match apply_in(&mut tx, id, step).await? {
+        Ok(moved) => moved,
+        Err(refused) => return Ok(Err(refused)),
+    };
+    tx.commit().await?;
+    if let Some(lines) = stock_moved {
+        let products: Vec<Uuid> = lines.iter().map(|l| l.product_id).collect();
+        svc.cache.products_changed(&products).await;
+    }
+    Ok(Ok(()))
+}
+
+/// [`apply`] inside the caller's transaction (the batch operations, `crate::batch`, run
+/// many in one): returns the stock lines it moved, whose products' cached reads the caller
+/// invalidates after its commit. On `Ok(Err(Refused))` nothing was written.
+pub(crate) async fn apply_in(tx: &mut Tx, id: Uuid, step: Step<'_>) -> Result<Result<Option<Vec<StockLine>>, Refused>> {
+    let to = step.target();
+    let (from, saga) = store::state_of(tx, id).await?;
     if from.check(to).is_err() || !step.admits(saga) {
         return Ok(Err(Refused { current: from, saga, to }));
     }
@@ -176,26 +193,26 @@ pub async fn apply(svc: &Orders, id: Uuid, step: Step<'_>) -> Result<Result<(), 
         },
         refunded_in_full: matches!(step, Step::Refunded),
     };
-    if !store::write_status(&mut tx, id, &write).await? {
+    if !store::write_status(tx, id, &write).await? {
         // Someone else moved it first (or the guard no longer holds): report the state now.
-        let (current, saga) = store::state_of(&mut tx, id).await?;
+        let (current, saga) = store::state_of(tx, id).await?;
         return Ok(Err(Refused { current, saga, to }));
     }
     let stock_moved = match to {
         OrderStatus::Cancelled | OrderStatus::Failed | OrderStatus::Refunded if from.holds_reservation() => {
-            let lines = store::stock_lines(&mut tx, id).await?;
-            inventory::release(&mut tx, &lines).await?;
+            let lines = store::stock_lines(tx, id).await?;
+            inventory::release(tx, &lines).await?;
             Some(lines)
         }
         OrderStatus::Shipped => {
-            let lines = store::stock_lines(&mut tx, id).await?;
-            inventory::ship(&mut tx, &lines).await?;
+            let lines = store::stock_lines(tx, id).await?;
+            inventory::ship(tx, &lines).await?;
             Some(lines)
         }
         _ => None,
     };
     if let Step::Refunded = step {
-        store::refunds::settle_remainder(&mut tx, id).await?;
+        store::refunds::settle_remainder(tx, id).await?;
     }
     let moved =
         || OrderTransitioned { order_id: id, from: from.as_str().to_owned(), reason: step.reason().map(str::to_owned) };
@@ -212,13 +229,8 @@ pub async fn apply(svc: &Orders, id: Uuid, step: Step<'_>) -> Result<Result<(), 
         Step::Delivered => Event::OrderDelivered(moved()),
         Step::Refunded | Step::RefundedInParts => Event::OrderRefunded(moved()),
     };
-    events::record(&mut tx, event).await?;
-    tx.commit().await?;
-    if let Some(lines) = stock_moved {
-        let products: Vec<Uuid> = lines.iter().map(|l| l.product_id).collect();
-        svc.cache.products_changed(&products).await;
-    }
-    Ok(Ok(()))
+    events::record(tx, event).await?;
+    Ok(Ok(stock_moved))
 }
 
 /// [`Step::Paid`] for the charge `payment_id`, as [`apply`] makes it, but written in one step

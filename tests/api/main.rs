@@ -7,6 +7,7 @@
 mod account_safety;
 mod api_keys;
 mod auth;
+mod batch;
 mod cache;
 mod caching;
 mod catalog;
@@ -17,6 +18,7 @@ mod counting_gateway;
 mod dashboard;
 mod edge;
 mod events;
+mod exports;
 mod flags;
 mod graphql;
 mod grpc;
