@@ -47,7 +47,6 @@ while IFS= read -r name; do unset "$name"; done < <(compgen -e | grep '^ORDERLY_
 export ORDERLY_DATA_DIR=$work/data ORDERLY_LOG_FILTER=warn
 export ORDERLY_HTTP_ADDR=127.0.0.1:$(python3 "$here/probe.py" port)
 export ORDERLY_ADMIN_ADDR=127.0.0.1:$(python3 "$here/probe.py" port)
-export ORDERLY_GRPC_ADDR=127.0.0.1:0
 export ORDERLY_GRPC_ADDR=127.0.0.1:$(python3 "$here/probe.py" port)
 export ORDERLY_AUTH_JWT_SECRET=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
 export ORDERLY_IMPORTS_MAX_UPLOAD_BYTES=$(( (mb + 64) * 1024 * 1024 ))

@@ -343,6 +343,7 @@ mod tests {
     fn every_variant_has_a_catalogued_type_and_version() {
         let id = Uuid::nil();
         let t = || OrderTransitioned { order_id: id, from: "paid".into(), reason: None };
+        let finished = || JobFinished { job_id: id, kind: "export.orders".into(), result: None, error: None };
         let all = [
             Event::OrderPlaced(OrderPlaced { order_id: id, customer_id: id, total_minor: 1, currency: "USD".into() }),
             Event::OrderPaid(OrderPaid { order_id: id }),
@@ -369,6 +370,9 @@ mod tests {
             Event::ProductCreated(ProductCreated { product_id: id, sku: "A".into() }),
             Event::ProductUpdated(ProductUpdated { product_id: id }),
             Event::ImportCompleted(ImportCompleted { kind: "superstore".into(), counts: Default::default() }),
+            Event::JobProgress(JobProgress { job_id: id, kind: "import.products".into(), done: 1, total: Some(2) }),
+            Event::JobSucceeded(finished()),
+            Event::JobFailed(finished()),
         ];
         let types: Vec<_> = all.iter().map(|e| e.event_type()).collect();
         let catalogued: Vec<_> = CATALOG.iter().map(|(t, _)| *t).collect();

@@ -109,6 +109,9 @@ impl App {
         for handler in crate::imports::job::handlers(&db, config.imports.batch_rows) {
             jobs.register(handler);
         }
+        for handler in crate::exports::jobs::handlers(db.clone()) {
+            jobs.register(handler);
+        }
         let imports = Imports::new(jobs.clone(), storage.clone(), &config.imports);
         Self {
             config,

@@ -15,8 +15,11 @@ use futures_util::StreamExt;
 use uuid::Uuid;
 
 use super::{ExportQuery, Kind};
+use crate::auth::Principal;
 use crate::db::Db;
-use crate::jobs::{Job, JobContext, JobError, JobFuture, JobHandler, JobOutput};
+use crate::error::{Error, Result};
+use crate::jobs::{Job, JobContext, JobError, JobFuture, JobHandler, JobOutput, JobView, Jobs, NewJob};
+use crate::ratelimit::Class;
 
 /// The handlers of the three export kinds, for the job runner to register.
 pub fn handlers(db: Db) -> Vec<Arc<dyn JobHandler>> {
@@ -24,6 +27,29 @@ pub fn handlers(db: Db) -> Vec<Arc<dyn JobHandler>> {
         .into_iter()
         .map(|kind| Arc::new(ExportHandler { db: db.clone(), kind }) as Arc<dyn JobHandler>)
         .collect()
+}
+
+/// The job kind of an export of `kind`: `export.orders`, `export.products`, `export.customers`.
+pub fn job_kind(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Orders => "export.orders",
+        Kind::Products => "export.products",
+        Kind::Customers => "export.customers",
+    }
+}
+
+/// Starts an export of `kind` as a background job for `principal` (staff with the kind's
+/// scope, as the REST export requires). The query is validated now (422, no job is made)
+/// and kept as the job's parameters. Returns the queued job; its file is downloadable at
+/// `GET /api/v1/jobs/{id}/result` once it has succeeded. Errors: 401, 403, 422, 429.
+pub async fn enqueue(jobs: &Jobs, principal: &Principal, kind: Kind, query: &ExportQuery) -> Result<JobView> {
+    principal.admit(Class::Api).await?;
+    super::authorize(principal, kind)?;
+    query.parse(kind)?;
+    let params = serde_json::to_value(query).map_err(|e| Error::Internal(e.into()))?;
+    let created_by = principal.actor.as_ref().map(|a| a.id);
+    let new = NewJob { kind: job_kind(kind).to_owned(), params, created_by, idempotency_key: None };
+    Ok(jobs.enqueue(new).await?.0)
 }
 
 /// Writes one export to storage.
@@ -85,11 +111,7 @@ struct ExportResult {
 
 impl JobHandler for ExportHandler {
     fn kind(&self) -> &'static str {
-        match self.kind {
-            Kind::Orders => "export.orders",
-            Kind::Products => "export.products",
-            Kind::Customers => "export.customers",
-        }
+        job_kind(self.kind)
     }
 
     fn run<'a>(&'a self, job: &'a Job, ctx: &'a JobContext) -> JobFuture<'a> {

@@ -4,16 +4,17 @@
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::Query;
+use super::extract::{Json, Path, Query};
 use super::problem::Problem;
 use crate::auth::Principal;
 use crate::error::{Error, Result};
 use crate::exports::{self, ExportQuery, Kind};
+use crate::jobs::JobView;
 use crate::services::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -21,6 +22,26 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(export_orders))
         .routes(routes!(export_products))
         .routes(routes!(export_customers))
+        .routes(routes!(start_export_job))
+}
+
+/// Starts an export as a background job, for exports too large to download in one
+/// request: the same kinds, query and rules as `GET /exports/{kind}`. Answers 202 with the
+/// queued job; poll `GET /jobs/{id}` and download `GET /jobs/{id}/result` once it has
+/// succeeded. `Idempotency-Key` makes a retry return the same job.
+#[utoipa::path(post, path = "/exports/{kind}/jobs", tag = "exports", security(("bearer" = []), ("api_key" = ["orders:read"])),
+    params(("kind" = Kind, Path, description = "orders, products or customers"), ExportQuery),
+    responses((status = 202, body = JobView),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 422, body = Problem)))]
+async fn start_export_job(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(kind): Path<Kind>,
+    Query(q): Query<ExportQuery>,
+) -> Result<(StatusCode, Json<JobView>)> {
+    let job = exports::jobs::enqueue(&state.jobs, &principal, kind, &q).await?;
+    Ok((StatusCode::ACCEPTED, Json(job)))
 }
 
 async fn respond(state: &AppState, principal: &Principal, kind: Kind, query: &ExportQuery) -> Result<Response> {

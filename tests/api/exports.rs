@@ -185,3 +185,32 @@ async fn exports_are_for_staff_validate_their_filters_and_compress() {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers().get("content-encoding").and_then(|v| v.to_str().ok()), Some("gzip"));
 }
+
+#[tokio::test]
+async fn an_export_started_as_a_job_is_downloadable_once_it_succeeds_and_only_staff_may_start_one() {
+    let app = TestApp::spawn_with(crate::helpers::Options { config: crate::jobs::fast(), ..Default::default() }).await;
+    let staff = app.staff().await;
+    app.create_product(&staff, "EXJ-1", 1299, 3).await;
+    let (customer, _, _) = app.register_customer("export-job-403@example.com").await;
+    let start = |token: String, path: &'static str| {
+        let req = app.client.post(app.url(path)).bearer_auth(token);
+        async move {
+            let res = req.send().await.expect("start");
+            let status = res.status();
+            (status, res.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    assert_eq!(start(customer.clone(), "/api/v1/exports/products/jobs").await.0, StatusCode::FORBIDDEN);
+    let (status, bad) = start(staff.clone(), "/api/v1/exports/orders/jobs?from=yesterday").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    let (status, job) = start(staff.clone(), "/api/v1/exports/products/jobs").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    let id = job["id"].as_str().expect("job id").to_owned();
+    let done = crate::jobs::wait_job(&app, &staff, &id, |j| j["state"] == "succeeded" || j["state"] == "failed").await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let (status, _, _, file) = download(&app, Some(&staff), &format!("/api/v1/jobs/{id}/result")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(file, export(&app, &staff, "products").await);
+    let (status, _, _, _) = download(&app, Some(&customer), &format!("/api/v1/jobs/{id}/result")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
