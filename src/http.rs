@@ -118,7 +118,7 @@ fn cors(config: &HttpConfig) -> Option<CorsLayer> {
             `next_cursor` back as `cursor`. Money is integer minor units with an ISO 4217 currency."
     ),
     modifiers(&BearerAuth),
-    components(schemas(Problem, crate::catalog::products::ProductSort))
+    components(schemas(Problem, crate::catalog::products::ProductSort, crate::exports::Format, crate::exports::Kind))
 )]
 struct ApiDoc;
 

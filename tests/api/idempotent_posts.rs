@@ -162,6 +162,11 @@ async fn the_contract_documents_the_key_on_every_covered_post_and_only_there() {
     let mut uncovered = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         let Some(op) = item.get("post") else { continue };
+        if path.starts_with("/api/v1/imports/") {
+            // Imports keep their own key (one job per key; a repeat answers 200 with that
+            // job), documented on the route: the stored-answer middleware does not cover them.
+            continue;
+        }
         let has_key = op["parameters"]
             .as_array()
             .is_some_and(|ps| ps.iter().any(|p| p["name"] == "Idempotency-Key" && p["in"] == "header"));
