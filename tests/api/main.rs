@@ -32,6 +32,7 @@ mod jobs;
 mod observability;
 mod orders;
 mod outage;
+mod parity;
 mod payments;
 mod ratelimit;
 mod realtime;
