@@ -19,16 +19,17 @@ mod cidr;
 mod env;
 mod events;
 mod graphql;
+mod grpc;
 mod http;
 mod jobs;
 mod limits;
 mod sections;
 mod storage;
-mod upcoming;
 pub use self::cache::{CacheConfig, CatalogConfig};
 pub use self::cidr::{Cidr, canonical};
 pub use self::events::{EventsConfig, NatsConfig, RealtimeConfig, WebhooksConfig};
 pub use self::graphql::GraphqlConfig;
+pub use self::grpc::GrpcConfig;
 use self::http::string_or_list;
 pub use self::http::{HttpConfig, Middleware};
 pub use self::jobs::{ImportsConfig, JobsConfig};
@@ -38,7 +39,6 @@ pub use self::sections::{
     LogConfig, PaymentsConfig,
 };
 pub use self::storage::{SNIFFABLE_IMAGE_TYPES, StorageConfig};
-pub use self::upcoming::GrpcConfig;
 
 /// A value that must never be printed: `Debug` and `Serialize` show `"[redacted]"`.
 #[derive(Clone, Default, PartialEq, Eq)]

@@ -149,3 +149,54 @@ async fn each_call_gets_a_request_id_and_is_counted_by_method_and_code() {
     assert!(counted("/orderly.v1.CatalogService/GetProduct", "NOT_FOUND"), "{metrics}");
     assert!(metrics.contains("orderly_grpc_request_duration_seconds_bucket"), "{metrics}");
 }
+
+/// Server reflection answers `list_services` in both versions: v1 (the standard) and
+/// v1alpha (what grpcurl 1.8 and most CLI tools speak), naming every orderly.v1 service.
+#[tokio::test]
+async fn reflection_v1_and_v1alpha_both_list_the_services() {
+    use tonic_reflection::pb::{v1, v1alpha};
+    let app = TestApp::spawn().await;
+    let want = [
+        "orderly.v1.CatalogService",
+        "orderly.v1.InventoryService",
+        "orderly.v1.OrderService",
+        "grpc.health.v1.Health",
+    ];
+
+    let mut client = v1::server_reflection_client::ServerReflectionClient::new(channel(&app).await);
+    let req = v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(String::new())),
+    };
+    let mut answers =
+        client.server_reflection_info(tokio_stream::iter([req])).await.expect("v1 reflection").into_inner();
+    let answer = answers.message().await.expect("v1 answer").expect("one answer");
+    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) = answer.message_response
+    else {
+        panic!("v1: not a service list: {answer:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for w in want {
+        assert!(names.iter().any(|n| n == w), "v1 lacks {w}: {names:?}");
+    }
+
+    let mut client = v1alpha::server_reflection_client::ServerReflectionClient::new(channel(&app).await);
+    let req = v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1alpha::server_reflection_request::MessageRequest::ListServices(String::new())),
+    };
+    let mut answers =
+        client.server_reflection_info(tokio_stream::iter([req])).await.expect("v1alpha reflection").into_inner();
+    let answer = answers.message().await.expect("v1alpha answer").expect("one answer");
+    let Some(v1alpha::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        answer.message_response
+    else {
+        panic!("v1alpha: not a service list: {answer:?}");
+    };
+    let alpha: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    // Each version names itself as the reflection service; everything else is the same.
+    assert!(names.iter().any(|n| n == "grpc.reflection.v1.ServerReflection"), "{names:?}");
+    assert!(alpha.iter().any(|n| n == "grpc.reflection.v1alpha.ServerReflection"), "{alpha:?}");
+    let others = |v: &[String]| v.iter().filter(|n| !n.starts_with("grpc.reflection.")).cloned().collect::<Vec<_>>();
+    assert_eq!(others(&alpha), others(&names), "both versions list the same services");
+}

@@ -1,6 +1,5 @@
-//! Settings of components that later transports and features bring (DESIGN.md, "Components"):
-//! accepted now so that deployments can set every documented variable, and reported at
-//! start-up while this build does not use them.
+//! The gRPC transport's settings (docs/GRPC.md): its own listener. Credentials, rate limits
+//! and the shutdown grace period are shared with HTTP.
 
 use std::net::SocketAddr;
 
