@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The same product read through REST and gRPC, in one run against one server:
+# The same product read through REST, GraphQL and gRPC, in one run against one server:
 #   rest_h1     GET /api/v1/products/{id} over HTTP/1.1 (wrk; the number bench/run.sh reports)
 #   rest_h2c    the same GET over HTTP/2 without TLS (h2load), the transport gRPC uses
+#   graphql_h2c POST /graphql `product(id)` selecting every field REST returns, over h2c (h2load)
 #   grpc        orderly.v1.CatalogService/GetProduct, unary, over h2c (h2load, a raw
 #               length-prefixed protobuf request: the load client costs no codegen)
 # For each: requests/s, latency, and server CPU µs per request (utime+stime of the server
@@ -79,6 +80,11 @@ pid = sys.argv[1].encode()
 msg = bytes([0x0A, len(pid)]) + pid
 open(sys.argv[2], "wb").write(b"\x00" + struct.pack(">I", len(msg)) + msg)
 PY
+python3 - "$product_id" "$out/graphql_product.json" <<'PY'
+import json, sys
+q = "query($id: ID!) { product(id: $id) { id sku name description priceMinor currency status categoryId available version etag createdAt updatedAt } }"
+open(sys.argv[2], "w").write(json.dumps({"query": q, "variables": {"id": sys.argv[1]}}))
+PY
 
 cpu() { python3 -c "import sys; sys.path.insert(0, '$here'); import probe; print(probe.proc_cpu_s($server_pid))"; }
 results=()
@@ -112,6 +118,8 @@ PY
 }
 
 url_rest=$base/api/v1/products/$product_id
+url_graphql=$base/graphql
+graphql_h=(-H 'content-type: application/json' -d "$out/graphql_product.json")
 url_grpc=http://127.0.0.1:$grpc_port/orderly.v1.CatalogService/GetProduct
 grpc_h=(-H 'content-type: application/grpc' -H 'te: trailers' -d "$out/get_product.bin")
 [ "$warmup" -gt 0 ] && {
@@ -128,6 +136,9 @@ print(int(total))"; }
 ok_before=$(metric 'code="OK"'); all_before=$(metric 'code='); cut_before=$(metric 'code="CANCELLED"')
 measure rest_h1 wrk wrk -t"$threads" -c"$conns" -d"${duration}s" --latency "$url_rest"
 measure rest_h2c h2load h2load -t"$threads" -c"$conns" -m"$streams" -D"$duration" "$url_rest"
+measure graphql_h2c h2load h2load -t"$threads" -c"$conns" -m"$streams" -D"$duration" "${graphql_h[@]}" "$url_graphql"
+grep -q '"errors"' < <(curl -fsS -H 'content-type: application/json' --data-binary @"$out/graphql_product.json" "$url_graphql") \
+    && die "the GraphQL product query answers errors"
 measure grpc h2load h2load -t"$threads" -c"$conns" -m"$streams" -D"$duration" "${grpc_h[@]}" "$url_grpc"
 ok=$(($(metric 'code="OK"') - ok_before)); all=$(($(metric 'code=') - all_before))
 # h2load cancels the calls in flight when its time is up: at most one per stream, CANCELLED.
