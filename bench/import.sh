@@ -2,7 +2,10 @@
 # Import throughput and memory over the API: generates a products CSV of IMPORT_MB
 # megabytes (default 200, generic format), uploads it to `POST /api/v1/imports/products`
 # of a freshly started server, polls the job's progress, and prints rows/s and the
-# server's RSS peak against its idle RSS (acceptance: peak within 50 MB of idle).
+# server's RSS peak against its idle RSS (acceptance: peak within 50 MB of idle). Then
+# exports every imported product (`GET /api/v1/exports/products`, CSV) from the same server:
+# rows/s, and the RSS peak during the export (constant memory: it must not grow with the
+# table's size). IMPORT_EXPORT=0 skips the export.
 #
 #   bench/import.sh                         SQLite, release build if present, else debug
 #   IMPORT_DB=pg bench/import.sh            PostgreSQL (BENCH_PG_URL, a fresh database)
@@ -116,4 +119,30 @@ print(f"  upload {uploaded - start:.1f} s, whole job {secs:.1f} s = {rows / secs
 print(f"  RSS idle {idle:.1f} MiB, peak sampled {peak:.1f} MiB (+{peak - idle:.1f}), "
       f"process peak (VmHWM) {os_peak:.1f} MiB (+{os_peak - idle:.1f})")
 print("  within 50 MB of idle: " + ("yes" if (os_peak - idle) * 2**20 <= 50e6 else "NO"))
+PY
+
+[ "${IMPORT_EXPORT:-1}" = 1 ] || exit 0
+case $state in succeeded*) ;; *) exit 0 ;; esac
+before_kib=$(python3 "$here/probe.py" mem "$pid" | awk '{print $1}')
+curl -fsS "$base/api/v1/exports/products?format=csv" -H "authorization: Bearer $token" \
+    -o "$work/export.csv" &
+curl_pid=$!
+export_start=$(date +%s.%N)
+export_peak_kib=$before_kib
+while kill -0 "$curl_pid" 2>/dev/null; do
+    rss=$(python3 "$here/probe.py" mem "$pid" | awk '{print $1}')
+    if [ "$rss" -gt "$export_peak_kib" ]; then export_peak_kib=$rss; fi
+    sleep 0.2
+done
+wait "$curl_pid"
+export_end=$(date +%s.%N)
+exported=$(( $(wc -l < "$work/export.csv") - 1 ))
+python3 - "$exported" "$(stat -c %s "$work/export.csv")" "$export_start" "$export_end" "$before_kib" "$export_peak_kib" <<'PY'
+import sys
+rows, size = int(sys.argv[1]), int(sys.argv[2])
+start, end = float(sys.argv[3]), float(sys.argv[4])
+before, peak = int(sys.argv[5]) / 1024, int(sys.argv[6]) / 1024
+print(f"export of the imported products (CSV): {rows:,} rows, {size / 2**20:.0f} MiB in {end - start:.1f} s "
+      f"= {rows / (end - start):,.0f} rows/s")
+print(f"  RSS before {before:.1f} MiB, peak sampled during the export {peak:.1f} MiB (+{peak - before:.1f})")
 PY

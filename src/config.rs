@@ -146,6 +146,7 @@ impl Default for Config {
                 max_connections: 16,
                 min_connections: 1,
                 acquire_timeout_ms: 5_000,
+                sqlite_heap_limit_mib: 16,
             },
             auth: AuthConfig {
                 jwt_secret: Secret::default(),

@@ -8,6 +8,8 @@
 //! at most 10^9 in size ([`StockDelta`]), and the conditions are written so that the only
 //! sums the database evaluates are of such bounded values.
 
+pub mod count;
+
 use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 use sqlx::Row;
@@ -75,7 +77,7 @@ pub fn stock_delta_schema() -> utoipa::openapi::Schema {
 
 crate::parse_conversions!(i64: StockDelta);
 
-/// Units on hand for a new product: `0..=MAX_STOCK`. JSON shape: a plain integer. Errors:
+/// Units on hand for a new product, or a counted stock level (`count`): `0..=MAX_STOCK`. JSON shape: a plain integer. Errors:
 /// `"must not be negative"`, `"must be at most 1000000000000"`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "i64", into = "i64")]

@@ -94,7 +94,7 @@ impl App {
     ) -> Self {
         let auth = Authenticator::new(db.clone(), tokens.clone());
         let orders = Orders::new(db.clone(), payments.clone(), flags.clone(), cache.clone(), &config);
-        let catalog = Catalog::new(db.clone(), cache, &config.catalog);
+        let catalog = Catalog::new(db.clone(), cache.clone(), &config.catalog);
         let accounts = Accounts::new(db.clone(), tokens.clone(), limits.clone(), auth.session_states());
         let idempotency = Idempotency::new(db.clone(), &config, tokens.subkey("idempotency-fingerprint"));
         let hub = Hub::new(config.events.hub_capacity);
@@ -106,7 +106,7 @@ impl App {
             .with(Arc::new(stock_alerts.clone()))
             .with(Arc::new(crate::webhooks::consumer::Fanout::new(webhooks.clone())));
         let mut jobs = Jobs::new(db.clone(), storage.clone(), &config.jobs);
-        for handler in crate::imports::job::handlers(&db, config.imports.batch_rows) {
+        for handler in crate::imports::job::handlers(&db, &cache, config.imports.batch_rows) {
             jobs.register(handler);
         }
         for handler in crate::exports::jobs::handlers(db.clone()) {

@@ -16,6 +16,10 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
     pub min_connections: u32,
     pub acquire_timeout_ms: u64,
+    /// SQLite only: the soft limit on SQLite's heap in MiB, all connections together
+    /// (`PRAGMA soft_heap_limit`, <https://sqlite.org/pragma.html#pragma_soft_heap_limit>).
+    /// Past it SQLite recycles cached pages instead of growing its caches; 0: no limit.
+    pub sqlite_heap_limit_mib: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -22,6 +22,11 @@ use sha2::{Digest, Sha256};
 use crate::config::Config;
 use crate::error::{Error, Result};
 
+/// Bytes of an upload buffered per part (S3's smallest multipart part: 5 MiB).
+const UPLOAD_PART_BYTES: usize = 5 * 1024 * 1024;
+/// Parts of one upload being written at once.
+const UPLOAD_PARTS_IN_FLIGHT: usize = 2;
+
 /// What [`Storage::put_stream`] stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stored {
@@ -94,7 +99,11 @@ impl Storage {
         E: std::fmt::Display,
     {
         let path = ObjectPath::from(key);
-        let mut writer = BufWriter::new(self.store.clone(), path);
+        // object_store's default (10 MiB parts, 8 in flight) holds up to 80 MiB of one
+        // upload in memory when the client sends faster than the store writes. 5 MiB is S3's
+        // smallest part; two in flight keep an upload at ≤ 15 MiB whatever its size.
+        let mut writer = BufWriter::with_capacity(self.store.clone(), path, UPLOAD_PART_BYTES)
+            .with_max_concurrency(UPLOAD_PARTS_IN_FLIGHT);
         let mut hasher = Sha256::new();
         let mut size = 0u64;
         let mut body = std::pin::pin!(body);

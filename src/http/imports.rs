@@ -31,11 +31,11 @@ struct ImportQuery {
 }
 
 /// Import a CSV (`text/csv`) or NDJSON (`application/x-ndjson`) file of products,
-/// customers or orders (staff). The body is streamed to storage and imported by a job:
+/// customers, orders or counted stock levels (staff). The body is streamed to storage and imported by a job:
 /// 202 with the job (poll `GET /jobs/{id}`); with an `Idempotency-Key` used before by the
 /// caller, 200 with that job (the body is not read).
 #[utoipa::path(post, path = "/imports/{entity}", tag = "jobs", security(("bearer" = []), ("api_key" = ["catalog:write", "orders:write"])),
-    params(("entity" = String, Path, description = "products, customers or orders"), ImportQuery,
+    params(("entity" = String, Path, description = "products, customers, orders or stock"), ImportQuery,
            ("Idempotency-Key" = Option<String>, Header, description = "the same key again returns the first job")),
     request_body(content = String, content_type = "text/csv"),
     responses((status = 202, body = JobView), (status = 200, body = JobView), (status = 400, body = Problem),

@@ -33,6 +33,15 @@ pub enum ImportCommand {
         /// Path to the customers CSV.
         csv: PathBuf,
     },
+    /// Set counted stock levels of existing products: sku,on_hand (idempotent: a level
+    /// already at the count is left alone). Rows below what open orders hold are rejected.
+    ///
+    /// Exits with status 1 if any row was rejected; the good rows are imported anyway.
+    /// Example: orderly import stock stocktake.csv
+    Stock {
+        /// Path to the stock CSV.
+        csv: PathBuf,
+    },
     /// Import historical orders, one row per line:
     /// order_number,customer_email,placed_at,status,currency,sku,name,unit_price,quantity,discount
     /// (idempotent). Import their customers first.
@@ -51,9 +60,10 @@ pub async fn run(cmd: ImportCommand, config: &Config) -> anyhow::Result<()> {
     db.migrate().await?;
     let result = match cmd {
         ImportCommand::Superstore { csv } => superstore::import_file(&db, &csv).await.map(|r| eprintln!("{r}")),
-        ImportCommand::Products { csv } => generic::import_products(&db, &csv).await.and_then(finish),
-        ImportCommand::Customers { csv } => generic::import_customers(&db, &csv).await.and_then(finish),
-        ImportCommand::Orders { csv } => generic::import_orders(&db, &csv).await.and_then(finish),
+        ImportCommand::Products { csv } => generic::import_file(&db, "products", &csv).await.and_then(finish),
+        ImportCommand::Customers { csv } => generic::import_file(&db, "customers", &csv).await.and_then(finish),
+        ImportCommand::Orders { csv } => generic::import_file(&db, "orders", &csv).await.and_then(finish),
+        ImportCommand::Stock { csv } => generic::import_file(&db, "stock", &csv).await.and_then(finish),
     };
     db.close().await;
     result

@@ -1,5 +1,5 @@
 //! The generic CSV formats for shops other than Superstore: `products.csv`,
-//! `customers.csv` and `orders.csv` (documented with examples in docs/IMPORTS.md), each
+//! `customers.csv`, `orders.csv` and `stock.csv` (documented with examples in docs/IMPORTS.md), each
 //! parsed into records for the common loader.
 //!
 //! Every row is validated; a bad row is skipped and reported with its line number and
@@ -9,6 +9,7 @@
 mod customers;
 mod orders;
 mod products;
+mod stock;
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -17,11 +18,8 @@ use std::path::Path;
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 
-pub use customers::import_customers;
-pub use orders::import_orders;
-pub use products::import_products;
-
-use super::report::RowError;
+use super::report::{ImportReport, RowError};
+use crate::db::Db;
 
 /// A CSV file read whole: its columns by name and its data rows with their line numbers.
 pub(crate) struct Table {
@@ -100,6 +98,19 @@ impl Table {
     }
 }
 
+/// Imports the file at `path` in the generic format of `entity` (`products`, `customers`,
+/// `orders`, `stock`) in one transaction: `orderly import <entity>`. Errors only if there is
+/// no such format, the file cannot be read, its header is wrong, or the database fails;
+/// bad rows are in the report.
+pub async fn import_file(db: &Db, entity: &str, path: &Path) -> anyhow::Result<ImportReport> {
+    let format = format(entity).with_context(|| format!("no generic format for {entity}"))?;
+    let table = Table::open(path, format.required, format.optional)?;
+    let (batch, errors) = (format.parse)(&table);
+    let loaded = super::load::load(db, entity, batch).await?;
+    let what = if entity == "stock" { "stock levels" } else { entity };
+    Ok(ImportReport::new(format!("{what} from {}", path.display()), table.rows_read(), loaded, errors))
+}
+
 /// A generic format: its columns and its parser of a table (or a batch of one).
 #[derive(Clone, Copy)]
 pub(crate) struct Format {
@@ -111,12 +122,13 @@ pub(crate) struct Format {
     pub(crate) group_by: Option<&'static str>,
 }
 
-/// The generic format of `entity` (`products`, `customers`, `orders`).
+/// The generic format of `entity` (`products`, `customers`, `orders`, `stock`).
 pub(crate) fn format(entity: &str) -> Option<Format> {
     match entity {
         "products" => Some(products::FORMAT),
         "customers" => Some(customers::FORMAT),
         "orders" => Some(orders::FORMAT),
+        "stock" => Some(stock::FORMAT),
         _ => None,
     }
 }

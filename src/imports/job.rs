@@ -22,6 +22,7 @@ use super::load;
 use super::report::{LoadReport, RowError};
 use super::stream::{Encoding, ReadError, StreamRead, read_batches};
 use super::superstore;
+use crate::cache::CatalogCache;
 use crate::db::Db;
 use crate::jobs::store::{RowProblem, record_problems};
 use crate::jobs::{Job, JobContext, JobError, JobFuture, JobHandler, JobOutput};
@@ -29,7 +30,7 @@ use crate::jobs::{Job, JobContext, JobError, JobFuture, JobHandler, JobOutput};
 /// An import job's parameters (`jobs.params`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ImportParams {
-    /// `products`, `customers` or `orders`.
+    /// `products`, `customers`, `orders` or `stock`.
     pub entity: String,
     /// `generic` or `superstore`.
     pub format: String,
@@ -49,6 +50,10 @@ pub struct Counts {
     pub customers: u64,
     pub orders: u64,
     pub order_lines: u64,
+    /// Stock counts: under `created` the levels a count changed, under `present` those
+    /// already at the count.
+    #[serde(default)]
+    pub stock_levels: u64,
 }
 
 /// A job's running totals: its checkpoint while it runs, its result when it succeeds.
@@ -72,11 +77,13 @@ impl Totals {
         c.customers += report.customers.created;
         c.orders += report.orders.created;
         c.order_lines += report.order_lines_created;
+        c.stock_levels += report.stock_levels.created;
         let p = &mut self.present;
         p.categories += report.categories.present;
         p.products += report.products.present;
         p.customers += report.customers.present;
         p.orders += report.orders.present;
+        p.stock_levels += report.stock_levels.present;
         self.rows += rows;
         self.rejected += rejected;
     }
@@ -88,6 +95,7 @@ impl Totals {
         r.customers.created = self.created.customers;
         r.orders.created = self.created.orders;
         r.order_lines_created = self.created.order_lines;
+        r.stock_levels.created = self.created.stock_levels;
         r
     }
 }
@@ -98,22 +106,27 @@ pub fn kind(entity: &str, format: &str) -> Option<&'static str> {
         ("products", "generic") => Some("import.products"),
         ("customers", "generic") => Some("import.customers"),
         ("orders", "generic") => Some("import.orders"),
+        ("stock", "generic") => Some("import.stock"),
         ("orders", "superstore") => Some("import.superstore"),
         _ => None,
     }
 }
 
 /// The handlers of every import kind.
-pub fn handlers(db: &Db, batch_rows: usize) -> Vec<Arc<dyn JobHandler>> {
-    ["import.products", "import.customers", "import.orders", "import.superstore"]
+pub fn handlers(db: &Db, cache: &CatalogCache, batch_rows: usize) -> Vec<Arc<dyn JobHandler>> {
+    ["import.products", "import.customers", "import.orders", "import.stock", "import.superstore"]
         .into_iter()
-        .map(|kind| Arc::new(ImportJob { db: db.clone(), kind, batch_rows }) as Arc<dyn JobHandler>)
+        .map(|kind| {
+            Arc::new(ImportJob { db: db.clone(), cache: cache.clone(), kind, batch_rows }) as Arc<dyn JobHandler>
+        })
         .collect()
 }
 
 /// One import kind's handler.
 pub struct ImportJob {
     db: Db,
+    /// Products whose stock a batch counted are dropped from it after the batch commits.
+    cache: CatalogCache,
     kind: &'static str,
     batch_rows: usize,
 }
@@ -189,6 +202,9 @@ impl ImportJob {
             errors.extend(report.rejected.iter().cloned());
             record_problems(&mut db_tx, job.id, &problems(&errors)).await.map_err(retry)?;
             db_tx.commit().await.map_err(retry)?;
+            if !report.changed_products.is_empty() {
+                self.cache.products_changed(&report.changed_products).await;
+            }
             totals.add(&report, chunk.rows, errors.len() as u64);
             totals.line = chunk.last_line;
             let checkpoint = serde_json::to_value(&totals).map_err(|e| JobError::Permanent(e.to_string()))?;

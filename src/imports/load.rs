@@ -15,11 +15,12 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::Row;
 
-use super::records::{Batch, CategoryRecord, CustomerRecord, ProductRecord};
+use super::records::{Batch, CategoryRecord, CustomerRecord, ProductRecord, StockCountRecord};
 use super::report::{LoadReport, RowError, Tally};
 use crate::db::{self, Arg, Db, SqlBuilder, Tx};
 use crate::events::{self, Event, ImportCompleted};
 use crate::inventory::InitialStock;
+use crate::inventory::count::{self, CountOutcome};
 use crate::money::Price;
 
 /// Rows per `INSERT` at most (and keys per `IN (…)` lookup).
@@ -87,10 +88,55 @@ pub async fn load_in(tx: &mut Tx, kind: &str, batch: Batch, summary: bool) -> Re
     load_products(tx, batch.products, &categories, &now, &mut report).await?;
     load_customers(tx, batch.customers, &mut report).await?;
     orders::load_orders(tx, batch.orders, &mut report).await?;
+    load_stock_counts(tx, batch.stock_counts, &mut report).await?;
     if summary && report.created() > 0 {
         record_summary(tx, kind, &report).await?;
     }
     Ok(report)
+}
+
+/// Sets the counted stock levels (`inventory::count`): a SKU counted twice in the batch
+/// keeps its first count and the later rows are rejected, like a SKU listed twice in a
+/// products file.
+async fn load_stock_counts(
+    tx: &mut Tx,
+    records: Vec<StockCountRecord>,
+    report: &mut LoadReport,
+) -> Result<(), sqlx::Error> {
+    let mut first_line: HashMap<&str, Option<u64>> = HashMap::new();
+    let mut counts = Vec::with_capacity(records.len());
+    let mut lines = Vec::with_capacity(records.len());
+    for r in &records {
+        if let Some(first) = first_line.get(r.sku.as_str()) {
+            let at = first.map(|l| format!(" (line {l})")).unwrap_or_default();
+            report.rejected.push(RowError::at(r.line, format!("stock {}: SKU appears earlier{at}", r.sku.as_str())));
+            continue;
+        }
+        first_line.insert(r.sku.as_str(), r.line);
+        counts.push((r.sku.as_str(), r.on_hand));
+        lines.push(r.line);
+    }
+    let outcomes = count::apply_counts(tx, &counts).await.map_err(into_sqlx)?;
+    for ((outcome, (sku, _)), line) in outcomes.into_iter().zip(&counts).zip(lines) {
+        match outcome {
+            CountOutcome::Updated { product_id, .. } => {
+                report.stock_levels.created += 1;
+                report.changed_products.push(product_id);
+            }
+            CountOutcome::Unchanged { .. } => report.stock_levels.present += 1,
+            CountOutcome::Refused(why) => report.rejected.push(RowError::at(line, format!("stock {sku}: {why}"))),
+        }
+    }
+    Ok(())
+}
+
+/// The loader reports database failures only; any other error of a service function it
+/// calls would be a bug, and surfaces as one.
+fn into_sqlx(e: crate::error::Error) -> sqlx::Error {
+    match e {
+        crate::error::Error::Database(e) => e,
+        other => sqlx::Error::Protocol(format!("stock count: {other}")),
+    }
 }
 
 /// Records one `import.completed` event with `report`'s counts.

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::auth::Email;
 use crate::catalog::{Sku, slugify};
+use crate::inventory::InitialStock;
 use crate::money::Currency;
 use crate::orders::OrderStatus;
 
@@ -22,6 +23,8 @@ pub struct Batch {
     pub products: Vec<ProductRecord>,
     pub customers: Vec<CustomerRecord>,
     pub orders: Vec<OrderRecord>,
+    /// Counted stock levels of existing products (applied after the products above).
+    pub stock_counts: Vec<StockCountRecord>,
 }
 
 /// A category, keyed by its unique slug.
@@ -70,6 +73,16 @@ pub struct ProductRecord {
     pub on_hand: i64,
     /// `inventory.low` fires at or below this many available units, >= 0.
     pub low_stock_threshold: i64,
+    /// Source line, for error reports.
+    pub line: Option<u64>,
+}
+
+/// A counted stock level: the product with `sku` gets exactly `on_hand` units on hand
+/// (`crate::inventory::count`). The product must exist.
+#[derive(Debug, Clone)]
+pub struct StockCountRecord {
+    pub sku: Sku,
+    pub on_hand: InitialStock,
     /// Source line, for error reports.
     pub line: Option<u64>,
 }

@@ -58,18 +58,25 @@ pub struct LoadReport {
     pub orders: Tally,
     /// Lines of the orders created in this run (lines of existing orders are never touched).
     pub order_lines_created: u64,
+    /// Stock counts: levels changed (`created`) and levels already at the count (`present`).
+    pub stock_levels: Tally,
+    /// Existing products whose reads changed (their stock was counted): the caller drops
+    /// them from the catalog cache after the commit.
+    pub changed_products: Vec<uuid::Uuid>,
     /// Records the loader refused (unknown customer, broken invariant, duplicate key, …).
     pub rejected: Vec<RowError>,
 }
 
 impl LoadReport {
-    /// Rows inserted, all entities together: 0 when a run changed nothing.
+    /// Rows inserted (and stock levels changed), all entities together: 0 when a run
+    /// changed nothing.
     pub fn created(&self) -> u64 {
         self.categories.created
             + self.products.created
             + self.customers.created
             + self.orders.created
             + self.order_lines_created
+            + self.stock_levels.created
     }
 }
 
@@ -89,11 +96,15 @@ impl fmt::Display for LoadReport {
                 }
             }
         }
+        if self.stock_levels != Tally::default() {
+            let (changed, same) = (thousands(self.stock_levels.created), thousands(self.stock_levels.present));
+            write!(f, "\n  {:<11} {changed} changed, {same} already at the count", "stock")?;
+        }
         Ok(())
     }
 }
 
-/// The outcome of a generic CSV import (`orderly import products|customers|orders`).
+/// The outcome of a generic CSV import (`orderly import products|customers|orders|stock`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportReport {
     /// What was imported from where: `products from shop/products.csv`.

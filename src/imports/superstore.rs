@@ -196,7 +196,8 @@ fn map(mut lines: Vec<Line>) -> anyhow::Result<(Batch, SuperstoreReport)> {
             line: Some(p.line),
         })
         .collect();
-    let batch = Batch { categories, products, customers: customers.into_values().collect(), orders };
+    let batch =
+        Batch { categories, products, customers: customers.into_values().collect(), orders, stock_counts: Vec::new() };
     Ok((batch, facts))
 }
 

@@ -21,7 +21,7 @@ const SNIFF_BYTES: usize = 1024;
 /// What the caller asked for.
 #[derive(Debug, Clone)]
 pub struct UploadRequest {
-    /// `products`, `customers` or `orders` (the path).
+    /// `products`, `customers`, `orders` or `stock` (the path).
     pub entity: String,
     /// `generic` (default) or `superstore` (orders only, CSV).
     pub format: Option<String>,
@@ -45,7 +45,7 @@ impl Imports {
     }
 
     /// Starts an import of `body`. Returns the job and whether it was created now (`false`:
-    /// the caller's earlier job with the same key). Staff only: products need
+    /// the caller's earlier job with the same key). Staff only: products and stock need
     /// `catalog:write`, customers and orders `orders:write` (API keys). Errors: 401, 403;
     /// 422 unknown entity, format or key; 415 a content type other than `text/csv` or
     /// `application/x-ndjson`, or a body that does not look like it; 413 over
@@ -55,12 +55,13 @@ impl Imports {
         S: Stream<Item = std::result::Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
-        let scope = if req.entity == "products" { Scope::CatalogWrite } else { Scope::OrdersWrite };
+        let scope =
+            if ["products", "stock"].contains(&req.entity.as_str()) { Scope::CatalogWrite } else { Scope::OrdersWrite };
         let actor = principal.require_staff(scope)?;
         let format = req.format.as_deref().unwrap_or("generic");
         let mut invalid = Vec::new();
-        if !["products", "customers", "orders"].contains(&req.entity.as_str()) {
-            invalid.push(FieldError::new("entity", "must be products, customers or orders"));
+        if !["products", "customers", "orders", "stock"].contains(&req.entity.as_str()) {
+            invalid.push(FieldError::new("entity", "must be products, customers, orders or stock"));
         } else if !["generic", "superstore"].contains(&format) {
             invalid.push(FieldError::new("format", "must be generic or superstore"));
         }

@@ -15,7 +15,7 @@ async fn seed_products(app: &TestApp, n: usize) {
     }
     let path = app.db.data_dir().join(format!("batch-products-{}.csv", uuid::Uuid::new_v4().simple()));
     std::fs::write(&path, csv).unwrap();
-    generic::import_products(&app.app.db, &path).await.expect("import products");
+    generic::import_file(&app.app.db, "products", &path).await.expect("import products");
 }
 
 /// The product with `sku` as staff reads it through the API (so through the read cache,

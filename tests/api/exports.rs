@@ -70,9 +70,9 @@ async fn all_9994_superstore_lines_export_and_round_trip_through_the_generic_imp
         std::fs::write(dir.join(name), body).unwrap();
     }
     let db = &second.app.db;
-    let p = generic::import_products(db, &dir.join("products.csv")).await.expect("products");
-    let c = generic::import_customers(db, &dir.join("customers.csv")).await.expect("customers");
-    let o = generic::import_orders(db, &dir.join("orders.csv")).await.expect("orders");
+    let p = generic::import_file(db, "products", &dir.join("products.csv")).await.expect("products");
+    let c = generic::import_file(db, "customers", &dir.join("customers.csv")).await.expect("customers");
+    let o = generic::import_file(db, "orders", &dir.join("orders.csv")).await.expect("orders");
     for report in [&p, &c, &o] {
         assert!(report.errors.is_empty(), "{report}");
     }

@@ -212,7 +212,7 @@ async fn generic_csv_imports_report_bad_rows_by_line_and_import_the_good_ones() 
          1004,bob@example.com,2024-03-04,delivered,USD,DK-1,Standing desk,499,zero,\n",
     );
 
-    let report = generic::import_products(db, &products).await.expect("products");
+    let report = generic::import_file(db, "products", &products).await.expect("products");
     assert_eq!(
         (report.rows_read, report.loaded.products.created, report.loaded.categories.created),
         (3, 2, 3),
@@ -221,11 +221,11 @@ async fn generic_csv_imports_report_bad_rows_by_line_and_import_the_good_ones() 
     assert_eq!(report.errors.len(), 1, "{report}");
     assert!(reasons_at(&report.errors, 3).contains("price:"), "{report}");
 
-    let report = generic::import_customers(db, &customers).await.expect("customers");
+    let report = generic::import_file(db, "customers", &customers).await.expect("customers");
     assert_eq!(report.loaded.customers.created, 2, "{report}");
     assert!(reasons_at(&report.errors, 3).contains("email:"), "{report}");
 
-    let report = generic::import_orders(db, &orders).await.expect("orders");
+    let report = generic::import_file(db, "orders", &orders).await.expect("orders");
     assert_eq!((report.loaded.orders.created, report.loaded.order_lines_created), (1, 2), "{report}");
     assert!(reasons_at(&report.errors, 4).contains("no customer with email nobody@example.com"), "{report}");
     assert!(reasons_at(&report.errors, 5).contains("status paid would hold stock"), "{report}");
@@ -246,9 +246,9 @@ async fn generic_csv_imports_report_bad_rows_by_line_and_import_the_good_ones() 
     assert_eq!(count(db, "SELECT COUNT(*) FROM inventory WHERE on_hand = 12").await, 1);
 
     for again in [
-        generic::import_products(db, &products).await,
-        generic::import_customers(db, &customers).await,
-        generic::import_orders(db, &orders).await,
+        generic::import_file(db, "products", &products).await,
+        generic::import_file(db, "customers", &customers).await,
+        generic::import_file(db, "orders", &orders).await,
     ] {
         let again = again.expect("second import");
         assert_eq!(again.loaded.created(), 0, "{again}");

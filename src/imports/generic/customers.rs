@@ -2,31 +2,18 @@
 //! customer's id in the system the file comes from) may be empty or left out. Customers are
 //! created without a password: they cannot log in until an admin issues a reset token.
 
-use std::path::Path;
-
 use chrono::Utc;
 
 use super::{Fields, Table};
 use crate::auth::{Email, parse_name};
-use crate::db::Db;
-use crate::imports::load;
 use crate::imports::records::{Batch, CustomerRecord};
-use crate::imports::report::{ImportReport, RowError};
+use crate::imports::report::RowError;
 
 const REQUIRED: &[&str] = &["email", "name"];
 const OPTIONAL: &[&str] = &["external_ref"];
 /// The format as a streamed import reads it.
 pub(crate) const FORMAT: super::Format =
     super::Format { required: REQUIRED, optional: OPTIONAL, parse, group_by: None };
-
-/// Imports `path`; a customer whose email or external_ref exists already is left as it is.
-/// Errors only if the file cannot be read, its header is wrong, or the database fails.
-pub async fn import_customers(db: &Db, path: &Path) -> anyhow::Result<ImportReport> {
-    let table = Table::open(path, REQUIRED, OPTIONAL)?;
-    let (batch, errors) = parse(&table);
-    let loaded = load::load(db, "customers", batch).await?;
-    Ok(ImportReport::new(format!("customers from {}", path.display()), table.rows_read(), loaded, errors))
-}
 
 pub(crate) fn parse(table: &Table) -> (Batch, Vec<RowError>) {
     let mut batch = Batch::default();

@@ -9,17 +9,14 @@
 //! reported and so is the skipped order.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use chrono::{DateTime, Utc};
 
 use super::{Fields, Table, timestamp};
 use crate::auth::{Email, parse_name};
 use crate::catalog::Sku;
-use crate::db::Db;
-use crate::imports::load;
 use crate::imports::records::{Batch, CustomerKey, LineRecord, OrderRecord};
-use crate::imports::report::{ImportReport, RowError};
+use crate::imports::report::RowError;
 use crate::money::Currency;
 use crate::orders::OrderStatus;
 
@@ -29,15 +26,6 @@ const OPTIONAL: &[&str] = &["discount"];
 /// The format as a streamed import reads it.
 pub(crate) const FORMAT: super::Format =
     super::Format { required: REQUIRED, optional: OPTIONAL, parse, group_by: Some("order_number") };
-
-/// Imports `path`; an order whose number exists already is left as it is (lines included).
-/// Errors only if the file cannot be read, its header is wrong, or the database fails.
-pub async fn import_orders(db: &Db, path: &Path) -> anyhow::Result<ImportReport> {
-    let table = Table::open(path, REQUIRED, OPTIONAL)?;
-    let (batch, errors) = parse(&table);
-    let loaded = load::load(db, "orders", batch).await?;
-    Ok(ImportReport::new(format!("orders from {}", path.display()), table.rows_read(), loaded, errors))
-}
 
 /// The order-level fields of one row.
 struct Head {

@@ -3,15 +3,11 @@
 //! `price` is a decimal in major units of `currency`; `description`, `category` and
 //! `on_hand` (default 0) may be empty or left out.
 
-use std::path::Path;
-
 use super::{Fields, Table, non_negative};
 use crate::auth::parse_name;
 use crate::catalog::Sku;
-use crate::db::Db;
-use crate::imports::load;
 use crate::imports::records::{Batch, CategoryRecord, ProductRecord};
-use crate::imports::report::{ImportReport, RowError};
+use crate::imports::report::RowError;
 use crate::money::Currency;
 
 const REQUIRED: &[&str] = &["sku", "name", "price", "currency"];
@@ -21,15 +17,6 @@ pub(crate) const FORMAT: super::Format =
     super::Format { required: REQUIRED, optional: OPTIONAL, parse, group_by: None };
 /// `inventory.low` threshold for imported products, as for products created by the API.
 const LOW_STOCK_THRESHOLD: i64 = 10;
-
-/// Imports `path`; existing SKUs are left as they are. Errors only if the file cannot be
-/// read, its header is wrong, or the database fails.
-pub async fn import_products(db: &Db, path: &Path) -> anyhow::Result<ImportReport> {
-    let table = Table::open(path, REQUIRED, OPTIONAL)?;
-    let (batch, errors) = parse(&table);
-    let loaded = load::load(db, "products", batch).await?;
-    Ok(ImportReport::new(format!("products from {}", path.display()), table.rows_read(), loaded, errors))
-}
 
 pub(crate) fn parse(table: &Table) -> (Batch, Vec<RowError>) {
     let mut batch = Batch::default();

@@ -171,3 +171,61 @@ async fn customers_cannot_import_and_nobody_sees_another_users_job() {
     assert_eq!(page["items"][0]["id"], id);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_stock_count_sets_on_hand_keeps_reservations_and_is_idempotent() {
+    let app = spawn(vec![]).await;
+    let staff = app.staff().await;
+    let a = app.create_product(&staff, "CNT-A", 1000, 10).await;
+    let b = app.create_product(&staff, "CNT-B", 1000, 5).await;
+    let c = app.create_product(&staff, "CNT-C", 1000, 5).await;
+    let d = app.create_product(&staff, "CNT-D", 1000, 2).await;
+    let id = |p: &serde_json::Value| p["id"].as_str().unwrap().to_owned();
+    let (customer, _, _) = app.register_customer("counted@example.com").await;
+    let (status, order) = app.place_order(&customer, "CNT-C", 3, None).await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    let (_, cached) = app.get(&format!("/api/v1/products/{}", id(&a)), None).await;
+    assert_eq!(cached["available"], 10, "{cached}");
+
+    let csv = "sku,on_hand\nCNT-A,40\nCNT-B,5\nCNT-C,1\nNOPE-1,4\nCNT-D,abc\nCNT-A,7\nCNT-D,0\n";
+    let (status, job) = upload(&app, &staff, "stock", "text/csv", csv, None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    assert_eq!(job["kind"], "import.stock");
+    let job = finished(&app, &staff, job["id"].as_str().unwrap()).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let r = &job["result"];
+    assert_eq!((r["rows"].as_i64(), r["rejected"].as_i64()), (Some(7), Some(4)), "{job}");
+    assert_eq!((r["created"]["stock_levels"].as_i64(), r["present"]["stock_levels"].as_i64()), (Some(2), Some(1)));
+
+    assert_eq!(app.stock(&staff, &id(&a)).await, (40, 0, 40));
+    assert_eq!(app.stock(&staff, &id(&b)).await, (5, 0, 5));
+    assert_eq!(app.stock(&staff, &id(&c)).await, (5, 3, 2), "a count below the reservations changes nothing");
+    assert_eq!(app.stock(&staff, &id(&d)).await, (0, 0, 0));
+    let (_, fresh) = app.get(&format!("/api/v1/products/{}", id(&a)), None).await;
+    assert_eq!(fresh["available"], 40, "the cached product was dropped after the batch: {fresh}");
+    let counted =
+        "SELECT COUNT(*) FROM outbox WHERE event_type = 'inventory.adjusted' AND payload LIKE '%stock count%'";
+    assert_eq!(count(&app, counted).await, 2);
+    let low = format!("SELECT COUNT(*) FROM outbox WHERE event_type = 'inventory.low' AND aggregate_id = '{}'", id(&d));
+    assert_eq!(count(&app, &low).await, 1);
+
+    let res = app.client.get(app.url(&format!("/api/v1/jobs/{}/errors", job["id"].as_str().unwrap())));
+    let report = res.bearer_auth(&staff).send().await.unwrap().text().await.unwrap();
+    let mut reader = csv::Reader::from_reader(report.as_bytes());
+    let rows: Vec<(String, String, String)> =
+        reader.records().map(|r| r.unwrap()).map(|r| (r[0].to_owned(), r[1].to_owned(), r[2].to_owned())).collect();
+    let lines: Vec<&str> = rows.iter().map(|(l, _, _)| l.as_str()).collect();
+    assert_eq!(lines, vec!["4", "5", "6", "7"], "{report}");
+    assert!(rows[0].2.contains("3 reserved"), "{report}");
+    assert!(rows[1].2.contains("no product with SKU NOPE-1"), "{report}");
+    assert_eq!(rows[2].1, "on_hand", "{report}");
+    assert!(rows[3].2.contains("appears earlier (line 2)"), "{report}");
+
+    let (_, again) = upload(&app, &staff, "stock", "text/csv", csv, None).await;
+    let again = finished(&app, &staff, again["id"].as_str().unwrap()).await;
+    let r = &again["result"];
+    assert_eq!((r["created"]["stock_levels"].as_i64(), r["present"]["stock_levels"].as_i64()), (Some(0), Some(3)));
+    assert_eq!(count(&app, counted).await, 2, "a second run of the same count records nothing");
+    assert_eq!(app.stock(&staff, &id(&a)).await, (40, 0, 40));
+    app.stop().await;
+}
