@@ -7,6 +7,7 @@ mod auth;
 mod batch;
 mod caching;
 mod catalog;
+mod compact;
 mod contract;
 mod dashboard;
 mod dead_letters;
@@ -206,6 +207,8 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .option_layer(hsts(config))
         .option_layer(cors(config))
+        // Uncompressed responses (every SSE stream) drop the compression layer's encoders.
+        .map_response(compact::compact_body)
         .layer(
             CompressionLayer::new()
                 .compress_when(DefaultPredicate::new().and(SizeAbove::new(config.compression_min_bytes))),

@@ -2,6 +2,8 @@
 
 /// mimalloc instead of glibc malloc: glibc kept every freed 19 MiB Argon2id block in its
 /// per-thread arenas, so RSS grew by ~19 MiB per login thread and never came back.
+/// The `system-alloc` feature keeps the system allocator (heap profiling).
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

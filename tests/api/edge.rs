@@ -1,5 +1,6 @@
 //! Protection at the edge: security headers on every response, caching rules, compression,
-//! CORS, TRACE, request ids, slow and oversized request heads, panics.
+//! CORS, TRACE, request ids, slow and oversized request heads,
+//! h2c beside HTTP/1.1 on one port, panics.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -183,6 +184,52 @@ async fn a_client_that_sends_its_headers_too_slowly_is_disconnected() {
     // A normal client on the same server is unaffected.
     let (status, _) = app.get("/healthz", None).await;
     assert_eq!(status, StatusCode::OK);
+}
+
+/// Opens an h2c connection (prior knowledge), its preface sent in `parts`, and returns the
+/// type of the server's first frame.
+async fn first_h2_frame_type(app: &TestApp, parts: &[&[u8]]) -> u8 {
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        conn.write_all(part).await.unwrap();
+    }
+    // An empty SETTINGS frame: length 0, type 4, no flags, stream 0.
+    conn.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await.unwrap();
+    let mut head = [0u8; 9];
+    tokio::time::timeout(Duration::from_secs(10), conn.read_exact(&mut head)).await.unwrap().unwrap();
+    head[3]
+}
+
+#[tokio::test]
+async fn h2c_clients_are_served_http2_on_the_same_port_even_when_the_preface_arrives_in_pieces() {
+    let app = TestApp::spawn().await;
+    let preface: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    // The server speaks first with its SETTINGS frame (type 4), as HTTP/2 requires.
+    assert_eq!(first_h2_frame_type(&app, &[preface]).await, 4);
+    assert_eq!(first_h2_frame_type(&app, &[&preface[..1], &preface[1..10], &preface[10..]]).await, 4);
+    // HTTP/1.1 on the same port is unaffected.
+    let (status, _) = app.get("/healthz", None).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_first_line_is_disconnected() {
+    let app = TestApp::spawn_with(Options {
+        config: vec![("http.header_read_timeout_ms", "300".into())],
+        ..Default::default()
+    })
+    .await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    // "PR" could still be the start of an h2c preface: the server must not wait forever.
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"PR").await.unwrap();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), slow.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the connection was still open after 10 s");
 }
 
 #[tokio::test]
