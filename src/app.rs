@@ -142,7 +142,9 @@ impl Application {
         let webhook_worker = tokio::spawn(crate::webhooks::delivery::run(app.webhooks.clone(), stop_rx.clone()));
         let relay = tokio::spawn(relay.with_nats(app.nats.clone()).run(stop_rx.clone()));
         let fanout = app.nats.clone().map(|n| tokio::spawn(n.run_fanout(app.hub.clone(), stop_rx.clone())));
-        let prune = crate::events::prune::run(app.db.clone(), app.config.events.clone(), stop_rx.clone());
+        let delivery_retention = std::time::Duration::from_secs(app.config.webhooks.delivery_retention_secs);
+        let prune =
+            crate::events::prune::run(app.db.clone(), app.config.events.clone(), delivery_retention, stop_rx.clone());
         let prune = AbortOnDrop(tokio::spawn(prune));
         // Background jobs: aborted with the application if it is dropped (a crash leaves the
         // leases to expire); on shutdown they are handed back before the pool closes.

@@ -121,6 +121,9 @@ pub struct WebhooksConfig {
     /// How often the delivery worker and the `webhooks` consumer look for work, in
     /// milliseconds (new events wake the worker at once).
     pub poll_interval_ms: u64,
+    /// How long finished deliveries (`succeeded`, `dead`) and their attempts stay in the
+    /// delivery log, in seconds; then the events pruning pass deletes them.
+    pub delivery_retention_secs: u64,
 }
 
 impl Default for WebhooksConfig {
@@ -133,6 +136,7 @@ impl Default for WebhooksConfig {
             backoff_max_secs: 6.0 * 3600.0,
             workers: 8,
             poll_interval_ms: 1000,
+            delivery_retention_secs: 30 * 24 * 3600,
         }
     }
 }

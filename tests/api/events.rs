@@ -191,3 +191,65 @@ async fn pruning_deletes_only_published_rows_and_processed_events_older_than_the
     assert_eq!(processed, ["recent"]);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn pruning_deletes_only_finished_webhook_deliveries_older_than_their_retention_with_their_attempts() {
+    let app = TestApp::spawn().await;
+    let pool = app.app.db.pool();
+    let now = chrono::Utc::now();
+    let old = orderly::db::ts(now - chrono::Duration::days(31));
+    let recent = orderly::db::ts(now - chrono::Duration::days(29));
+    let endpoint = uuid::Uuid::now_v7().to_string();
+    sqlx::query(
+        "INSERT INTO webhook_endpoints (id, url, description, event_types, enabled, secret, created_at, updated_at) \
+         VALUES ($1, 'https://partner.example/hook', 'test', '[]', 1, 'whsec_test', $2, $2)",
+    )
+    .bind(&endpoint)
+    .bind(&old)
+    .execute(pool)
+    .await
+    .unwrap();
+    let rows = [
+        ("old-succeeded", "succeeded", &old),
+        ("old-dead", "dead", &old),
+        ("old-failed", "failed", &old),
+        ("old-pending", "pending", &old),
+        ("recent-succeeded", "succeeded", &recent),
+    ];
+    for (event, status, at) in rows {
+        let id = uuid::Uuid::now_v7().to_string();
+        sqlx::query(
+            "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, payload, status, attempts, \
+             created_at, updated_at) VALUES ($1, $2, $3, 'order.paid', '{}', $4, 1, $5, $5)",
+        )
+        .bind(&id)
+        .bind(&endpoint)
+        .bind(event)
+        .bind(status)
+        .bind(at)
+        .execute(pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO webhook_attempts (id, delivery_id, attempt, status_code, duration_ms, attempted_at) \
+             VALUES ($1, $2, 1, 200, 5, $3)",
+        )
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(&id)
+        .bind(at)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+
+    let retention = Duration::from_secs(30 * 24 * 3600);
+    let pruned = orderly::events::prune::prune_deliveries(&app.app.db, retention, 1).await.unwrap();
+    assert_eq!(pruned, 2);
+    let mut left: Vec<String> =
+        sqlx::query_scalar("SELECT event_id FROM webhook_deliveries").fetch_all(pool).await.unwrap();
+    left.sort();
+    assert_eq!(left, ["old-failed", "old-pending", "recent-succeeded"]);
+    let attempts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webhook_attempts").fetch_one(pool).await.unwrap();
+    assert_eq!(attempts, 3, "the pruned deliveries' attempts went with them");
+    app.stop().await;
+}
