@@ -165,8 +165,9 @@ async fn cors_allows_only_configured_origins() {
     assert!(res.headers().get("access-control-allow-origin").is_none());
 }
 
-#[tokio::test]
-async fn a_client_that_sends_its_headers_too_slowly_is_disconnected() {
+/// Sends `head` and then nothing more, to a server with a 300 ms header read timeout, and
+/// returns what the server sent before it closed the connection (within 10 s, or panics).
+async fn sent_before_disconnect(head: &[u8]) -> (TestApp, Vec<u8>) {
     let app = TestApp::spawn_with(Options {
         config: vec![("http.header_read_timeout_ms", "300".into())],
         ..Default::default()
@@ -174,16 +175,28 @@ async fn a_client_that_sends_its_headers_too_slowly_is_disconnected() {
     .await;
     let addr = app.base.trim_start_matches("http://").to_owned();
     let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.unwrap();
-    // Then nothing more. The server must give up on us rather than hold the connection.
+    slow.write_all(head).await.unwrap();
     let mut buf = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(10), slow.read_to_end(&mut buf)).await;
     assert!(read.is_ok(), "the connection was still open after 10 s");
+    (app, buf)
+}
+
+#[tokio::test]
+async fn a_client_that_sends_its_headers_too_slowly_is_disconnected() {
+    let (app, buf) = sent_before_disconnect(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ").await;
     let text = String::from_utf8_lossy(&buf);
     assert!(buf.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
     // A normal client on the same server is unaffected.
     let (status, _) = app.get("/healthz", None).await;
     assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_first_line_is_disconnected() {
+    // "PR" could still be the start of an h2c preface: the server must not wait forever.
+    let (_app, buf) = sent_before_disconnect(b"PR").await;
+    assert!(buf.is_empty(), "{}", String::from_utf8_lossy(&buf));
 }
 
 /// Opens an h2c connection (prior knowledge), its preface sent in `parts`, and returns the
@@ -214,22 +227,6 @@ async fn h2c_clients_are_served_http2_on_the_same_port_even_when_the_preface_arr
     // HTTP/1.1 on the same port is unaffected.
     let (status, _) = app.get("/healthz", None).await;
     assert_eq!(status, StatusCode::OK);
-}
-
-#[tokio::test]
-async fn a_client_that_never_finishes_its_first_line_is_disconnected() {
-    let app = TestApp::spawn_with(Options {
-        config: vec![("http.header_read_timeout_ms", "300".into())],
-        ..Default::default()
-    })
-    .await;
-    let addr = app.base.trim_start_matches("http://").to_owned();
-    // "PR" could still be the start of an h2c preface: the server must not wait forever.
-    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    slow.write_all(b"PR").await.unwrap();
-    let mut buf = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(10), slow.read_to_end(&mut buf)).await;
-    assert!(read.is_ok(), "the connection was still open after 10 s");
 }
 
 #[tokio::test]
