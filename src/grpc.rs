@@ -16,11 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tonic::server::NamedService;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::realtime::drained;
 use crate::services::App;
 
 /// The code generated from `proto/orderly/v1` by `build.rs`.
@@ -124,12 +124,5 @@ async fn follow_readiness(reporter: HealthReporter, app: Arc<App>) {
                 }
             }
         }
-    }
-}
-
-/// Completes once `drain` is (or turns) true; never if the application is gone.
-async fn drained(drain: &mut watch::Receiver<bool>) {
-    if drain.wait_for(|d| *d).await.is_err() {
-        std::future::pending::<()>().await;
     }
 }

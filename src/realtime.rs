@@ -32,7 +32,7 @@ use crate::events::replay::Selection;
 use crate::orders::{self, Orders};
 use crate::ratelimit::Class;
 
-pub use subscriptions::{Delivery, Next, Subscriptions};
+pub use subscriptions::{Delivery, Live, Next, Subscriptions, drained};
 
 /// What a topic follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

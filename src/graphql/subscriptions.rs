@@ -8,14 +8,14 @@
 //! `lastEventId`. Streams end when the server starts draining.
 
 use async_graphql::{Context, ID, Json, Object, Subscription as SubscriptionMacro};
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use tokio::sync::watch;
 
 use super::error::{Gql, to_graphql};
 use super::schema::{Long, app, principal, uuid};
 use crate::error::Error;
 use crate::events::bus::Envelope;
-use crate::realtime::{Next, Subscriptions, Topic};
+use crate::realtime::{Live, Subscriptions, Topic};
 
 /// A published domain event (docs/EVENTS.md).
 pub struct EventNode(std::sync::Arc<Envelope>);
@@ -101,28 +101,17 @@ fn deliver(
     subs: Subscriptions,
     drain: watch::Receiver<bool>,
 ) -> impl Stream<Item = async_graphql::Result<EventNode>> + use<> {
-    futures_util::stream::unfold(Some((subs, drain)), |state| async move {
-        let (mut subs, mut drain) = state?;
-        if *drain.borrow() {
-            return None;
-        }
-        let next = tokio::select! {
-            n = subs.next() => n,
-            _ = drain.wait_for(|d| *d) => return None,
-        };
-        match next {
-            Ok(Next::Event(d)) => Some((Ok(EventNode(d.event)), Some((subs, drain)))),
-            Ok(Next::Lagged) => {
-                let mut e = to_graphql(&Error::Unavailable(
-                    "this subscriber fell too far behind; subscribe again with lastEventId",
-                ));
-                if let Some(ext) = e.extensions.as_mut() {
-                    ext.set("reason", "lagged");
-                }
-                Some((Err(e), None))
+    subs.until_drained(drain).map(|item| match item {
+        Ok(Live::Event(d)) => Ok(EventNode(d.event)),
+        Ok(Live::Lagged) => {
+            let mut e = to_graphql(&Error::Unavailable(
+                "this subscriber fell too far behind; subscribe again with lastEventId",
+            ));
+            if let Some(ext) = e.extensions.as_mut() {
+                ext.set("reason", "lagged");
             }
-            Ok(Next::Closed) => None,
-            Err(e) => Some((Err(to_graphql(&e)), None)),
+            Err(e)
         }
+        Err(e) => Err(to_graphql(&e)),
     })
 }

@@ -6,7 +6,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use futures_util::stream::{self, Stream};
+use futures_util::{Stream, StreamExt};
 use tokio::sync::watch;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
@@ -14,13 +14,13 @@ use tonic::{Request, Response, Status};
 use super::caller::principal;
 use super::pb;
 use super::status::{ERROR_CODE, invalid, opt_uuid, uuid};
-use super::{drained, timestamp};
+use super::timestamp;
 use crate::events::bus::Envelope;
 use crate::orders::cart::LineItemRequest;
 use crate::orders::shipping::{Carrier, TrackingNumber};
 use crate::orders::{self, CheckoutRequest, Order, OrderFilter, OrderStatus, PaymentRequest};
 use crate::orders::{ShipRequest, checkout, lifecycle};
-use crate::realtime::{Next, Subscriptions, Topic};
+use crate::realtime::{Live, Subscriptions, Topic};
 use crate::services::App;
 
 /// The order service over the shared [`App`].
@@ -229,23 +229,14 @@ fn events(
     subs: Subscriptions,
     drain: watch::Receiver<bool>,
 ) -> impl Stream<Item = Result<pb::OrderEvent, Status>> + Send {
-    stream::unfold(Some((subs, drain)), |state| async move {
-        let (mut subs, mut drain) = state?;
-        let next = tokio::select! {
-            biased;
-            () = drained(&mut drain) => return None,
-            next = subs.next() => next,
-        };
-        match next {
-            Ok(Next::Event(d)) => Some((Ok(event_out(&d.event)), Some((subs, drain)))),
-            Ok(Next::Lagged) => {
-                tracing::info!(transport = "grpc", "a live client fell behind the hub; its stream ends");
-                let mut status = Status::aborted("the stream fell too far behind; resume with after_seq");
-                status.metadata_mut().insert(ERROR_CODE, MetadataValue::from_static("lagged"));
-                Some((Err(status), None))
-            }
-            Ok(Next::Closed) => None,
-            Err(e) => Some((Err(Status::from(e)), None)),
+    subs.until_drained(drain).map(|item| match item {
+        Ok(Live::Event(d)) => Ok(event_out(&d.event)),
+        Ok(Live::Lagged) => {
+            tracing::info!(transport = "grpc", "a live client fell behind the hub; its stream ends");
+            let mut status = Status::aborted("the stream fell too far behind; resume with after_seq");
+            status.metadata_mut().insert(ERROR_CODE, MetadataValue::from_static("lagged"));
+            Err(status)
         }
+        Err(e) => Err(Status::from(e)),
     })
 }

@@ -15,7 +15,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures_util::stream::{self, Stream};
+use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
 use tokio::sync::watch;
 use utoipa::IntoParams;
@@ -27,7 +27,7 @@ use super::extract::{Path, Query};
 use super::problem::Problem;
 use crate::auth::Principal;
 use crate::error::{Error, FieldError, Result};
-use crate::realtime::{Next, Subscriptions, Topic};
+use crate::realtime::{Live, Subscriptions, Topic};
 use crate::services::AppState;
 
 const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
@@ -115,39 +115,23 @@ async fn stream(state: &AppState, principal: &Principal, topic: Topic, after: Op
     Ok(res)
 }
 
-/// The SSE events of `subs` until it lags, the hub closes, a replay read fails, or `drain`
-/// turns true.
+/// The SSE events of `subs` until it lags (a last comment says so), the hub closes, a
+/// replay read fails (logged), or the server drains.
 fn events(subs: Subscriptions, drain: watch::Receiver<bool>) -> impl Stream<Item = Result<Event, Infallible>> {
-    stream::unfold(Some((subs, drain)), |state| async move {
-        let (mut subs, mut drain) = state?;
-        let next = tokio::select! {
-            biased;
-            () = drained(&mut drain) => return None,
-            next = subs.next() => next,
-        };
-        match next {
-            Ok(Next::Event(d)) => {
+    subs.until_drained(drain).filter_map(|item| async move {
+        match item {
+            Ok(Live::Event(d)) => {
                 let e = &d.event;
-                let event = Event::default().id(e.seq.to_string()).event(&e.event_type).data(e.to_json());
-                Some((Ok(event), Some((subs, drain))))
+                Some(Ok(Event::default().id(e.seq.to_string()).event(&e.event_type).data(e.to_json())))
             }
-            Ok(Next::Lagged) => {
+            Ok(Live::Lagged) => {
                 tracing::info!(transport = "sse", "a live client fell behind the hub; its stream ends");
-                Some((Ok(Event::default().comment("lagged: reconnect with Last-Event-ID")), None))
+                Some(Ok(Event::default().comment("lagged: reconnect with Last-Event-ID")))
             }
-            Ok(Next::Closed) => None,
             Err(e) => {
                 e.log_if_internal();
                 None
             }
         }
     })
-}
-
-/// Completes once `drain` is (or turns) true.
-pub(super) async fn drained(drain: &mut watch::Receiver<bool>) {
-    if drain.wait_for(|d| *d).await.is_err() {
-        // The sender (the app) is gone: nothing will drain us; wait forever.
-        std::future::pending::<()>().await;
-    }
 }

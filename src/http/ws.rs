@@ -28,11 +28,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::events::drained;
 use crate::auth::Principal;
 use crate::error::{Error, ErrorKind};
 use crate::events::bus::Envelope;
-use crate::realtime::{Next, Topic};
+use crate::realtime::{Next, Topic, drained};
 use crate::services::AppState;
 
 /// How long an unauthenticated connection may take to send its `auth` message.

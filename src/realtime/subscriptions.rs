@@ -5,7 +5,9 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use futures_util::stream::{self, Stream};
 use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::watch;
 
 use super::{Realtime, Topic};
 use crate::auth::Principal;
@@ -24,6 +26,22 @@ pub const MAX_TOPICS: usize = 64;
 pub struct Delivery {
     pub topic: Arc<Topic>,
     pub event: Arc<Envelope>,
+}
+
+/// An item of [`Subscriptions::until_drained`].
+#[derive(Debug)]
+pub enum Live {
+    Event(Delivery),
+    /// The client fell too far behind and lost events: the stream's last item; the client
+    /// may reconnect and resume from its last id.
+    Lagged,
+}
+
+/// Completes once `drain` is (or turns) true; never if its sender (the application) is gone.
+pub async fn drained(drain: &mut watch::Receiver<bool>) {
+    if drain.wait_for(|d| *d).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// What [`Subscriptions::next`] gives.
@@ -102,6 +120,26 @@ impl Subscriptions {
 
     pub fn is_empty(&self) -> bool {
         self.active.is_empty()
+    }
+
+    /// The subscription as a stream for a live transport (SSE, gRPC, GraphQL): its events,
+    /// then at most one last item, [`Live::Lagged`] or the error of a failed replay read.
+    /// It ends there, when the hub closes, or when `drain` turns true (server shutdown).
+    pub fn until_drained(self, drain: watch::Receiver<bool>) -> impl Stream<Item = Result<Live>> + Send {
+        stream::unfold(Some((self, drain)), |state| async move {
+            let (mut subs, mut drain) = state?;
+            let next = tokio::select! {
+                biased;
+                () = drained(&mut drain) => return None,
+                next = subs.next() => next,
+            };
+            match next {
+                Ok(Next::Event(d)) => Some((Ok(Live::Event(d)), Some((subs, drain)))),
+                Ok(Next::Lagged) => Some((Ok(Live::Lagged), None)),
+                Ok(Next::Closed) => None,
+                Err(e) => Some((Err(e), None)),
+            }
+        })
     }
 
     /// The next event for any followed topic: replayed ones first (per topic, in `seq`
