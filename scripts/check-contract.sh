@@ -13,14 +13,7 @@ cd "$(dirname "$0")/.."
 log() { printf -- '--- %s\n' "$*"; }
 fail() { printf 'check-contract: FAILED: %s\n' "$*" >&2; exit 1; }
 
-scratch=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$scratch"
-}
-trap cleanup EXIT
+. scripts/lib/server.sh
 
 # --- tools -------------------------------------------------------------------------------
 venv="${SCHEMATHESIS_VENV:-$scratch/venv}"
@@ -32,12 +25,9 @@ if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q '4.32.5' \
 fi
 log "$("$venv/bin/schemathesis" --version)"
 
-cargo build --locked -q
-target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-orderly="$target_dir/debug/orderly"
+orderly_binary
 
 # --- server ------------------------------------------------------------------------------
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 http_port=$(free_port)
 base="http://127.0.0.1:$http_port"
 # Rate limits stay on (429 is part of the contract), raised so that thousands of generated
@@ -50,12 +40,7 @@ ORDERLY_DATA_DIR="$scratch/data" ORDERLY_HTTP_ADDR="127.0.0.1:$http_port" ORDERL
   "$orderly" serve >"$scratch/orderly.log" 2>&1 &
 orderly_pid=$!
 pids+=($orderly_pid)
-for _ in $(seq 1 150); do
-  curl -fsS --max-time 2 "$base/readyz" >/dev/null 2>&1 && break
-  kill -0 $orderly_pid 2>/dev/null || { cat "$scratch/orderly.log"; fail "orderly exited"; }
-  sleep 0.2
-done
-curl -fsS --max-time 5 "$base/readyz" >/dev/null || { cat "$scratch/orderly.log"; fail "orderly not ready"; }
+wait_ready "$base" "$orderly_pid" "$scratch/orderly.log" 30
 
 # --- the document ------------------------------------------------------------------------
 curl -fsS --max-time 10 "$base/openapi.json" -o "$scratch/openapi.json"

@@ -11,14 +11,7 @@ cd "$(dirname "$0")/.."
 log() { printf -- '--- %s\n' "$*"; }
 fail() { printf 'check-graphql: FAILED: %s\n' "$*" >&2; exit 1; }
 
-scratch=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$scratch"
-}
-trap cleanup EXIT
+. scripts/lib/server.sh
 
 # --- tools -------------------------------------------------------------------------------
 venv="${GQL_VENV:-$scratch/venv}"
@@ -29,9 +22,7 @@ if ! "$venv/bin/python" -c 'import gql, websockets, aiohttp' 2>/dev/null; then
 fi
 log "gql $("$venv/bin/python" -c 'import gql; print(gql.__version__)')"
 
-cargo build --locked -q
-target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-orderly="$target_dir/debug/orderly"
+orderly_binary
 
 # --- server ------------------------------------------------------------------------------
 admin_email=admin@example.com
@@ -39,18 +30,12 @@ admin_password='check-graphql-admin-passphrase'
 export ORDERLY_DATA_DIR="$scratch/data"
 echo "$admin_password" | "$orderly" user create-admin --email "$admin_email" --password-stdin >/dev/null \
   || fail "orderly user create-admin"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 http_port=$(free_port)
 base="http://127.0.0.1:$http_port"
 ORDERLY_HTTP_ADDR="127.0.0.1:$http_port" ORDERLY_ADMIN_ADDR="127.0.0.1:0" ORDERLY_GRPC_ADDR="127.0.0.1:0" "$orderly" serve >"$scratch/orderly.log" 2>&1 &
 orderly_pid=$!
 pids+=($orderly_pid)
-for _ in $(seq 1 150); do
-  curl -fsS --max-time 2 "$base/readyz" >/dev/null 2>&1 && break
-  kill -0 $orderly_pid 2>/dev/null || { cat "$scratch/orderly.log"; fail "orderly exited"; }
-  sleep 0.2
-done
-curl -fsS --max-time 5 "$base/readyz" >/dev/null || { cat "$scratch/orderly.log"; fail "orderly not ready"; }
+wait_ready "$base" "$orderly_pid" "$scratch/orderly.log" 30
 
 # --- the client --------------------------------------------------------------------------
 log "gql: query, mutations, subscription against $base/graphql"

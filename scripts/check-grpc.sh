@@ -15,14 +15,7 @@ cd "$(dirname "$0")/.."
 log() { printf -- '--- %s\n' "$*"; }
 fail() { printf 'check-grpc: FAILED: %s\n' "$*" >&2; [ -f "${scratch:-/nonexistent}/log" ] && tail -30 "$scratch/log" >&2; exit 1; }
 
-scratch=$(mktemp -d)
-pid=""
-cleanup() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$scratch"
-}
-trap cleanup EXIT
+. scripts/lib/server.sh
 
 # --- tools -------------------------------------------------------------------------------
 venv="${GRPC_CHECK_VENV:-$scratch/venv}"
@@ -36,16 +29,9 @@ fi
 grpcurl="$venv/bin/grpcurl"
 log "grpcurl $("$grpcurl" -version 2>&1 | awk '{print $2}'), grpcio $("$venv/bin/python" -c 'import grpc; print(grpc.__version__)')"
 
-if [ -n "${ORDERLY_BIN:-}" ]; then # a binary built already (e.g. while cargo is busy elsewhere)
-  orderly=$ORDERLY_BIN
-else
-  cargo build --locked -q
-  target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-  orderly="$target_dir/debug/orderly"
-fi
+orderly_binary
 
 # --- server ------------------------------------------------------------------------------
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 http_port=$(free_port)
 grpc_port=$(free_port)
 base="http://127.0.0.1:$http_port"
@@ -58,12 +44,8 @@ echo "$password" | "$orderly" user create-admin --email "$admin_email" --passwor
   || { cat "$scratch/cli.log"; fail "orderly user create-admin"; }
 "$orderly" serve >"$scratch/log" 2>&1 &
 pid=$!
-for _ in $(seq 1 120); do
-  curl -fsS "$base/readyz" >/dev/null 2>&1 && break
-  kill -0 "$pid" 2>/dev/null || fail "server exited"
-  sleep 1
-done
-curl -fsS "$base/readyz" >/dev/null || fail "server not ready in 120 s"
+pids+=("$pid")
+wait_ready "$base" "$pid" "$scratch/log" 120
 
 json_field() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 admin_token=$(curl -fsS "$base/api/v1/auth/login" -H 'content-type: application/json' \

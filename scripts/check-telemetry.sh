@@ -28,21 +28,11 @@ if ! command -v promtool >/dev/null; then
 fi
 command -v promtool >/dev/null || fail "promtool is missing (Debian package prometheus)"
 
-cargo build --locked -q
-target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-orderly="$target_dir/debug/orderly"
 
 # --- scratch space and processes ------------------------------------------------------------
-scratch=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$scratch"
-}
-trap cleanup EXIT
+. scripts/lib/server.sh
+orderly_binary
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { # port, what
   for _ in $(seq 1 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
@@ -88,12 +78,7 @@ orderly_pid=$!
 pids+=($orderly_pid)
 base="http://127.0.0.1:$http_port"
 admin="http://127.0.0.1:$admin_port"
-for _ in $(seq 1 100); do
-  curl -fsS "$base/readyz" >/dev/null 2>&1 && break
-  kill -0 $orderly_pid 2>/dev/null || { cat "$scratch/orderly.log"; fail "orderly exited"; }
-  sleep 0.2
-done
-curl -fsS "$base/readyz" >/dev/null || fail "orderly not ready"
+wait_ready "$base" "$orderly_pid" "$scratch/orderly.log" 20
 
 # --- traffic with known trace ids -----------------------------------------------------------
 json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
